@@ -1,0 +1,91 @@
+"""Constants and small helpers of the LeRobot v2.1 on-disk format.
+
+Layout (``c = episode_index // chunks_size``)::
+
+    meta/info.json, meta/episodes.jsonl, meta/episodes_stats.jsonl, meta/tasks.jsonl
+    data/chunk-{c:03d}/episode_{i:06d}.parquet
+    videos/chunk-{c:03d}/{video_key}/episode_{i:06d}.mp4
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CODEBASE_VERSION = "v2.1"
+DEFAULT_CHUNKS_SIZE = 1000
+DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
+VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
+
+INFO_PATH = "meta/info.json"
+EPISODES_PATH = "meta/episodes.jsonl"
+EPISODES_STATS_PATH = "meta/episodes_stats.jsonl"
+TASKS_PATH = "meta/tasks.jsonl"
+# v2.0-style aggregate stats; LeRobot v2.1 recomputes them from episodes_stats, but
+# dataset checkers and older tools still read this file.
+STATS_PATH = "meta/stats.json"
+
+REQUIRED_INFO_FIELDS = (
+    "codebase_version",
+    "fps",
+    "features",
+    "data_path",
+    "total_episodes",
+    "total_frames",
+    "total_tasks",
+    "chunks_size",
+)
+
+# Columns every LeRobot parquet file carries, in LeRobot's order (they come last).
+INDEX_FEATURES: dict[str, dict] = {
+    "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+    "frame_index": {"dtype": "int64", "shape": [1], "names": None},
+    "episode_index": {"dtype": "int64", "shape": [1], "names": None},
+    "index": {"dtype": "int64", "shape": [1], "names": None},
+    "task_index": {"dtype": "int64", "shape": [1], "names": None},
+}
+
+# LeRobot's v2.1 loader rejects timestamps further than this from frame_index / fps.
+TIMESTAMP_TOLERANCE_S = 1e-4
+
+
+class DatasetFormatError(ValueError):
+    """A LeRobot dataset on disk is malformed. The message names the file and the fix."""
+
+
+def format_error(root: Path, relpath: str, problem: str, fix: str) -> DatasetFormatError:
+    """Build a :class:`DatasetFormatError` naming ``root/relpath``, the problem and the fix."""
+    return DatasetFormatError(f"{Path(root) / relpath}: {problem}. Fix: {fix}")
+
+
+def episode_chunk(episode_index: int, chunks_size: int) -> int:
+    """Chunk number of an episode (``episode_index // chunks_size``)."""
+    return int(episode_index) // int(chunks_size)
+
+
+def data_relpath(info: dict, episode_index: int) -> str:
+    """Relative path of an episode's parquet file, from info.json's template."""
+    chunk = episode_chunk(episode_index, info.get("chunks_size", DEFAULT_CHUNKS_SIZE))
+    return info["data_path"].format(episode_chunk=chunk, episode_index=int(episode_index))
+
+
+def video_relpath(info: dict, episode_index: int, video_key: str) -> str:
+    """Relative path of one camera's MP4 for an episode, from info.json's template."""
+    chunk = episode_chunk(episode_index, info.get("chunks_size", DEFAULT_CHUNKS_SIZE))
+    return info["video_path"].format(
+        episode_chunk=chunk, episode_index=int(episode_index), video_key=video_key
+    )
+
+
+def video_keys(features: dict) -> list[str]:
+    """Feature names stored as videos (``dtype == "video"``), in info.json order."""
+    return [k for k, ft in features.items() if ft.get("dtype") == "video"]
+
+
+def image_keys(features: dict) -> list[str]:
+    """Feature names stored as images inside the parquet (``dtype == "image"``)."""
+    return [k for k, ft in features.items() if ft.get("dtype") == "image"]
+
+
+def camera_name(video_key: str) -> str:
+    """Short camera name of a video key: ``observation.images.top_head`` -> ``top_head``."""
+    return video_key.rsplit(".", 1)[-1]

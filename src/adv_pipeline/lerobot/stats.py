@@ -1,0 +1,97 @@
+"""Per-episode feature statistics and their aggregation, as LeRobot v2.1 stores them.
+
+Each feature's stats are ``{min, max, mean, std, count}`` over axis 0 (frames), with
+population std and ``count`` a one-element list. Image/video stats are per channel in
+[0, 1] with nested shape (3, 1, 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+Stats = dict[str, np.ndarray]
+
+# Frames sampled per episode for video stats (LeRobot samples a few hundred at most).
+VIDEO_STATS_MAX_FRAMES = 100
+
+
+def column_stats(values: np.ndarray) -> Stats:
+    """Stats of one numeric column.
+
+    Args:
+        values: (T,) or (T, D) numeric array for one episode.
+
+    Returns:
+        min/max/mean/std of shape (1,) or (D,), count of shape (1,).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    return {
+        "min": x.min(axis=0),
+        "max": x.max(axis=0),
+        "mean": x.mean(axis=0),
+        "std": x.std(axis=0),
+        "count": np.array([x.shape[0]], dtype=np.int64),
+    }
+
+
+def video_stats(frames: np.ndarray, episode_length: int) -> Stats:
+    """Per-channel stats of sampled frames, scaled to [0, 1], shaped (3, 1, 1).
+
+    Args:
+        frames: (N, H, W, 3) uint8 frames sampled from the episode.
+        episode_length: number of frames in the episode (reported as ``count``).
+    """
+    x = np.asarray(frames, dtype=np.float32) / 255.0
+    flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    shape = (flat.shape[1], 1, 1)
+    return {
+        "min": flat.min(axis=0).reshape(shape),
+        "max": flat.max(axis=0).reshape(shape),
+        "mean": flat.mean(axis=0).reshape(shape),
+        "std": flat.std(axis=0).reshape(shape),
+        "count": np.array([episode_length], dtype=np.int64),
+    }
+
+
+def sample_indices(length: int, max_frames: int = VIDEO_STATS_MAX_FRAMES) -> np.ndarray:
+    """Evenly spaced frame indices (at most ``max_frames``) for video stats."""
+    n = min(length, max_frames)
+    return np.unique(np.linspace(0, length - 1, n).round().astype(np.int64))
+
+
+def aggregate_stats(per_episode: Sequence[Mapping[str, Stats]]) -> dict[str, Stats]:
+    """Combine per-episode stats into dataset stats (count-weighted mean and pooled std)."""
+    keys: list[str] = []
+    for ep in per_episode:
+        keys.extend(k for k in ep if k not in keys)
+    out: dict[str, Stats] = {}
+    for key in keys:
+        items = [ep[key] for ep in per_episode if key in ep]
+        counts = np.array([float(np.asarray(s["count"]).reshape(-1)[0]) for s in items])
+        means = np.stack([np.asarray(s["mean"], dtype=np.float64) for s in items])
+        stds = np.stack([np.asarray(s["std"], dtype=np.float64) for s in items])
+        w = (counts / counts.sum()).reshape((-1,) + (1,) * (means.ndim - 1))
+        mean = (w * means).sum(axis=0)
+        var = (w * (stds**2 + (means - mean) ** 2)).sum(axis=0)
+        out[key] = {
+            "min": np.min(np.stack([np.asarray(s["min"]) for s in items]), axis=0),
+            "max": np.max(np.stack([np.asarray(s["max"]) for s in items]), axis=0),
+            "mean": mean,
+            "std": np.sqrt(np.maximum(var, 0.0)),
+            "count": np.array([int(counts.sum())], dtype=np.int64),
+        }
+    return out
+
+
+def stats_to_json(stats: Mapping[str, Stats]) -> dict:
+    """Numpy stats -> JSON-ready nested lists."""
+    return {k: {n: np.asarray(v).tolist() for n, v in s.items()} for k, s in stats.items()}
+
+
+def stats_from_json(obj: Mapping[str, Mapping[str, list]]) -> dict[str, Stats]:
+    """JSON stats -> numpy arrays."""
+    return {k: {n: np.asarray(v) for n, v in s.items()} for k, s in obj.items()}

@@ -1,0 +1,290 @@
+"""MP4 video decoding and encoding with PyAV.
+
+Decoding streams frames in order, so memory is bounded by what the caller keeps, never
+by episode length. Frames are ``uint8`` arrays of shape (H, W, 3), RGB. Frame ``i`` of a
+LeRobot video is the frame whose timestamp is ``i / fps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+Size = tuple[int, int]  # (height, width) in pixels
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about a video stream."""
+
+    n_frames: int
+    fps: float
+    height: int
+    width: int
+    codec: str
+    pix_fmt: str
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """Encoder settings for the MP4 files we write.
+
+    Attributes:
+        codec: FFmpeg encoder name, e.g. ``libx264`` (fast decode) or ``libsvtav1``
+            (LeRobot's default, smaller files).
+        pix_fmt: pixel format of the stream; ``yuv420p`` plays everywhere.
+        crf: constant rate factor (lower is better quality).
+        gop: frames between key frames (small = faster random access, bigger files).
+        preset: encoder speed preset (codec specific; empty for the codec default).
+    """
+
+    codec: str = "libx264"
+    pix_fmt: str = "yuv420p"
+    crf: int = 18
+    gop: int = 30
+    preset: str = "veryfast"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def codec_options(self) -> dict[str, str]:
+        """Options passed to the FFmpeg encoder."""
+        opts = {"crf": str(self.crf), "g": str(self.gop)}
+        if self.preset:
+            opts["preset"] = str(self.preset)
+        opts.update({str(k): str(v) for k, v in self.extra.items()})
+        return opts
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read stream metadata without decoding (frame count from the container index)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        n = int(stream.frames)
+        if n <= 0:  # containers without an index: count packets (no decoding)
+            n = sum(1 for p in container.demux(stream) if p.size > 0)
+        rate = stream.average_rate or stream.guessed_rate or 0
+        return VideoInfo(
+            n_frames=n,
+            fps=float(rate),
+            height=int(stream.codec_context.height),
+            width=int(stream.codec_context.width),
+            codec=str(stream.codec_context.name),
+            pix_fmt=str(stream.codec_context.pix_fmt or stream.format.name),
+        )
+
+
+def padded_resize_plan(src: Size, dst: Size) -> tuple[Size, tuple[int, int]]:
+    """Scaled size and (top, left) offset to fit ``src`` into ``dst`` keeping aspect."""
+    (h, w), (H, W) = src, dst
+    scale = min(H / h, W / w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    return (nh, nw), ((H - nh) // 2, (W - nw) // 2)
+
+
+def _frame_to_array(frame: av.VideoFrame, size: Size | None) -> np.ndarray:
+    if size is None or (frame.height, frame.width) == tuple(size):
+        return frame.to_ndarray(format="rgb24")
+    (nh, nw), (top, left) = padded_resize_plan((frame.height, frame.width), size)
+    img = frame.to_ndarray(format="rgb24", width=nw, height=nh, interpolation="AREA")
+    if (nh, nw) == tuple(size):
+        return img
+    out = np.zeros((size[0], size[1], 3), dtype=np.uint8)
+    out[top : top + nh, left : left + nw] = img
+    return out
+
+
+def resize_with_pad(images: np.ndarray, size: Size) -> np.ndarray:
+    """Resize (H, W, 3) or (N, H, W, 3) uint8 images to ``size``, keeping the aspect
+    ratio and padding the rest with black (as openpi's ``resize_with_pad``)."""
+    arr = np.asarray(images, dtype=np.uint8)
+    if arr.ndim == 3:
+        return _frame_to_array(av.VideoFrame.from_ndarray(arr, format="rgb24"), size)
+    return np.stack([resize_with_pad(a, size) for a in arr]) if len(arr) else arr
+
+
+class VideoReader:
+    """Frames of one MP4 file, decoded in order.
+
+    Args:
+        path: the video file.
+        size: optional (height, width) to resize to, with padding that keeps the aspect.
+        threads: decoder threads (0 = FFmpeg's choice; 1 = none, best for tiny frames).
+    """
+
+    def __init__(self, path: str | Path, size: Size | None = None, threads: int = 1):
+        self.path = Path(path)
+        self.size = tuple(size) if size is not None else None
+        self.threads = int(threads)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: video file not found")
+
+    def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+        container = av.open(str(self.path))
+        stream = container.streams.video[0]
+        if self.threads != 1:
+            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = self.threads
+        return container, stream
+
+    @staticmethod
+    def _index_fn(stream: av.video.stream.VideoStream):
+        tb = stream.time_base
+        rate = stream.average_rate or stream.guessed_rate
+        start = stream.start_time or 0
+        return lambda pts: int(round(float((pts - start) * tb * rate)))
+
+    def iter(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        """Yield frames ``start .. stop-1`` in order (seeking to ``start`` first)."""
+        container, stream = self._open()
+        try:
+            index_of = self._index_fn(stream)
+            if start > 0:
+                self._seek(container, stream, start)
+            for frame in container.decode(stream):
+                i = index_of(frame.pts) if frame.pts is not None else start
+                if i < start:
+                    continue
+                if stop is not None and i >= stop:
+                    break
+                yield _frame_to_array(frame, self.size)
+        finally:
+            container.close()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self.iter()
+
+    @staticmethod
+    def _seek(container, stream, index: int) -> None:
+        rate = stream.average_rate or stream.guessed_rate
+        pts = int(Fraction(index) / Fraction(rate) / stream.time_base) + (stream.start_time or 0)
+        container.seek(pts, stream=stream, backward=True, any_frame=False)
+
+    def get(self, indices: Sequence[int] | np.ndarray, seek_gap: int = 120) -> np.ndarray:
+        """Frames at ``indices`` (any order, repeats allowed) as (N, H, W, 3) uint8.
+
+        Decodes forward through sorted indices; seeks only across gaps larger than
+        ``seek_gap`` frames. Memory: the N requested frames plus one decoded frame.
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            h, w = self.size or (0, 0)
+            return np.zeros((0, h, w, 3), dtype=np.uint8)
+        order = np.unique(idx)
+        got: dict[int, np.ndarray] = {}
+        container, stream = self._open()
+        try:
+            index_of = self._index_fn(stream)
+            pos = -1  # index of the last decoded frame
+            k = 0
+            while k < len(order):
+                target = int(order[k])
+                if target > pos + seek_gap or target <= pos:
+                    self._seek(container, stream, target)
+                found_any = False
+                for frame in container.decode(stream):
+                    i = index_of(frame.pts)
+                    pos = i
+                    found_any = True
+                    if i == order[k]:
+                        got[i] = _frame_to_array(frame, self.size)
+                        k += 1
+                        if k == len(order):
+                            break
+                        if order[k] > pos + seek_gap:
+                            break  # re-seek for the next far index
+                    elif i > order[k]:
+                        raise IndexError(f"{self.path}: frame {int(order[k])} not found")
+                else:
+                    if k < len(order):
+                        raise IndexError(
+                            f"{self.path}: frame {int(order[k])} is past the end of the video"
+                            f" (last decoded frame {pos})"
+                        )
+                if not found_any:
+                    break
+        finally:
+            container.close()
+        return np.stack([got[int(i)] for i in idx])
+
+
+def iter_lockstep(
+    paths: Mapping[str, str | Path],
+    start: int = 0,
+    stop: int | None = None,
+    size: Size | None = None,
+    threads: int = 1,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Yield ``{camera: frame}`` for frames ``start .. stop-1`` of several videos in step.
+
+    Stops at the shortest video. Memory: one frame per camera.
+    """
+    readers = {k: VideoReader(p, size=size, threads=threads).iter(start, stop) for k, p in paths.items()}
+    keys = list(readers)
+    for frames in zip(*(readers[k] for k in keys)):
+        yield dict(zip(keys, frames))
+
+
+class VideoWriter:
+    """Encode RGB frames into an MP4 file, one frame at a time.
+
+    Frame ``i`` gets timestamp ``i / fps`` exactly. Use as a context manager.
+    """
+
+    def __init__(self, path: str | Path, fps: int, options: VideoOptions = VideoOptions()):
+        self.path = Path(path)
+        self.fps = int(fps)
+        self.options = options
+        self._container = None
+        self._stream = None
+        self.n_frames = 0
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+    def _start(self, height: int, width: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._container = av.open(str(self.path), mode="w")
+        stream = self._container.add_stream(self.options.codec, rate=self.fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = self.options.pix_fmt
+        stream.codec_context.time_base = Fraction(1, self.fps)
+        stream.options = self.options.codec_options()
+        self._stream = stream
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one (H, W, 3) uint8 RGB frame."""
+        arr = np.ascontiguousarray(frame, dtype=np.uint8)
+        if self._container is None:
+            self._start(arr.shape[0], arr.shape[1])
+        vf = av.VideoFrame.from_ndarray(arr, format="rgb24")
+        vf.pts = self.n_frames
+        vf.time_base = Fraction(1, self.fps)
+        for packet in self._stream.encode(vf):
+            self._container.mux(packet)
+        self.n_frames += 1
+
+    def close(self) -> None:
+        """Flush the encoder and close the file."""
+        if self._container is None:
+            return
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
+
+
+def encode_video(
+    path: str | Path, frames: Iterable[np.ndarray], fps: int, options: VideoOptions = VideoOptions()
+) -> int:
+    """Encode an iterable of (H, W, 3) uint8 frames; returns the number of frames."""
+    with VideoWriter(path, fps, options) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return writer.n_frames
