@@ -77,9 +77,9 @@ class DemoTaskConfig:
 
     image_size: int = 96
     fps: int = 30
-    max_steps: int = 225
-    episode_cap: int = 450
-    max_speed: float = 0.4
+    max_steps: int = 200
+    episode_cap: int = 400
+    max_speed: float = 0.33
     grip_speed: float = 3.0
     grasp_radius: float = 0.032
     close_threshold: float = 0.4

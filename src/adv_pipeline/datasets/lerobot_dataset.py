@@ -1,0 +1,58 @@
+"""``type: adv_pipeline.datasets.LeRobotDataset``: a LeRobot v2.1 directory in the catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+from adv_pipeline.lerobot import DerivedDataset, LeRobotDatasetReader, NewDataset
+from adv_pipeline.lerobot.format import INFO_PATH
+
+
+class LeRobotDataset(AbstractDataset[NewDataset | DerivedDataset | LeRobotDatasetReader, LeRobotDatasetReader]):
+    """A LeRobot v2.1 dataset directory.
+
+    ``load()`` validates the directory and returns a lightweight
+    :class:`~adv_pipeline.lerobot.LeRobotDatasetReader` (metadata only; columns and
+    frames are read on demand). ``save()`` takes the write plan a node returns
+    (:class:`~adv_pipeline.lerobot.NewDataset` or
+    :class:`~adv_pipeline.lerobot.DerivedDataset`) and writes it atomically to ``path``.
+
+    Example catalog entry::
+
+        raw_dataset:
+          type: adv_pipeline.datasets.LeRobotDataset
+          path: ${runtime_params:raw_dataset_path, data/01_raw/demo}
+    """
+
+    def __init__(self, *, path: str, check_videos: bool = True, overwrite: bool = True, metadata: dict[str, Any] | None = None):
+        self._path = Path(path)
+        self._check_videos = check_videos
+        self._overwrite = overwrite
+        self.metadata = metadata
+
+    def load(self) -> LeRobotDatasetReader:
+        if not (self._path / INFO_PATH).is_file():
+            raise DatasetError(
+                f"{self._path}: no LeRobot dataset here ({INFO_PATH} missing). Fix: run the pipeline "
+                "that writes it (e.g. `kedro run --pipeline demo`) or pass its path as a runtime "
+                "parameter (`--params \"<dataset>_path=/path/to/dataset\"`)"
+            )
+        return LeRobotDatasetReader(self._path, check_videos=self._check_videos)
+
+    def save(self, data: NewDataset | DerivedDataset | LeRobotDatasetReader) -> None:
+        if isinstance(data, LeRobotDatasetReader):
+            if data.root.resolve() != self._path.resolve():
+                raise DatasetError(f"{self._path}: got a dataset at {data.root}; return a NewDataset or DerivedDataset plan to write here")
+            return
+        if not hasattr(data, "write"):
+            raise DatasetError(f"{self._path}: cannot save {type(data).__name__}; expected NewDataset or DerivedDataset")
+        data.write(self._path, overwrite=self._overwrite)
+
+    def _exists(self) -> bool:
+        return (self._path / INFO_PATH).is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path), "check_videos": self._check_videos}
