@@ -91,7 +91,7 @@ class DemoTaskConfig:
     goal_radius: float = 0.07
     left_x_max: float = 0.58
     right_x_min: float = 0.42
-    wrist_fov: float = 0.36
+    wrist_fov: float = 0.42
 
     @property
     def dt(self) -> float:

@@ -114,8 +114,8 @@ def expert_action(task_state: Any, rng: np.random.Generator, config: DemoTaskCon
 
 _PARAMS = {
     # speed range, noise, p_pause, p_detour, p_carry_back, p_carry_away, p_drop_goal
-    "suboptimal": dict(speed=(0.6, 0.8), noise=0.05, p_pause=0.012, p_detour=0.006,
-                       p_back=0.04, p_away=0.02, p_drop=0.05),
+    "suboptimal": dict(speed=(0.6, 0.8), noise=0.05, p_pause=0.006, p_detour=0.003,
+                       p_back=0.03, p_away=0.012, p_drop=0.05),
     "weak": dict(speed=(0.45, 0.7), noise=0.25, p_pause=0.02, p_detour=0.012,
                  p_back=0.06, p_away=0.04, p_drop=0.08),
 }
@@ -154,6 +154,7 @@ class SuboptimalOperator:
         self.mode, self.timer, self.arm = "normal", 0, 0
         self.vec = np.zeros(2)
         self.release_after = False
+        self.counts = {"back": 0, "away": 0, "drop": 0, "detour": 0}
         self.last_intervention = 0
 
     def reset_mode(self) -> None:
@@ -167,19 +168,24 @@ class SuboptimalOperator:
         hl, hr = s[HL] > 0.5, s[HR] > 0.5
         dh, dg = np.hypot(*(B - H)), np.hypot(*(B - G))
         u = rng.random()
-        if hl and not hr and cfg.handover_radius < dh < 0.18 and u < p["p_back"]:
+        c = self.counts
+        if hl and not hr and cfg.handover_radius < dh < 0.18 and u < p["p_back"] and c["back"] < 2:
+            c["back"] += 1
             ang = np.arctan2(*(B - H)[::-1]) + rng.uniform(-0.7, 0.7)
             self.mode, self.arm, self.timer = "carry", 0, int(rng.integers(12, 30))
             self.vec, self.release_after = np.array([np.cos(ang), np.sin(ang)]), True
-        elif hr and not hl and dg > 0.1 and u < p["p_away"]:
+        elif hr and not hl and 0.1 < dg < 0.3 and u < p["p_away"] and c["away"] < 2:
+            c["away"] += 1
             ang = np.arctan2(*(B - G)[::-1]) + rng.uniform(-0.9, 0.9)
             self.mode, self.arm, self.timer = "carry", 1, int(rng.integers(12, 30))
             self.vec, self.release_after = np.array([np.cos(ang), np.sin(ang)]), bool(rng.random() < 0.5)
-        elif hr and not hl and cfg.goal_radius < dg < 0.14 and u < p["p_drop"]:
+        elif hr and not hl and cfg.goal_radius < dg < 0.14 and u < p["p_drop"] and c["drop"] < 2:
+            c["drop"] += 1
             self.mode, self.arm, self.timer = "drop", 1, 6
         elif u > 1.0 - p["p_pause"]:
             self.mode, self.timer = "pause", int(rng.integers(8, 26))
-        elif u > 1.0 - p["p_pause"] - p["p_detour"]:
+        elif u > 1.0 - p["p_pause"] - p["p_detour"] and c["detour"] < 3:
+            c["detour"] += 1
             self.arm = 0 if stage_from_state(s, cfg) == 0 else 1
             lo_x = 0.05 if self.arm == 0 else cfg.right_x_min
             hi_x = cfg.left_x_max if self.arm == 0 else 0.95

@@ -93,46 +93,64 @@ def _backgrounds(config: DemoTaskConfig, gx: float, gy: float) -> tuple[np.ndarr
     return hit
 
 
-def _boxes(s: np.ndarray, config: DemoTaskConfig) -> list[tuple[float, float, float, float, np.ndarray]]:
-    """Dynamic scene as axis-aligned boxes (cx, cy, hx, hy, rgb) in draw order (m)."""
-    boxes = []
+_COLORS = np.array([LEFT_ARM, LEFT, LEFT, LEFT, RIGHT_ARM, RIGHT, RIGHT, RIGHT, BLOCK])
+"""RGB of the dynamic boxes in draw order (9, 3); the block is drawn last."""
+
+
+def _boxes(s: np.ndarray, config: DemoTaskConfig) -> np.ndarray:
+    """Dynamic scene as axis-aligned boxes, float64 (9, 4) rows (cx, cy, hx, hy) in m,
+    in draw order: per arm (left, right) arm / palm / finger / finger, then the block."""
     bh = config.block_half
-    for side, (gx, gy, go, col, arm) in enumerate(((s[LX], s[LY], s[LO], LEFT, LEFT_ARM),
-                                                   (s[RX], s[RY], s[RO], RIGHT, RIGHT_ARM))):
-        sign = 1.0 if side == 0 else -1.0  # fingers point towards +x for the left arm
+    flen = 2.0 * bh + _PALM_HALF_W + 0.01  # fingers span the whole block (m)
+    rows = []
+    for gx, gy, go, sign, edge in ((s[LX], s[LY], s[LO], 1.0, -0.3), (s[RX], s[RY], s[RO], -1.0, 1.3)):
         off = bh + 0.003 + 0.05 * max(go - 0.1, 0.0) + _FINGER_HALF  # finger centre |dy| (m)
         palm_x = gx - sign * (bh + _PALM_HALF_W)
-        edge = -0.3 if side == 0 else 1.3
-        arm_cx, arm_hx = 0.5 * (palm_x + edge), 0.5 * abs(palm_x - edge)
-        boxes.append((arm_cx, gy, arm_hx, _ARM_HALF, np.asarray(arm)))
-        boxes.append((palm_x, gy, _PALM_HALF_W, off + _FINGER_HALF, np.asarray(col)))
-        flen = 2.0 * bh + _PALM_HALF_W + 0.01  # fingers span the whole block (m)
         fx = palm_x + sign * 0.5 * flen
-        boxes.append((fx, gy - off, 0.5 * flen, _FINGER_HALF, np.asarray(col)))
-        boxes.append((fx, gy + off, 0.5 * flen, _FINGER_HALF, np.asarray(col)))
-    boxes.append((s[BX], s[BY], bh, bh, np.asarray(BLOCK)))  # last: always visible
-    return boxes
+        rows += [(0.5 * (palm_x + edge), gy, 0.5 * abs(palm_x - edge), _ARM_HALF),
+                 (palm_x, gy, _PALM_HALF_W, off + _FINGER_HALF),
+                 (fx, gy - off, 0.5 * flen, _FINGER_HALF),
+                 (fx, gy + off, 0.5 * flen, _FINGER_HALF)]
+    rows.append((s[BX], s[BY], bh, bh))
+    return np.array(rows)
 
 
-def _draw_boxes(img: np.ndarray, ox: float, oy: float, ppm: float,
-                boxes: list[tuple[float, float, float, float, np.ndarray]]) -> None:
-    """Composite boxes into uint8 ``img`` (n, n, 3) in place; the camera's
-    top-left corner is at world (ox, oy) (m) and ``ppm`` is pixels per metre."""
-    n = img.shape[0]
-    for cx, cy, hx, hy, col in boxes:
-        i0 = max(int(np.floor((cx - hx - ox) * ppm)), 0)
-        i1 = min(int(np.ceil((cx + hx - ox) * ppm)) + 1, n)
-        j0 = max(int(np.floor((cy - hy - oy) * ppm)), 0)
-        j1 = min(int(np.ceil((cy + hy - oy) * ppm)) + 1, n)
-        if i0 >= i1 or j0 >= j1:
-            continue
-        px = (np.arange(i0, i1) + 0.5) * (1.0 / ppm) + (ox - cx)
-        py = (np.arange(j0, j1) + 0.5) * (1.0 / ppm) + (oy - cy)
-        ax = np.clip(0.5 + (hx - np.abs(px)) * ppm, 0.0, 1.0)
-        ay = np.clip(0.5 + (hy - np.abs(py)) * ppm, 0.0, 1.0)
-        a = (ay[:, None] * ax[None, :])[..., None]
-        reg = img[j0:j1, i0:i1]
-        reg[...] = reg + a * (col - reg) + 0.5
+_CENTERS: dict[int, np.ndarray] = {}
+
+
+def _draw_boxes(imgs: list[np.ndarray], origins: np.ndarray, ppms: np.ndarray, boxes: np.ndarray) -> None:
+    """Composite ``boxes`` (nb, 4) into each uint8 (n, n, 3) image in place.
+
+    Camera c has its top-left corner at world ``origins[c]`` (m, (x, y)) and
+    ``ppms[c]`` pixels per metre.  Exact box coverage is separable: the x and
+    y coverages of every box in every camera are computed in one shot, shape
+    (C, nb, n), and only each box's pixel bounding box is blended.
+    """
+    n = imgs[0].shape[0]
+    cen = _CENTERS.get(n)
+    if cen is None:
+        cen = _CENTERS.setdefault(n, np.arange(n) + 0.5)
+    ppm = ppms[:, None, None]
+    half = boxes[None, :, 2:4] + 0.5 / ppms[:, None, None]  # (C, nb, 2)
+    lo = (boxes[None, :, 0:2] - half - origins[:, None, :]) * ppm  # pixel bounds (C, nb, 2)
+    hi = (boxes[None, :, 0:2] + half - origins[:, None, :]) * ppm
+    wx = cen[None, None, :] / ppm + (origins[:, None, 0:1] - boxes[None, :, 0:1])  # (C, nb, n)
+    wy = cen[None, None, :] / ppm + (origins[:, None, 1:2] - boxes[None, :, 1:2])
+    cx = np.clip((half[..., 0:1] - np.abs(wx)) * ppm, 0.0, 1.0)
+    cy = np.clip((half[..., 1:2] - np.abs(wy)) * ppm, 0.0, 1.0)
+    lo_i = np.clip(np.floor(lo), 0, n).astype(np.int64).tolist()
+    hi_i = np.clip(np.ceil(hi), 0, n).astype(np.int64).tolist()
+    for c, img in enumerate(imgs):
+        for b in range(len(boxes)):
+            (i0, j0), (i1, j1) = lo_i[c][b], hi_i[c][b]
+            if i0 >= i1 or j0 >= j1:
+                continue
+            a = np.multiply.outer(cy[c, b, j0:j1], cx[c, b, i0:i1])[..., None]
+            reg = img[j0:j1, i0:i1]
+            tmp = _COLORS[b] - reg
+            tmp *= a
+            tmp += 0.5
+            np.add(reg, tmp, out=reg, casting="unsafe")
 
 
 def render(snapshot: np.ndarray, config: DemoTaskConfig) -> dict[str, np.ndarray]:
@@ -148,16 +166,13 @@ def render(snapshot: np.ndarray, config: DemoTaskConfig) -> dict[str, np.ndarray
     s = snapshot
     n = config.image_size
     top_bg, wrist_bg, top_ppm, wppm, w0 = _backgrounds(config, s[GX], s[GY])
-    boxes = _boxes(s, config)
-    out: dict[str, np.ndarray] = {}
-    top = top_bg.copy()
-    _draw_boxes(top, 0.0, 0.0, top_ppm, boxes)
-    out[CAMERA_KEYS[0]] = top
     big = wrist_bg.shape[0]
-    for key, gx, gy in ((CAMERA_KEYS[1], s[LX], s[LY]), (CAMERA_KEYS[2], s[RX], s[RY])):
+    imgs = [top_bg.copy()]
+    origins = [(0.0, 0.0)]
+    for gx, gy in ((s[LX], s[LY]), (s[RX], s[RY])):
         i = min(max(int(round((gx - w0) * wppm - 0.5 * n)), 0), big - n)
         j = min(max(int(round((gy - w0) * wppm - 0.5 * n)), 0), big - n)
-        img = wrist_bg[j:j + n, i:i + n].copy()
-        _draw_boxes(img, w0 + i / wppm, w0 + j / wppm, wppm, boxes)
-        out[key] = img
-    return out
+        imgs.append(wrist_bg[j:j + n, i:i + n].copy())
+        origins.append((w0 + i / wppm, w0 + j / wppm))
+    _draw_boxes(imgs, np.array(origins), np.array([top_ppm, wppm, wppm]), _boxes(s, config))
+    return dict(zip(CAMERA_KEYS, imgs))

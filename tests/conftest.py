@@ -1,0 +1,116 @@
+"""Shared fixtures: tiny LeRobot datasets written by the project's own writer."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from adv_pipeline.lerobot import NewDataset, VideoOptions, feature_spec, video_feature_spec  # noqa: E402
+
+CAMERAS = ("top_head", "hand_left")
+SIZE = 32
+
+
+def synthetic_frame(seed: int, t: int, cam: int) -> np.ndarray:
+    """A smooth, frame-dependent (SIZE, SIZE, 3) image: a bright square moving over a gradient."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE]
+    img = np.empty((SIZE, SIZE, 3), dtype=np.uint8)
+    img[..., 0] = (x * 4 + 40 * cam) % 256
+    img[..., 1] = (y * 4 + 3 * t) % 256
+    img[..., 2] = 60 + 20 * seed
+    p = (t * 2 + 5 * cam) % (SIZE - 8)
+    img[p : p + 8, p : p + 8] = 250
+    return img
+
+
+@dataclass(frozen=True)
+class SyntheticEpisode:
+    seed: int
+    length: int
+    task: str = "do the thing"
+
+    @property
+    def columns(self) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(self.seed)
+        t = np.arange(self.length)
+        return {
+            "observation.state": rng.normal(size=(self.length, 3)).astype(np.float32),
+            "action": rng.normal(size=(self.length, 3)).astype(np.float32),
+            "stage_progress_gt": (t / max(self.length - 1, 1)).astype(np.float32),
+        }
+
+    def iter_frames(self):
+        for t in range(self.length):
+            yield {cam: synthetic_frame(self.seed, t, i) for i, cam in enumerate(CAMERAS)}
+
+
+def make_episode(seed: int, length: int) -> SyntheticEpisode:
+    return SyntheticEpisode(seed, length)
+
+
+def synthetic_plan(lengths=(40, 25, 33), workers: int = 1) -> NewDataset:
+    probe = SyntheticEpisode(0, 2)
+    features = {k: feature_spec(v) for k, v in probe.columns.items()}
+    opts = VideoOptions(crf=10, gop=10)
+    for cam in CAMERAS:
+        features[f"observation.images.{cam}"] = video_feature_spec(SIZE, SIZE, 30, opts)
+    return NewDataset(
+        fps=30,
+        features=features,
+        episodes=[partial(make_episode, i, n) for i, n in enumerate(lengths)],
+        video=opts,
+        workers=workers,
+    )
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path):
+    """A freshly written 3-episode dataset (2 cameras, 32x32) in a temporary folder."""
+    return synthetic_plan().write(tmp_path / "tiny")
+
+
+# ---------------------------------------------------------------------------- Kedro runs
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def doctor_failures(dataset_dir: Path) -> list[str]:
+    """FAIL messages of ``lerobot-doctor check`` on a dataset directory."""
+    out = subprocess.run([str(BIN / "lerobot-doctor"), "check", str(dataset_dir), "--json"], capture_output=True, text=True)
+    report = json.loads(out.stdout)
+    return [f"{c['name']}: {m['message']}" for c in report["checks"] for m in c["messages"] if m["severity"] == "FAIL"]
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path) -> Path:
+    """A throw-away copy of the project's configuration (source linked), so that a real
+    ``kedro run`` writes its data/ and mlflow.db under tmp_path, not into the repo."""
+    proj = tmp_path / "project"
+    proj.mkdir()
+    for name in ("conf", "pyproject.toml", ".telemetry"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, proj / name)
+    (proj / "src").mkdir()  # the package itself is installed (editable)
+    (proj / "conf" / "local").mkdir(exist_ok=True)
+    return proj
+
+
+def run_kedro(project: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the ``kedro`` CLI in ``project``; fail the test with its output if it fails."""
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.run([str(BIN / "kedro"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f"kedro {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc

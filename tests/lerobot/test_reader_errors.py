@@ -1,0 +1,132 @@
+"""A broken dataset fails up front with a message naming the file, the problem and the fix;
+an interrupted write leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from adv_pipeline.lerobot import DatasetFormatError, DerivedDataset, LeRobotDatasetReader, encode_video
+
+from ..conftest import SyntheticEpisode, synthetic_frame, synthetic_plan
+
+
+def _edit_json(path: Path, **changes) -> None:
+    info = json.loads(path.read_text())
+    info.update(changes)
+    path.write_text(json.dumps(info))
+
+
+def _rewrite_parquet(path: Path, fn) -> None:
+    pq.write_table(fn(pq.read_table(path)), path)
+
+
+@pytest.mark.parametrize("rel", ["meta/info.json", "meta/tasks.jsonl", "meta/episodes.jsonl"])
+def test_missing_meta_file(tiny_dataset, rel):
+    (tiny_dataset.root / rel).unlink()
+    with pytest.raises(DatasetFormatError, match=rf"{rel}: .*missing.*Fix:"):
+        LeRobotDatasetReader(tiny_dataset.root)
+
+
+def test_parquet_shorter_than_episodes_jsonl(tiny_dataset):
+    path = tiny_dataset.data_path(1)
+    _rewrite_parquet(path, lambda t: t.slice(0, 20))
+    with pytest.raises(DatasetFormatError, match=r"episode_000001.parquet: episode 1 has 20 rows but meta/episodes.jsonl says length 25.*Fix: set its length to 20"):
+        LeRobotDatasetReader(tiny_dataset.root)
+
+
+def test_missing_parquet(tiny_dataset):
+    tiny_dataset.data_path(2).unlink()
+    with pytest.raises(DatasetFormatError, match=r"episode_000002.parquet: parquet file of episode 2 is missing"):
+        LeRobotDatasetReader(tiny_dataset.root)
+
+
+def test_missing_video(tiny_dataset):
+    tiny_dataset.video_path(0, "observation.images.hand_left").unlink()
+    with pytest.raises(DatasetFormatError, match=r"hand_left/episode_000000.mp4: video observation.images.hand_left of episode 0 is missing"):
+        LeRobotDatasetReader(tiny_dataset.root)
+    # videos are not needed to read columns
+    ds = LeRobotDatasetReader(tiny_dataset.root, check_videos=False)
+    assert ds.read_columns(["action"])["action"].shape == (98, 3)
+
+
+def test_video_shorter_than_parquet(tiny_dataset):
+    path = tiny_dataset.video_path(1, "observation.images.top_head")
+    encode_video(path, (synthetic_frame(1, t, 0) for t in range(18)), fps=30)
+    with pytest.raises(DatasetFormatError, match=r"top_head/episode_000001.mp4: video .* of episode 1 has 18 frames, shorter than its parquet \(25 rows\)"):
+        LeRobotDatasetReader(tiny_dataset.root)
+
+
+def test_task_index_out_of_range(tiny_dataset):
+    path = tiny_dataset.data_path(2)
+
+    def bump(t: pa.Table) -> pa.Table:
+        i = t.column_names.index("task_index")
+        return t.set_column(i, "task_index", pa.array(np.full(t.num_rows, 3, np.int64)))
+
+    _rewrite_parquet(path, bump)
+    with pytest.raises(DatasetFormatError, match=r"episode 2 has task_index in \[3, 3\] but meta/tasks.jsonl defines 1 tasks"):
+        LeRobotDatasetReader(tiny_dataset.root)
+
+
+@pytest.mark.parametrize("version,fix", [("v3.0", "convert the dataset to v2.1"), ("v2.0", "convert_dataset_v20_to_v21")])
+def test_wrong_codebase_version(tiny_dataset, version, fix):
+    _edit_json(tiny_dataset.root / "meta/info.json", codebase_version=version)
+    with pytest.raises(DatasetFormatError, match=rf"info.json: codebase_version is '{version}', expected 'v2.1'.*{fix}"):
+        LeRobotDatasetReader(tiny_dataset.root)
+
+
+def test_totals_disagree(tiny_dataset):
+    _edit_json(tiny_dataset.root / "meta/info.json", total_frames=97)
+    with pytest.raises(DatasetFormatError, match=r"total_frames is 97 but the episode lengths sum to 98"):
+        LeRobotDatasetReader(tiny_dataset.root)
+
+
+def test_unknown_column_and_camera(tiny_dataset):
+    with pytest.raises(DatasetFormatError, match=r"no column\(s\) \['stage_progress'\]"):
+        tiny_dataset.read_columns(["stage_progress"])
+    with pytest.raises(DatasetFormatError, match=r"no camera 'wrist'.*top_head"):
+        next(tiny_dataset.iter_frames(0, cameras=["wrist"]))
+
+
+def _boom(seed: int, length: int):
+    raise RuntimeError("simulator crashed")
+
+
+def test_interrupted_new_write_leaves_nothing(tmp_path):
+    plan = synthetic_plan()
+    episodes = list(plan.episodes) + [partial(_boom, 9, 10)]
+    bad = type(plan)(fps=plan.fps, features=plan.features, episodes=episodes, video=plan.video)
+    with pytest.raises(RuntimeError, match="simulator crashed"):
+        bad.write(tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_derived_write_keeps_previous_output(tiny_dataset, tmp_path):
+    out = tmp_path / "derived"
+    first = DerivedDataset(tiny_dataset, {"flag": np.zeros(98, np.int64)}).write(out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    # the source loses a video after it was opened: the rewrite fails half-way
+    tiny_dataset.video_path(2, "observation.images.top_head").unlink()
+    with pytest.raises(FileNotFoundError):
+        DerivedDataset(tiny_dataset, {"flag": np.ones(98, np.int64)}).write(out)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert (LeRobotDatasetReader(out).read_columns(["flag"])["flag"] == 0).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["derived", "tiny"]
+    assert first.num_frames == 98
+
+
+def test_derived_rejects_bad_columns(tiny_dataset, tmp_path):
+    with pytest.raises(ValueError, match="has 5 rows; the source .* has 98 frames"):
+        DerivedDataset(tiny_dataset, {"x": np.zeros(5)}).write(tmp_path / "o")
+    with pytest.raises(ValueError, match=r"task_index values span \[0, 2\] but only 2 tasks"):
+        DerivedDataset(tiny_dataset, {"task_index": np.arange(98) % 3}, tasks=["a", "b"]).write(tmp_path / "o")
+    with pytest.raises(ValueError, match="cannot overwrite its source"):
+        DerivedDataset(tiny_dataset, {"x": np.zeros(98)}).write(tiny_dataset.root)
+    assert not (tmp_path / "o").exists()
