@@ -113,7 +113,9 @@ def expert_action(task_state: Any, rng: np.random.Generator, config: DemoTaskCon
 
 
 _PARAMS = {
-    # speed range, noise, p_pause, p_detour, p_carry_back, p_carry_away, p_drop_goal
+    # speed: velocity-norm cap range; noise: action noise std; p_*: per-step trigger
+    # probabilities of pause / detour / carry-back (left, near hand-over) / carry-away
+    # (right, far from goal) / drop short of the goal.
     "suboptimal": dict(speed=(0.6, 0.8), noise=0.05, p_pause=0.006, p_detour=0.003,
                        p_back=0.03, p_away=0.012, p_drop=0.05),
     "weak": dict(speed=(0.45, 0.7), noise=0.25, p_pause=0.02, p_detour=0.012,

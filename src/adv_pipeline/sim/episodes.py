@@ -1,4 +1,7 @@
-"""Episode generation (demo datasets), dataset mixes and closed-loop rollouts."""
+"""Episode generation (demo datasets), dataset mixes and closed-loop rollouts.
+
+Frames are keyed by ``CAMERA_KEYS``; see :mod:`adv_pipeline.sim.config`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .config import CAMERA_KEYS, NUM_STAGES, QUALITIES, DemoTaskConfig
+from .config import NUM_STAGES, QUALITIES, STATE_DIM, DemoTaskConfig
 from .demonstrator import make_policy
 from .render import render
 from .state import initial_snapshot, is_success, policy_state, progress_of, stage_of, step_snapshot
@@ -113,7 +116,7 @@ def generate_episode(config: DemoTaskConfig, seed: int, quality: str) -> DemoEpi
     T = len(snaps)
     stages = np.array([stage_of(x, config) for x in snap])
     columns = {
-        "observation.state": snap[:, :len(policy_state(snap[0]))].astype(np.float32),
+        "observation.state": snap[:, :STATE_DIM].astype(np.float32),
         "action": np.stack(actions).astype(np.float32),
         "progress": np.array([progress_of(x, config) for x in snap], dtype=np.float32),
         "progress_gt": (np.arange(T) / max(T - 1, 1)).astype(np.float32),
@@ -169,6 +172,3 @@ def rollout(task: DemoTask, policy_fn: Callable[[Observation], np.ndarray], seed
         steps += 1
     return RolloutResult(success=task.success, final_progress=task.progress, steps=steps)
 
-
-__all__ = ["CAMERA_KEYS", "DemoEpisode", "RolloutResult", "generate_episode", "generate_mix",
-           "rollout", "stage_progress", "COLUMN_NAMES", "RECOVERY_BUDGET"]

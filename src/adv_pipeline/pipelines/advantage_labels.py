@@ -1,0 +1,85 @@
+"""The advantage-discretisation template, used twice as a namespaced modular pipeline:
+``gt_labeling`` (advantage from annotated ``progress``) and, after Stage 2, the AWBC
+labels (from ``absolute_advantage``). Its free inputs and outputs are
+
+- ``source_dataset`` (LeRobot dataset) and ``params:labeling`` (a LabelingConfig dict);
+- ``labeled_dataset``, ``label_stats`` (JSON), ``label_metrics`` (MLflow),
+  ``label_histogram`` (figure).
+
+Map them to catalog entries with :func:`labeling_pipeline`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from kedro.pipeline import Node, Pipeline
+from matplotlib.figure import Figure
+
+from adv_pipeline import labeling as lab
+from adv_pipeline.lerobot import DerivedDataset, LeRobotDatasetReader
+from adv_pipeline.plots import advantage_histogram
+from adv_pipeline.reporting import metrics_for_mlflow
+
+
+def read_inputs(dataset: LeRobotDatasetReader, params: dict[str, Any]) -> lab.LabelInputs:
+    return lab.read_label_inputs(dataset, lab.LabelingConfig.from_params(params))
+
+
+def compute_advantage(inputs: lab.LabelInputs, params: dict[str, Any]) -> np.ndarray:
+    return lab.frame_advantage(inputs, lab.LabelingConfig.from_params(params))
+
+
+def compute_cuts(inputs: lab.LabelInputs, advantage: np.ndarray, params: dict[str, Any]) -> list[np.ndarray]:
+    config = lab.LabelingConfig.from_params(params)
+    return lab.stage_cuts(advantage, lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage)), config)
+
+
+def assign_labels(inputs: lab.LabelInputs, advantage: np.ndarray, cuts: list[np.ndarray], params: dict[str, Any]) -> np.ndarray:
+    config = lab.LabelingConfig.from_params(params)
+    stage = lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage))
+    return lab.assign_task_index(advantage, stage, cuts, config, inputs.intervention)
+
+
+def summarize(inputs: lab.LabelInputs, advantage: np.ndarray, cuts: list[np.ndarray], labels: np.ndarray, params: dict[str, Any]) -> tuple[dict, dict, Figure]:
+    config = lab.LabelingConfig.from_params(params)
+    stage = lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage))
+    stats = lab.label_statistics(advantage, stage, cuts, labels, config, inputs.intervention)
+    metrics = metrics_for_mlflow({"stages": {str(s["stage"]): {k: v for k, v in s.items() if k in ("frames", "mean", "std", "positive_fraction", "threshold", "forced_frames")} for s in stats["stages"]}, "positive_fraction": stats["positive_fraction"]}, prefix="labels")
+    return stats, metrics, advantage_histogram(advantage, stage, cuts, config)
+
+
+def write_labeled(dataset: LeRobotDatasetReader, labels: np.ndarray, params: dict[str, Any]) -> DerivedDataset:
+    return lab.labeled_dataset(dataset, labels, lab.LabelingConfig.from_params(params))
+
+
+def labeling_template() -> Pipeline:
+    """The un-namespaced template (free names as in the module docstring)."""
+    return Pipeline(
+        [
+            Node(read_inputs, ["source_dataset", "params:labeling"], "label_inputs", name="read_label_inputs"),
+            Node(compute_advantage, ["label_inputs", "params:labeling"], "frame_advantage", name="compute_advantage"),
+            Node(compute_cuts, ["label_inputs", "frame_advantage", "params:labeling"], "label_cuts", name="compute_thresholds"),
+            Node(assign_labels, ["label_inputs", "frame_advantage", "label_cuts", "params:labeling"], "task_index", name="assign_task_index"),
+            Node(
+                summarize,
+                ["label_inputs", "frame_advantage", "label_cuts", "task_index", "params:labeling"],
+                ["label_stats", "label_metrics", "label_histogram"],
+                name="summarize_labels",
+            ),
+            Node(write_labeled, ["source_dataset", "task_index", "params:labeling"], "labeled_dataset", name="write_labeled_dataset"),
+        ]
+    )
+
+
+def labeling_pipeline(namespace: str, source: str, output: str, stats: str, metrics: str, histogram: str) -> Pipeline:
+    """The template under ``namespace``, reading ``params:<namespace>`` and mapping the
+    free datasets to catalog names."""
+    return Pipeline(
+        labeling_template(),
+        namespace=namespace,
+        inputs={"source_dataset": source},
+        outputs={"labeled_dataset": output, "label_stats": stats, "label_metrics": metrics, "label_histogram": histogram},
+        parameters={"params:labeling": f"params:{namespace}"},
+    )

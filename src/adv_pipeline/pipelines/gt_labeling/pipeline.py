@@ -1,0 +1,21 @@
+"""gt_labeling: raw dataset -> ground-truth advantage labels (Stage 0).
+
+Statistics only (the seed's ``--dry-run``, writes no dataset)::
+
+    kedro run --pipeline gt_labeling --to-outputs gt_label_stats
+"""
+
+from kedro.pipeline import Pipeline
+
+from adv_pipeline.pipelines.advantage_labels import labeling_pipeline
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return labeling_pipeline(
+        namespace="gt_labeling",
+        source="raw_dataset",
+        output="gt_labeled_dataset",
+        stats="gt_label_stats",
+        metrics="gt_label_metrics",
+        histogram="gt_label_histogram",
+    )
