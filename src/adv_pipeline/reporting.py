@@ -46,14 +46,15 @@ def dataset_summary(dataset: LeRobotDatasetReader) -> dict:
     return summary
 
 
-def metrics_for_mlflow(summary: Mapping, prefix: str = "dataset") -> dict[str, dict]:
-    """Flatten the numeric leaves of a summary into kedro-mlflow's metrics format."""
+def metrics_for_mlflow(summary: Mapping, prefix: str = "") -> dict[str, dict]:
+    """Flatten the numeric leaves of a summary into kedro-mlflow's metrics format
+    (``{"a.b": {"value": v, "step": 0}}``; kedro-mlflow prefixes the dataset name)."""
     out: dict[str, dict] = {}
 
     def walk(obj, name):
         if isinstance(obj, Mapping):
             for k, v in obj.items():
-                walk(v, f"{name}.{k}")
+                walk(v, f"{name}.{k}" if name else str(k))
         elif isinstance(obj, (int, float, np.integer, np.floating)) and not isinstance(obj, bool):
             out[name] = {"value": float(obj), "step": 0}
 

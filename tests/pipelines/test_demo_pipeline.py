@@ -52,7 +52,7 @@ def test_demo_pipeline_end_to_end(kedro_project):
     assert len(runs) == 1
     params = runs[0].data.params
     assert params["demo.n_episodes"] == str(N_EPISODES) and params["demo.video.codec"] == "libx264"
-    assert runs[0].data.metrics["dataset.episodes"] == N_EPISODES
+    assert runs[0].data.metrics["demo_metrics.episodes"] == N_EPISODES
 
     # kedro-viz builds a static site of the pipelines
     run_kedro(kedro_project, "viz", "build")

@@ -46,7 +46,7 @@ def summarize(inputs: lab.LabelInputs, advantage: np.ndarray, cuts: list[np.ndar
     config = lab.LabelingConfig.from_params(params)
     stage = lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage))
     stats = lab.label_statistics(advantage, stage, cuts, labels, config, inputs.intervention)
-    metrics = metrics_for_mlflow({"stages": {str(s["stage"]): {k: v for k, v in s.items() if k in ("frames", "mean", "std", "positive_fraction", "threshold", "forced_frames")} for s in stats["stages"]}, "positive_fraction": stats["positive_fraction"]}, prefix="labels")
+    metrics = metrics_for_mlflow({"stages": {str(s["stage"]): {k: v for k, v in s.items() if k in ("frames", "mean", "std", "positive_fraction", "threshold", "forced_frames")} for s in stats["stages"]}, "positive_fraction": stats["positive_fraction"]})
     return stats, metrics, advantage_histogram(advantage, stage, cuts, config)
 
 
