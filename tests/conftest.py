@@ -114,3 +114,30 @@ def run_kedro(project: Path, *args: str, timeout: int = 900) -> subprocess.Compl
     if proc.returncode != 0:
         pytest.fail(f"kedro {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
+
+
+# ---------------------------------------------------------------------------- column-only datasets
+@dataclass(frozen=True)
+class ColumnEpisode:
+    """An episode given by its columns only (no cameras)."""
+
+    columns: dict
+    task: str = "do the thing"
+
+    @property
+    def length(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+    def iter_frames(self):
+        return iter([{}] * self.length)
+
+
+def _column_episode(columns: dict) -> ColumnEpisode:
+    return ColumnEpisode(columns)
+
+
+def write_column_dataset(root: Path, episodes: list[dict[str, np.ndarray]]):
+    """Write a video-less LeRobot dataset whose episodes have exactly these columns."""
+    features = {k: feature_spec(v) for k, v in episodes[0].items()} if episodes else {}
+    plan = NewDataset(fps=30, features=features, episodes=[partial(_column_episode, e) for e in episodes])
+    return plan.write(root)

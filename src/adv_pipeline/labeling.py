@@ -130,7 +130,8 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
     try:
         data = dataset.read_columns(columns)
     except DatasetFormatError as exc:
-        raise DatasetFormatError(f"{exc} (columns needed because {', '.join(needed.values())})") from exc
+        because = [why for column, why in needed.items() if f"'{column}'" in str(exc)]
+        raise DatasetFormatError(f"{exc} (needed because {', '.join(because or needed.values())})") from exc
     eps, off = dataset.episode_indices, dataset.offsets
     source = np.asarray(data[config.advantage_source], dtype=np.float64).reshape(len(data[config.advantage_source]), -1)[:, 0]
     bad = ~np.isfinite(source)

@@ -293,7 +293,10 @@ class LeRobotDatasetReader:
         try:
             return pq.read_table(path, columns=list(columns) if columns is not None else None)
         except (pa.ArrowInvalid, KeyError) as exc:
-            raise DatasetFormatError(f"{path}: episode {episode_index}: {exc}") from exc
+            have = set(pq.read_schema(path).names)
+            missing = [c for c in columns or [] if c not in have]
+            problem = f"has no column(s) {missing}" if missing else f"cannot be read ({exc})"
+            raise DatasetFormatError(f"{path}: episode {episode_index} {problem}. Fix: rewrite the episode or choose other columns") from exc
 
     def read_episode(self, episode_index: int, columns: Sequence[str]) -> dict[str, np.ndarray]:
         """One episode's columns as numpy: scalars (T,), vectors (T, D)."""
