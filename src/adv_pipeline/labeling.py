@@ -40,6 +40,9 @@ class LabelingConfig:
         task_text: the task part of every prompt, ``"<task>, Advantage: ..."``.
         force_intervention: frames with intervention = 1 go to the top bin.
         workers: threads rewriting episode files.
+        cache_mb: keep the parquet tables in memory between reading the labels' inputs
+            and rewriting the files when the data fits (one read instead of two);
+            0 streams twice.
     """
 
     threshold: float = 70.0
@@ -50,7 +53,8 @@ class LabelingConfig:
     stage_nums: int = 1
     task_text: str = "fold the cloth"
     force_intervention: bool = True
-    workers: int = 2
+    workers: int = 4
+    cache_mb: int = 2048
 
     def __post_init__(self) -> None:
         if not 0 < float(self.threshold) <= 100:
@@ -125,6 +129,7 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
                 f"{dataset.data_path(dataset.episodes[0].episode_index)}: episode {dataset.episodes[0].episode_index} has no column "
                 f"{column}{hint}, needed because {because}. Fix: choose another option or a dataset with that column"
             )
+    dataset.cache_tables(int(config.cache_mb) * 2**20)
     use_intervention = config.force_intervention and INTERVENTION_COLUMN in available
     columns = list(needed) + ([INTERVENTION_COLUMN] if use_intervention else [])
     try:
@@ -243,7 +248,7 @@ def label_statistics(adv: np.ndarray, stage: np.ndarray, cuts: list[np.ndarray],
             "std": float(v.std()) if v.size else 0.0,
             "min": float(v.min()) if v.size else 0.0,
             "max": float(v.max()) if v.size else 0.0,
-            "deciles": {str(q): float(np.percentile(v, q)) if v.size else 0.0 for q in DECILES},
+            "deciles": dict(zip(map(str, DECILES), np.percentile(v, DECILES).tolist() if v.size else [0.0] * len(DECILES))),
             "positive_fraction": float((labels[m] == top).mean()) if v.size else 0.0,
             "unforced_positive_fraction": float((unforced[m] == top).mean()) if v.size else 0.0,
             "label_counts": np.bincount(labels[m], minlength=config.n_bins).astype(int).tolist(),
@@ -256,7 +261,7 @@ def label_statistics(adv: np.ndarray, stage: np.ndarray, cuts: list[np.ndarray],
             entry["forced_frames"] = int((m & intervention).sum())
         stages.append(entry)
     return {
-        "config": {k: v for k, v in asdict(config).items() if k != "workers"},
+        "config": {k: v for k, v in asdict(config).items() if k not in ("workers", "cache_mb")},
         "frames": int(len(adv)),
         "prompts": config.prompts(),
         "forced_frames": int(intervention.sum()) if intervention is not None else 0,

@@ -32,15 +32,28 @@ class LeRobotDataset(AbstractDataset[NewDataset | DerivedDataset | LeRobotDatase
         self._check_videos = check_videos
         self._overwrite = overwrite
         self.metadata = metadata
+        # One reader per run: later nodes reuse it (no re-validation, shared table cache).
+        self._reader: LeRobotDatasetReader | None = None
+        self._stamp: int | None = None
+
+    def _info_stamp(self) -> int | None:
+        try:
+            return (self._path / INFO_PATH).stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
 
     def load(self) -> LeRobotDatasetReader:
+        if self._reader is not None and self._stamp == self._info_stamp():
+            return self._reader
         if not (self._path / INFO_PATH).is_file():
             raise DatasetError(
                 f"{self._path}: no LeRobot dataset here ({INFO_PATH} missing). Fix: run the pipeline "
                 "that writes it (e.g. `kedro run --pipeline demo`) or pass its path as a runtime "
                 "parameter (`--params \"<dataset>_path=/path/to/dataset\"`)"
             )
-        return LeRobotDatasetReader(self._path, check_videos=self._check_videos)
+        self._reader = LeRobotDatasetReader(self._path, check_videos=self._check_videos)
+        self._stamp = self._info_stamp()
+        return self._reader
 
     def save(self, data: NewDataset | DerivedDataset | LeRobotDatasetReader) -> None:
         if isinstance(data, LeRobotDatasetReader):
@@ -49,7 +62,8 @@ class LeRobotDataset(AbstractDataset[NewDataset | DerivedDataset | LeRobotDatase
             return
         if not hasattr(data, "write"):
             raise DatasetError(f"{self._path}: cannot save {type(data).__name__}; expected NewDataset or DerivedDataset")
-        data.write(self._path, overwrite=self._overwrite)
+        self._reader = data.write(self._path, overwrite=self._overwrite)
+        self._stamp = self._info_stamp()
 
     def _exists(self) -> bool:
         return (self._path / INFO_PATH).is_file()

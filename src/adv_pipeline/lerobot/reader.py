@@ -37,7 +37,7 @@ from .format import (
 from .stats import Stats, stats_from_json
 from .video import Size, VideoReader, iter_lockstep, probe
 
-IO_THREADS = 8  # parquet/video-header reads are I/O bound: more threads than cores pays
+IO_THREADS = 4  # files read in parallel (each single-threaded): more threads than cores pays
 
 
 @dataclass(frozen=True)
@@ -83,9 +83,11 @@ class LeRobotDatasetReader:
         root: the dataset directory (holding meta/, data/, videos/).
         check_videos: also check every video's presence and frame count (reads headers
             only; set False to skip on huge datasets whose videos you will not touch).
+        check_files: check every parquet file (rows, task_index range) and video; False
+            trusts the metadata (for a dataset this process has just written).
     """
 
-    def __init__(self, root: str | Path, check_videos: bool = True):
+    def __init__(self, root: str | Path, check_videos: bool = True, check_files: bool = True):
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetFormatError(
@@ -98,8 +100,12 @@ class LeRobotDatasetReader:
         self.video_keys: list[str] = video_keys(self.features)
         self.tasks: list[str] = self._load_tasks()
         self.episodes: list[EpisodeMeta] = self._load_episodes()
-        self._check_parquet()
-        if check_videos:
+        self._table_cache: dict[int, pa.Table] = {}
+        self._cache_budget = 0
+        self._data_bytes: dict[int, int] = {}  # uncompressed parquet bytes per episode
+        if check_files:
+            self._check_parquet()
+        if check_files and check_videos:
             self._check_videos()
 
     # ------------------------------------------------------------------ validation
@@ -170,6 +176,7 @@ class LeRobotDatasetReader:
             if not path.is_file():
                 return ep, rel, None, None
             md = pq.ParquetFile(path).metadata
+            self._data_bytes[ep.episode_index] = sum(md.row_group(g).total_byte_size for g in range(md.num_row_groups))
             lo = hi = None
             names = md.schema.names
             if "task_index" in names and md.num_rows:
@@ -288,12 +295,16 @@ class LeRobotDatasetReader:
             )
 
     def read_table(self, episode_index: int, columns: Sequence[str] | None = None) -> pa.Table:
-        """One episode's parquet as an Arrow table."""
+        """One episode's parquet as an Arrow table (from the table cache when it holds it)."""
         path = self.data_path(episode_index)
+        cached = self._table_cache.get(int(episode_index))
         try:
-            return pq.read_table(path, columns=list(columns) if columns is not None else None)
+            if cached is not None:
+                return cached if columns is None else cached.select(list(columns))
+            # files are read in parallel by the callers: one thread per file is fastest
+            return pq.read_table(path, columns=list(columns) if columns is not None else None, use_threads=False)
         except (pa.ArrowInvalid, KeyError) as exc:
-            have = set(pq.read_schema(path).names)
+            have = set(cached.column_names if cached is not None else pq.read_schema(path).names)
             missing = [c for c in columns or [] if c not in have]
             problem = f"has no column(s) {missing}" if missing else f"cannot be read ({exc})"
             raise DatasetFormatError(f"{path}: episode {episode_index} {problem}. Fix: rewrite the episode or choose other columns") from exc
@@ -309,6 +320,28 @@ class LeRobotDatasetReader:
         for ep in self.episodes:
             yield ep.episode_index, self.read_episode(ep.episode_index, columns)
 
+    def data_bytes(self) -> int:
+        """Uncompressed size of all parquet data in bytes (from the files' footers)."""
+        def size(ep: EpisodeMeta) -> int:
+            if ep.episode_index not in self._data_bytes:
+                md = pq.ParquetFile(self.data_path(ep.episode_index)).metadata
+                self._data_bytes[ep.episode_index] = sum(md.row_group(g).total_byte_size for g in range(md.num_row_groups))
+            return self._data_bytes[ep.episode_index]
+
+        with ThreadPoolExecutor(IO_THREADS) as pool:
+            return int(sum(pool.map(size, self.episodes)))
+
+    def cache_tables(self, max_bytes: int) -> bool:
+        """Keep whole episode tables in memory from the next :meth:`read_columns` on, if
+        the dataset's data fits in ``max_bytes``: a later full rewrite (a derived
+        dataset) then reads each file once instead of twice. Returns whether it fits."""
+        self._cache_budget = int(max_bytes) if max_bytes > 0 and self.data_bytes() <= max_bytes else 0
+        return self._cache_budget > 0
+
+    def evict(self, episode_index: int) -> None:
+        """Drop an episode's table from the cache (after its last use)."""
+        self._table_cache.pop(int(episode_index), None)
+
     def read_columns(self, columns: Sequence[str], episodes: Sequence[int] | None = None) -> dict[str, np.ndarray]:
         """Columns of many episodes at once, concatenated in episode order.
 
@@ -322,8 +355,16 @@ class LeRobotDatasetReader:
         columns = list(columns)
         self._require_columns(columns)
         eps = self.episode_indices if episodes is None else np.asarray(episodes, dtype=np.int64)
+        if self._cache_budget:
+            def read(e: int) -> pa.Table:
+                if int(e) not in self._table_cache:
+                    self._table_cache[int(e)] = self.read_table(int(e))
+                return self.read_table(int(e), columns)
+        else:
+            def read(e: int) -> pa.Table:
+                return self.read_table(int(e), columns)
         with ThreadPoolExecutor(IO_THREADS) as pool:
-            tables = list(pool.map(lambda e: self.read_table(int(e), columns), eps))
+            tables = list(pool.map(read, eps))
         if not tables:
             return {c: np.zeros((0,)) for c in columns}
         table = pa.concat_tables(tables)

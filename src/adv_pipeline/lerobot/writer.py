@@ -307,7 +307,7 @@ class NewDataset:
                 all_stats.append({**numeric_stats(cols, features), **res.video_stats})
                 start += res.length
             write_meta(tmp, info, tasks, episodes, all_stats)
-        return LeRobotDatasetReader(root)
+        return LeRobotDatasetReader(root, check_files=False)  # just written and validated by construction
 
 
 # ---------------------------------------------------------------------------- derived datasets
@@ -322,14 +322,15 @@ class DerivedDataset:
             (rows ``source.offsets[e]:source.offsets[e+1]`` belong to episode e).
         tasks: the new tasks.jsonl (task_index k -> tasks[k]); None keeps the source's.
         features: info.json entries of new columns (inferred from the arrays if absent).
-        workers: threads rewriting episode files in parallel.
+        workers: threads rewriting episode files in parallel (pyarrow releases the GIL
+            and waits on I/O: more threads than cores pays).
     """
 
     source: LeRobotDatasetReader
     columns: Mapping[str, np.ndarray]
     tasks: Sequence[str] | None = None
     features: Mapping[str, dict] = field(default_factory=dict)
-    workers: int = 2
+    workers: int = 4
 
     def write(self, root: str | Path, overwrite: bool = True) -> LeRobotDatasetReader:
         src = self.source
@@ -359,6 +360,7 @@ class DerivedDataset:
             ep = src.episodes[pos]
             lo, hi = int(src.offsets[pos]), int(src.offsets[pos + 1])
             table = src.read_table(ep.episode_index)
+            src.evict(ep.episode_index)
             for name, values in self.columns.items():
                 col = _arrow_column(np.asarray(values[lo:hi]), features[name])
                 if name in table.column_names:
@@ -383,4 +385,4 @@ class DerivedDataset:
             with ThreadPoolExecutor(max(1, self.workers)) as pool:
                 results = list(tqdm(pool.map(rewrite, range(src.num_episodes)), total=src.num_episodes, desc="episodes", unit="ep"))
             write_meta(tmp, info, tasks, [r for r, _ in results], [s for _, s in results])
-        return LeRobotDatasetReader(root)
+        return LeRobotDatasetReader(root, check_files=False)  # just written and validated by construction

@@ -1,0 +1,137 @@
+"""gt_labeling on a large video-less dataset, next to its I/O floor.
+
+    python benchmarks/gt_labeling_throughput.py [--episodes 2000] [--frames 1500] [--dir /tmp/adv_bench]
+
+Generates (once, reused afterwards) a LeRobot v2.1 dataset of ``episodes`` x ``frames``
+frames with 14-D state/action, progress, stage_progress_gt and intervention, no videos.
+Then prints:
+- the I/O floor: reading and rewriting the same parquet files with pyarrow, nothing else
+  (same number of threads as the labelling);
+- gt_labeling's whole process: open + validate the dataset, read the columns, advantage,
+  per-stage thresholds, labels, statistics, and the derived dataset written atomically
+  with its metadata and stats (the same functions the Kedro nodes call);
+- optionally (``--kedro``) the wall time of ``kedro run --pipeline gt_labeling`` on it.
+Target: whole process within 1.3x of the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from adv_pipeline import labeling as lab
+from adv_pipeline.lerobot import LeRobotDatasetReader, NewDataset, feature_spec
+
+
+@dataclass(frozen=True)
+class _Episode:
+    columns: dict
+    task: str = "fold the cloth"
+
+    @property
+    def length(self) -> int:
+        return len(self.columns["progress"])
+
+    def iter_frames(self):
+        return iter([{}] * self.length)
+
+
+def _make_episode(seed: int, frames: int) -> _Episode:
+    rng = np.random.default_rng(seed)
+    n = int(frames * rng.uniform(0.8, 1.2))
+    t = np.arange(n) / (n - 1)
+    progress = np.clip(np.cumsum(rng.normal(1.0 / n, 2.0 / n, n)), 0, 1)
+    return _Episode({
+        "observation.state": rng.normal(size=(n, 14)).astype(np.float32),
+        "action": rng.normal(size=(n, 14)).astype(np.float32),
+        "progress": progress.astype(np.float32),
+        "progress_gt": t.astype(np.float32),
+        "stage_progress_gt": t.astype(np.float32),
+        "intervention": (rng.random(n) < 0.05).astype(np.int64),
+    })
+
+
+def generate(root: Path, episodes: int, frames: int) -> LeRobotDatasetReader:
+    if (root / "meta/info.json").is_file():
+        return LeRobotDatasetReader(root)
+    probe = _make_episode(0, 10)
+    features = {k: feature_spec(v) for k, v in probe.columns.items()}
+    plan = NewDataset(fps=30, features=features, episodes=[partial(_make_episode, i, frames) for i in range(episodes)], workers=2)
+    return plan.write(root)
+
+
+def io_floor(src: LeRobotDatasetReader, out: Path, workers: int) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+
+    def copy(ep):
+        table = pq.read_table(src.data_path(ep.episode_index))
+        dst = out / src.data_relpath(ep.episode_index)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, dst, compression="snappy")
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(copy, src.episodes))
+    return time.perf_counter() - t0
+
+
+def whole_process(root: Path, out: Path, config: lab.LabelingConfig) -> tuple[float, dict]:
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    ds = LeRobotDatasetReader(root)
+    inputs = lab.read_label_inputs(ds, config)
+    adv = lab.frame_advantage(inputs, config)
+    stage = lab.stage_index(inputs.stage_progress, config.stage_nums, len(adv))
+    cuts = lab.stage_cuts(adv, stage, config)
+    labels = lab.assign_task_index(adv, stage, cuts, config, inputs.intervention)
+    stats = lab.label_statistics(adv, stage, cuts, labels, config, inputs.intervention)
+    lab.labeled_dataset(ds, labels, config).write(out)
+    return time.perf_counter() - t0, stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=2000)
+    parser.add_argument("--frames", type=int, default=1500, help="mean frames per episode")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/adv_bench"))
+    parser.add_argument("--workers", type=int, default=4, help="threads rewriting episode files")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--kedro", action="store_true", help="also time `kedro run --pipeline gt_labeling`")
+    args = parser.parse_args()
+    root = args.dir / f"large_{args.episodes}x{args.frames}"
+    t0 = time.perf_counter()
+    src = generate(root, args.episodes, args.frames)
+    print(f"dataset: {root}: {src.num_episodes} episodes, {src.num_frames:,} frames, 14-D state/action, no videos (ready in {time.perf_counter() - t0:.1f} s)")
+    config = lab.LabelingConfig(threshold=30, stage_nums=2, workers=args.workers)
+    # interleaved repeats, best of each: this machine's timings vary by +-30% run to run
+    floors, totals = [], []
+    for _ in range(args.repeats):
+        floors.append(min(io_floor(src, args.dir / "floor", w) for w in (2, 4)))  # best thread count
+        total, stats = whole_process(root, args.dir / "labeled", config)
+        totals.append(total)
+    floor, total = min(floors), min(totals)
+    print(f"I/O floor (read + rewrite parquet, 2 or 4 threads): {floor:7.2f} s  ({src.num_frames / floor:,.0f} frames/s)")
+    print(f"gt_labeling whole process ({args.workers} threads):     {total:7.2f} s  ({src.num_frames / total:,.0f} frames/s)")
+    print(f"ratio whole / floor:                                {total / floor:7.2f}  (target <= 1.30)")
+    print(f"positive fraction per stage (before forcing): {[round(s['unforced_positive_fraction'], 4) for s in stats['stages']]}")
+    if args.kedro:
+        out = args.dir / "labeled_kedro"
+        t0 = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).parent / "kedro"), "run", "--pipeline", "gt_labeling", "--params",
+                        f"raw_dataset_path={root},gt_labeled_dataset_path={out},gt_labeling.threshold=30,gt_labeling.stage_nums=2"],
+                       check=True, capture_output=True)
+        print(f"kedro run --pipeline gt_labeling (incl. start-up, MLflow, plots): {time.perf_counter() - t0:7.2f} s")
+
+
+if __name__ == "__main__":
+    main()
