@@ -30,3 +30,18 @@ def advantage_histogram(adv: np.ndarray, stage: np.ndarray, cuts: list[np.ndarra
         ax.set_xlabel(f"advantage ({config.advantage_source})")
         ax.set_ylabel("frames")
     return fig
+
+
+def predicted_vs_true(report: dict, max_episodes: int = 4) -> Figure:
+    """Predicted absolute value vs true stage progress along a few validation episodes."""
+    n = max(1, min(max_episodes, len(report["episodes"])))
+    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.2), squeeze=False, constrained_layout=True)
+    for ax, ep, frames, pred, true in zip(axes[0], report["episodes"], report["frames"], report["predicted"], report["true"]):
+        ax.plot(frames, true, label="true progress", color="black")
+        ax.plot(frames, pred, label="predicted", color="tab:orange")
+        ax.set_title(f"episode {ep}", fontsize=9)
+        ax.set_xlabel("frame")
+    m = report["metrics"]
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"{m.get('variant', '')} step {m.get('step', '')}: Spearman {m['val_spearman']:.3f}, MSE {m['val_mse']:.4f}", fontsize=10)
+    return fig

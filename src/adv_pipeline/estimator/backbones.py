@@ -1,0 +1,88 @@
+"""Backbone registry of the advantage estimator.
+
+A backbone maps images ``(B, T, K, 3, H, W)`` in [-1, 1] (T timesteps: comparison
+frame then current frame; K cameras) to one summary token ``(B, width)``. Backbones are
+chosen by name in parameters (``estimator.model.backbone``); a heavier one (e.g. the
+pi0.5 PaliGemma + Gemma backbone of the seed) registers itself with
+:func:`register_backbone` and nothing else changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+BackboneFactory = Callable[..., nn.Module]
+_REGISTRY: dict[str, BackboneFactory] = {}
+
+
+def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:
+    """Decorator: make ``factory(width=, timesteps=, num_cameras=, image_size=, **kw)``
+    available as ``backbone: <name>``."""
+
+    def wrap(factory: BackboneFactory) -> BackboneFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return wrap
+
+
+def available_backbones() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build_backbone(name: str, *, width: int, timesteps: int, num_cameras: int, image_size: tuple[int, int], **kwargs) -> nn.Module:
+    """Instantiate a registered backbone."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown estimator backbone {name!r}; available: {available_backbones()}. Fix: set estimator.model.backbone")
+    return _REGISTRY[name](width=width, timesteps=timesteps, num_cameras=num_cameras, image_size=tuple(image_size), **kwargs)
+
+
+class ConvEncoder(nn.Module):
+    """Shared image encoder: 4 stride-2 convolutions, then the (H/16, W/16) feature map
+    flattened and projected to ``width`` (keeps where things are, unlike pooling)."""
+
+    def __init__(self, width: int, image_size: tuple[int, int], channels: tuple[int, ...] = (32, 48, 64, 64)):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(8 if c % 8 == 0 else 1, c), nn.SiLU()]
+            c_in = c
+        self.conv = nn.Sequential(*layers)
+        with torch.no_grad():
+            n = self.conv(torch.zeros(1, 3, *image_size)).numel()
+        self.proj = nn.Sequential(nn.Flatten(), nn.Linear(n, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (N, width)."""
+        return self.proj(self.conv(x))
+
+
+@register_backbone("small_cnn")
+class SmallCNNBackbone(nn.Module):
+    """The default backbone, small enough to train on 2 CPU cores in minutes.
+
+    One shared :class:`ConvEncoder` token per (timestep, camera), plus a role embedding
+    (comparison vs current frame) and a camera embedding; a learned summary token
+    attends over them in ``depth`` pre-norm transformer layers and is returned.
+    """
+
+    def __init__(self, width: int, timesteps: int, num_cameras: int, image_size: tuple[int, int], depth: int = 2, heads: int = 4, channels: tuple[int, ...] = (32, 48, 64, 64)):
+        super().__init__()
+        self.encoder = ConvEncoder(width, image_size, tuple(channels))
+        self.role = nn.Parameter(torch.randn(timesteps, 1, width) * 0.02)
+        self.camera = nn.Parameter(torch.randn(1, num_cameras, width) * 0.02)
+        self.summary = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, dropout=0.0, batch_first=True, norm_first=True, activation="gelu")
+        self.fusion = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        b, t, k = images.shape[:3]
+        tokens = self.encoder(images.flatten(0, 2)).view(b, t, k, -1)
+        tokens = (tokens + self.role + self.camera).flatten(1, 2)  # (B, T*K, w)
+        x = torch.cat([self.summary.expand(b, -1, -1), tokens], dim=1)
+        return self.norm(self.fusion(x)[:, 0])

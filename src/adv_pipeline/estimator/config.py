@@ -1,0 +1,138 @@
+"""Frozen configuration of the advantage estimator: model, data and training."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+VARIANTS = ("KAI0", "PI06")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The estimator network.
+
+    Attributes:
+        variant: ``KAI0`` (two timesteps: comparison frame t' and current frame t; predicts
+            the progress made from t' to t) or ``PI06`` (one timestep; predicts the value of t).
+        backbone: a name in the backbone registry (see ``backbones.py``).
+        width: width w of the backbone's summary token and of the value head.
+        backbone_kwargs: extra arguments of the backbone constructor.
+    """
+
+    variant: Literal["KAI0", "PI06"] = "KAI0"
+    backbone: str = "small_cnn"
+    width: int = 128
+    backbone_kwargs: Mapping = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"estimator variant must be one of {VARIANTS}, got {self.variant!r}")
+
+    @property
+    def timesteps(self) -> int:
+        return 2 if self.variant == "KAI0" else 1
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the training data loader reads and how it samples.
+
+    Attributes:
+        cameras: camera names or video keys (e.g. ``top_head``) fed to the model, in order.
+        image_size: (height, width) the frames are resized to (with padding), in pixels.
+        samples_per_episode: training samples drawn from one episode per visit; their
+            frames are collected in one in-order decode of that episode.
+        episodes_per_chunk: episodes decoded together and shuffled across (shuffle buffer
+            of ``episodes_per_chunk * samples_per_episode`` samples).
+        num_workers: decoding processes (0 decodes in the training process).
+        prefetch_chunks: decoded chunks kept ready ahead of training, per worker.
+        val_fraction: share of episodes held out for validation (split by episode).
+        val_episodes_max: validation episodes evaluated (at most).
+        val_frame_stride: evaluate every n-th frame of a validation episode.
+    """
+
+    cameras: tuple[str, ...] = ("top_head", "hand_left", "hand_right")
+    image_size: tuple[int, int] = (64, 64)
+    samples_per_episode: int = 64
+    episodes_per_chunk: int = 4
+    num_workers: int = 1
+    prefetch_chunks: int = 2
+    val_fraction: float = 0.15
+    val_episodes_max: int = 8
+    val_frame_stride: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.samples_per_episode < 1 or self.episodes_per_chunk < 1:
+            raise ValueError("samples_per_episode and episodes_per_chunk must be >= 1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop.
+
+    Attributes:
+        steps: optimisation steps.
+        batch_size: samples per step per process (per GPU under torchrun).
+        lr, weight_decay, warmup_steps, min_lr_ratio: AdamW with linear warmup then
+            cosine decay to ``lr * min_lr_ratio``.
+        grad_clip: max global gradient norm.
+        loss_value_weight, loss_action_weight: as the seed (the action loss is unused: 0).
+        bf16: autocast to bfloat16 on GPU (ignored on CPU).
+        save_interval: checkpoint every n steps (and at the end).
+        keep_period: keep checkpoints whose step is a multiple of this (and the latest);
+            None keeps all.
+        eval_interval: validate every n steps (and at the end).
+        log_interval: log the training loss every n steps.
+        resume: continue from the latest checkpoint in the run directory.
+        seed: seeds model init, the episode split and the sample stream.
+        threads: torch intra-op threads (0: torch's default).
+    """
+
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    loss_value_weight: float = 1.0
+    loss_action_weight: float = 0.0
+    bf16: bool = True
+    save_interval: int = 200
+    keep_period: int | None = None
+    eval_interval: int = 200
+    log_interval: int = 10
+    resume: bool = False
+    seed: int = 0
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> EstimatorConfig:
+        """Build from nested dicts (parameters_estimator.yml); unknown keys are errors."""
+        def make(kind, values):
+            values = dict(values or {})
+            known = {f.name for f in dataclasses.fields(kind)}
+            unknown = set(values) - known
+            if unknown:
+                raise ValueError(f"unknown estimator parameters {sorted(unknown)} for {kind.__name__}; known: {sorted(known)}")
+            for f in dataclasses.fields(kind):
+                if f.name in values and isinstance(values[f.name], list):
+                    values[f.name] = tuple(values[f.name])
+            return kind(**values)
+
+        return cls(make(ModelConfig, d.get("model")), make(DataConfig, d.get("data")), make(TrainConfig, d.get("train")))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

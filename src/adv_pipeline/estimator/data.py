@@ -1,0 +1,299 @@
+"""Training data of the advantage estimator: a deterministic sample plan, decoded one
+episode at a time in order, shuffled across episodes in a bounded buffer.
+
+The seed decodes every sampled frame by seeking into the video, twice per pair. Here a
+*plan* first picks, for a chunk of episodes, all sample indices (current frame t and
+comparison frame t' != t of the same episode) from a seeded RNG; a worker process then
+decodes each episode of the chunk once, in order, collecting only the frames the plan
+needs, and shuffles the chunk's samples. The plan depends only on (seed, epoch, rank,
+chunk), so resuming at step s skips planned samples without decoding them, and the
+stream is the same whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
+
+from .config import DataConfig
+
+TARGET_COLUMN = "stage_progress_gt"
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """Samples of one chunk of episodes, already in their shuffled order.
+
+    Attributes:
+        index: position of the chunk in the stream (0, 1, ...).
+        episode: (n,) episode index of each sample.
+        current: (n,) current frame t.
+        compare: (n,) comparison frame t' (= t for single-timestep models).
+        target: (n,) float32 regression target.
+    """
+
+    index: int
+    episode: np.ndarray
+    current: np.ndarray
+    compare: np.ndarray
+    target: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.current)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """images: (B, T, K, H, W, 3) uint8 (T = comparison, current); target: (B,) float32."""
+
+    images: np.ndarray
+    target: np.ndarray
+
+
+def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
+    """``stage_progress_gt`` per episode, checked: finite, in [0, 1], >= 2 frames."""
+    if TARGET_COLUMN not in dataset.column_names():
+        raise DatasetFormatError(
+            f"{dataset.data_path(dataset.episodes[0].episode_index)}: episode {dataset.episodes[0].episode_index} has no column "
+            f"{TARGET_COLUMN}, needed as the estimator's training target. Fix: annotate stage progress (see SEMANTICS.md) or train on a dataset that has it"
+        )
+    sp = dataset.read_columns([TARGET_COLUMN])[TARGET_COLUMN].astype(np.float32).reshape(-1)
+    out = {}
+    for pos, ep in enumerate(dataset.episodes):
+        values = sp[dataset.offsets[pos] : dataset.offsets[pos + 1]]
+        if ep.length < 2:
+            raise DatasetFormatError(
+                f"{dataset.data_path(ep.episode_index)}: episode {ep.episode_index} has {ep.length} frame; the estimator pairs each "
+                "frame with another frame of the same episode. Fix: drop episodes shorter than 2 frames"
+            )
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+            raise DatasetFormatError(f"{dataset.data_path(ep.episode_index)}: episode {ep.episode_index} has {TARGET_COLUMN} outside [0, 1] or not finite. Fix: repair the annotation")
+        out[ep.episode_index] = values
+    return out
+
+
+def split_episodes(episodes: Sequence[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Deterministic split by episode: (train, validation), each sorted."""
+    eps = np.asarray(sorted(episodes))
+    n_val = int(round(val_fraction * len(eps))) if len(eps) > 1 else 0
+    if val_fraction > 0 and len(eps) > 1:
+        n_val = min(max(n_val, 1), len(eps) - 1)
+    perm = np.random.default_rng([seed, 7919]).permutation(len(eps))
+    val = sorted(eps[perm[:n_val]].tolist())
+    train = sorted(eps[perm[n_val:]].tolist())
+    return train, val
+
+
+def sample_pairs(rng: np.random.Generator, length: int, n: int, paired: bool) -> tuple[np.ndarray, np.ndarray]:
+    """n current frames uniform in [0, length) and, if paired, comparison frames uniform
+    over the other frames of the episode (never equal to the current frame)."""
+    t = rng.integers(0, length, n)
+    if not paired:
+        return t, t.copy()
+    return t, (t + rng.integers(1, length, n)) % length
+
+
+def targets(progress: np.ndarray, current: np.ndarray, compare: np.ndarray, paired: bool) -> np.ndarray:
+    """KAI0: ``clip(sp[t] - sp[t'], -1, 1)``; PI06: ``sp[t]`` (SEMANTICS.md, Stage 1)."""
+    if paired:
+        return np.clip(progress[current] - progress[compare], -1.0, 1.0).astype(np.float32)
+    return progress[current].astype(np.float32)
+
+
+def plan_stream(
+    progress: dict[int, np.ndarray],
+    episodes: Sequence[int],
+    config: DataConfig,
+    paired: bool,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Iterator[ChunkPlan]:
+    """Endless stream of chunk plans for one rank: per epoch, a seeded permutation of the
+    training episodes, this rank's share ``perm[rank::world_size]``, in chunks of
+    ``episodes_per_chunk`` episodes, ``samples_per_episode`` samples each, shuffled."""
+    episodes = list(episodes)
+    if len(episodes) < world_size:
+        raise ValueError(f"{len(episodes)} training episodes cannot be shared by {world_size} processes")
+    index = 0
+    epoch = 0
+    while True:
+        perm = np.random.default_rng([seed, epoch]).permutation(episodes)
+        mine = perm[rank::world_size]
+        for j in range(0, len(mine), config.episodes_per_chunk):
+            rng = np.random.default_rng([seed, epoch, rank, j])
+            eps, cur, cmp, tgt = [], [], [], []
+            for ep in mine[j : j + config.episodes_per_chunk]:
+                sp = progress[int(ep)]
+                t, tc = sample_pairs(rng, len(sp), config.samples_per_episode, paired)
+                eps.append(np.full(len(t), ep, dtype=np.int64))
+                cur.append(t)
+                cmp.append(tc)
+                tgt.append(targets(sp, t, tc, paired))
+            order = rng.permutation(sum(len(t) for t in cur))
+            yield ChunkPlan(index, np.concatenate(eps)[order], np.concatenate(cur)[order], np.concatenate(cmp)[order], np.concatenate(tgt)[order])
+            index += 1
+        epoch += 1
+
+
+def decode_chunk(dataset: LeRobotDatasetReader, plan: ChunkPlan, config: DataConfig, paired: bool) -> Batch:
+    """All samples of a chunk: each episode decoded once, in order, only the frames the
+    plan needs. Memory: the chunk's samples (not the episodes' lengths)."""
+    n = len(plan)
+    h, w = config.image_size
+    k = len(config.cameras)
+    t_steps = 2 if paired else 1
+    images = np.empty((n, t_steps, k, h, w, 3), dtype=np.uint8)
+    for ep in np.unique(plan.episode):
+        rows = np.flatnonzero(plan.episode == ep)
+        wanted = np.unique(np.concatenate([plan.compare[rows], plan.current[rows]]))
+        frames = dataset.get_frames(int(ep), wanted, cameras=config.cameras, size=(h, w))
+        stacked = np.stack([frames[key] for key in frames], axis=1)  # (m, K, H, W, 3)
+        if paired:
+            images[rows, 0] = stacked[np.searchsorted(wanted, plan.compare[rows])]
+        images[rows, t_steps - 1] = stacked[np.searchsorted(wanted, plan.current[rows])]
+    return Batch(images, plan.target.copy())
+
+
+# Worker processes open the dataset once (no re-validation) and decode chunks.
+_WORKER_DATASET: LeRobotDatasetReader | None = None
+
+
+def _worker_init(root: str) -> None:
+    global _WORKER_DATASET
+    _WORKER_DATASET = LeRobotDatasetReader(root, check_files=False)
+
+
+def _worker_decode(plan: ChunkPlan, config: DataConfig, paired: bool) -> Batch:
+    assert _WORKER_DATASET is not None
+    return decode_chunk(_WORKER_DATASET, plan, config, paired)
+
+
+class TrainLoader:
+    """Batches of ``batch_size`` samples, in the plan's order, from ``start_step`` on.
+
+    Decoding runs in ``config.num_workers`` processes with at most
+    ``num_workers * prefetch_chunks`` chunks in flight; results are consumed in order,
+    so the batches do not depend on the number of workers.
+    """
+
+    def __init__(
+        self,
+        dataset: LeRobotDatasetReader,
+        progress: dict[int, np.ndarray],
+        episodes: Sequence[int],
+        config: DataConfig,
+        paired: bool,
+        batch_size: int,
+        seed: int,
+        start_step: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        self.dataset = dataset
+        self.config = config
+        self.paired = paired
+        self.batch_size = int(batch_size)
+        self._plans = plan_stream(progress, episodes, config, paired, seed, rank, world_size)
+        self._skip = int(start_step) * self.batch_size
+        self._pool: ProcessPoolExecutor | None = None
+        if config.num_workers > 0:
+            # fork: workers start instantly and need no importable __main__; they use
+            # only numpy/PyAV, never torch, so forking a process with torch threads is safe
+            method = "fork" if sys.platform.startswith("linux") else "spawn"
+            self._pool = ProcessPoolExecutor(config.num_workers, mp_context=get_context(method), initializer=_worker_init, initargs=(str(dataset.root),))
+
+    def _chunks(self) -> Iterator[Batch]:
+        # fast-forward over planned samples without decoding them (resume)
+        skip = self._skip
+        plan = next(self._plans)
+        while skip >= len(plan):
+            skip -= len(plan)
+            plan = next(self._plans)
+        first_offset = skip
+        pending: deque[Future | Batch] = deque()
+        window = max(1, self.config.num_workers * self.config.prefetch_chunks)
+
+        def submit(p: ChunkPlan):
+            if self._pool is None:
+                return p
+            return self._pool.submit(_worker_decode, p, self.config, self.paired)
+
+        pending.append(submit(plan))
+        while True:
+            while len(pending) < window:
+                pending.append(submit(next(self._plans)))
+            item = pending.popleft()
+            if isinstance(item, ChunkPlan):
+                batch = decode_chunk(self.dataset, item, self.config, self.paired)
+            else:
+                batch = item.result()
+            if first_offset:
+                batch = Batch(batch.images[first_offset:], batch.target[first_offset:])
+                first_offset = 0
+            yield batch
+
+    def __iter__(self) -> Iterator[Batch]:
+        buf_img: list[np.ndarray] = []
+        buf_tgt: list[np.ndarray] = []
+        have = 0
+        for chunk in self._chunks():
+            buf_img.append(chunk.images)
+            buf_tgt.append(chunk.target)
+            have += len(chunk.target)
+            while have >= self.batch_size:
+                img = np.concatenate(buf_img) if len(buf_img) > 1 else buf_img[0]
+                tgt = np.concatenate(buf_tgt) if len(buf_tgt) > 1 else buf_tgt[0]
+                yield Batch(img[: self.batch_size], tgt[: self.batch_size])
+                buf_img, buf_tgt = [img[self.batch_size :]], [tgt[self.batch_size :]]
+                have -= self.batch_size
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """Frames of held-out episodes for validation.
+
+    Attributes:
+        episodes: episode indices.
+        frames: per episode, the evaluated frame indices (every ``val_frame_stride``-th).
+        images: per episode, (n, K, H, W, 3) uint8 frames at those indices.
+        first: per episode, (K, H, W, 3) uint8 frame 0 (KAI0's comparison frame).
+        progress: per episode, (n,) stage progress at those frames.
+    """
+
+    episodes: list[int]
+    frames: list[np.ndarray]
+    images: list[np.ndarray]
+    first: list[np.ndarray]
+    progress: list[np.ndarray]
+
+
+def load_validation(dataset: LeRobotDatasetReader, progress: dict[int, np.ndarray], episodes: Sequence[int], config: DataConfig) -> ValidationSet:
+    """Decode the validation frames once (bounded by val_episodes_max and the stride)."""
+    eps = list(episodes)[: config.val_episodes_max]
+    out = ValidationSet([], [], [], [], [])
+    for ep in eps:
+        sp = progress[ep]
+        idx = np.arange(0, len(sp), config.val_frame_stride)
+        frames = dataset.get_frames(ep, np.union1d(idx, [0]), cameras=config.cameras, size=tuple(config.image_size))
+        stacked = np.stack([frames[k] for k in frames], axis=1)
+        out.episodes.append(ep)
+        out.frames.append(idx)
+        out.images.append(stacked[np.searchsorted(np.union1d(idx, [0]), idx)])
+        out.first.append(stacked[0])
+        out.progress.append(sp[idx])
+    return out

@@ -1,0 +1,266 @@
+"""Training loop of the advantage estimator; runs in-process or under torchrun.
+
+One process::
+
+    train(dataset_root, run_dir, EstimatorConfig(...))
+
+Many (DDP; rank 0 validates, writes checkpoints and metrics)::
+
+    torchrun --nproc_per_node 8 [--nnodes 2 --node_rank 0 --master_addr HOST --master_port 12345] \\
+        -m adv_pipeline.estimator.train --dataset DATA_DIR --run-dir RUN_DIR --config config.json
+
+Checkpoints: ``<run_dir>/<step>/{model.safetensors, optimizer.pt, metadata.json, assets/}``;
+metrics: ``<run_dir>/metrics.jsonl`` (one ``{"step", "name", "value"}`` per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from scipy.stats import spearmanr
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from adv_pipeline.checkpoints import Checkpoint, list_steps, load_checkpoint, prune_checkpoints, write_checkpoint
+from adv_pipeline.lerobot import LeRobotDatasetReader
+
+from .config import EstimatorConfig
+from .data import TrainLoader, ValidationSet, episode_progress, load_validation, split_episodes
+from .model import AdvantageEstimator, to_model_input, value_loss
+
+METRICS_FILE = "metrics.jsonl"
+OPTIMIZER_FILE = "optimizer.pt"
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> Distributed:
+    """Join the torchrun process group if launched by torchrun (env RANK/WORLD_SIZE)."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Distributed()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    info = Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(info.local_rank)
+    return info
+
+
+def lr_lambda(config) -> callable:
+    """Linear warmup to 1, then cosine decay to ``min_lr_ratio`` at ``steps``."""
+    warm, total, floor = config.warmup_steps, config.steps, config.min_lr_ratio
+
+    def fn(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, total - warm))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return fn
+
+
+def validate(model: torch.nn.Module, val: ValidationSet, paired: bool, device: torch.device, batch: int = 128) -> tuple[dict[str, float], list[np.ndarray]]:
+    """MSE of the absolute value and mean per-episode Spearman correlation between the
+    predicted absolute value (KAI0: V(frame 0 -> n); PI06: V(n)) and stage progress."""
+    model.eval()
+    preds, sq, rhos = [], [], []
+    with torch.no_grad():
+        for imgs, first, sp in zip(val.images, val.first, val.progress):
+            out = []
+            for i in range(0, len(imgs), batch):
+                cur = torch.from_numpy(imgs[i : i + batch])
+                if paired:
+                    ref = torch.from_numpy(first).expand(len(cur), *first.shape)
+                    x = torch.stack([ref, cur], dim=1)
+                else:
+                    x = cur[:, None]
+                out.append(model(to_model_input(x).to(device)).float().cpu().numpy())
+            v = np.concatenate(out)
+            target = sp - sp[0] if paired else sp
+            sq.append((v - target) ** 2)
+            if np.ptp(sp) > 0 and np.ptp(v) > 0:
+                rhos.append(spearmanr(v, sp).statistic)
+            preds.append(v)
+    model.train()
+    metrics = {"val_mse": float(np.concatenate(sq).mean()) if sq else float("nan"), "val_spearman": float(np.mean(rhos)) if rhos else float("nan")}
+    return metrics, preds
+
+
+def _log(run_dir: Path, step: int, metrics: dict[str, float]) -> None:
+    with open(run_dir / METRICS_FILE, "a") as f:
+        for name, value in metrics.items():
+            f.write(json.dumps({"step": int(step), "name": name, "value": float(value)}) + "\n")
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """metrics.jsonl as ``{name: [(step, value), ...]}`` (last value wins per step)."""
+    path = Path(run_dir) / METRICS_FILE
+    out: dict[str, dict[int, float]] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            out.setdefault(row["name"], {})[int(row["step"])] = float(row["value"])
+    return {k: sorted(v.items()) for k, v in out.items()}
+
+
+def _truncate_metrics(run_dir: Path, step: int) -> None:
+    path = run_dir / METRICS_FILE
+    if path.is_file():
+        rows = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        path.write_text("".join(r + "\n" for r in rows))
+
+
+def _params_checksum(model: torch.nn.Module) -> float:
+    return float(sum(p.detach().double().sum().item() for p in model.parameters()))
+
+
+def train(dataset_root: str | Path, run_dir: str | Path, config: EstimatorConfig, dataset: LeRobotDatasetReader | None = None) -> Checkpoint:
+    """Train (or resume) the estimator; returns the final checkpoint (on every rank)."""
+    env = init_distributed()
+    tc, dc, mc = config.train, config.data, config.model
+    run_dir = Path(run_dir)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    device = torch.device("cuda", env.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    dataset = dataset or LeRobotDatasetReader(dataset_root)
+    dataset.resolve_cameras(dc.cameras)  # clear error for unknown cameras, before any work
+    progress = episode_progress(dataset)
+    train_eps, val_eps = split_episodes(list(progress), dc.val_fraction, tc.seed)
+    paired = mc.timesteps == 2
+
+    if env.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not tc.resume:  # a new run: earlier checkpoints and metrics in this directory go
+            for s in list_steps(run_dir):
+                shutil.rmtree(run_dir / str(s))
+            (run_dir / METRICS_FILE).unlink(missing_ok=True)
+    if env.world_size > 1:
+        dist.barrier()
+
+    torch.manual_seed(tc.seed)
+    model = AdvantageEstimator(mc, dc).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc))
+    start = 0
+    steps = list_steps(run_dir) if tc.resume else []
+    if steps:
+        ckpt = load_checkpoint(run_dir)
+        weights = ckpt.load_weights()
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+        state = torch.load(ckpt.path / OPTIMIZER_FILE, map_location=device, weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start = ckpt.step
+        if env.is_main:
+            _truncate_metrics(run_dir, start)
+    ddp = DistributedDataParallel(model) if env.world_size > 1 else model
+
+    meta = {
+        "config": config.to_dict(),
+        "variant": mc.variant,
+        "backbone": mc.backbone,
+        "dataset": str(dataset.root),
+        "dataset_fingerprint": dataset.fingerprint(),
+        "train_episodes": train_eps,
+        "val_episodes": val_eps,
+        "world_size": env.world_size,
+    }
+
+    def save(step: int) -> None:
+        if env.world_size > 1:
+            sums = [None] * env.world_size
+            dist.all_gather_object(sums, _params_checksum(model))
+        else:
+            sums = [_params_checksum(model)]
+        if not env.is_main:
+            return
+
+        def extra(tmp: Path) -> None:
+            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / OPTIMIZER_FILE)
+            (tmp / "assets").mkdir()
+            (tmp / "assets" / "estimator_config.json").write_text(json.dumps(config.to_dict(), indent=2))
+
+        tensors = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
+        write_checkpoint(run_dir, step, tensors, {**meta, "rank_param_checksums": sums}, extra)
+        prune_checkpoints(run_dir, tc.keep_period)
+
+    val = load_validation(dataset, progress, val_eps, dc) if env.is_main and val_eps else None
+
+    def evaluate(step: int) -> None:
+        if val is not None:
+            metrics, _ = validate(model, val, paired, device)
+            _log(run_dir, step, metrics)
+
+    loader = TrainLoader(dataset, progress, train_eps, dc, paired, tc.batch_size, tc.seed, start, env.rank, env.world_size)
+    bar = tqdm(total=tc.steps, initial=start, desc=f"estimator {mc.variant}", unit="step", disable=not env.is_main)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.bf16 and device.type == "cuda")
+    step, t0, seen = start, time.perf_counter(), 0
+    try:
+        for batch in loader:
+            if step >= tc.steps:
+                break
+            x = to_model_input(torch.from_numpy(batch.images)).to(device, non_blocking=True)
+            y = torch.from_numpy(batch.target).to(device)
+            with autocast:
+                pred = ddp(x).float()
+            loss = tc.loss_value_weight * value_loss(pred, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            seen += len(y)
+            if env.is_main and (step % tc.log_interval == 0 or step == tc.steps):
+                rate = seen * env.world_size / (time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{loss.item():.4f}", samples_s=f"{rate:.0f}")
+                _log(run_dir, step, {"train_loss": loss.item(), "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0], "samples_per_s": rate})
+            bar.update(1)
+            if step % tc.eval_interval == 0 or step == tc.steps:
+                evaluate(step)
+            if step % tc.save_interval == 0 or step == tc.steps:
+                save(step)
+            if env.world_size > 1 and (step % tc.eval_interval == 0 or step % tc.save_interval == 0 or step == tc.steps):
+                dist.barrier()
+    finally:
+        loader.close()
+        bar.close()
+    if env.world_size > 1:
+        dist.barrier()
+    return load_checkpoint(run_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train the advantage estimator (torchrun-compatible).")
+    parser.add_argument("--dataset", required=True, help="LeRobot v2.1 dataset directory")
+    parser.add_argument("--run-dir", required=True, help="where checkpoints and metrics go")
+    parser.add_argument("--config", required=True, help="JSON file of EstimatorConfig (as parameters_estimator.yml's model/data/train)")
+    args = parser.parse_args(argv)
+    config = EstimatorConfig.from_dict(json.loads(Path(args.config).read_text()))
+    train(args.dataset, args.run_dir, config)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
