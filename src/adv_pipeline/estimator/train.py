@@ -134,8 +134,18 @@ def _params_checksum(model: torch.nn.Module) -> float:
     return float(sum(p.detach().double().sum().item() for p in model.parameters()))
 
 
-def train(dataset_root: str | Path, run_dir: str | Path, config: EstimatorConfig, dataset: LeRobotDatasetReader | None = None) -> Checkpoint:
-    """Train (or resume) the estimator; returns the final checkpoint (on every rank)."""
+def train(
+    dataset_root: str | Path,
+    run_dir: str | Path,
+    config: EstimatorConfig,
+    dataset: LeRobotDatasetReader | None = None,
+    stop_after: int | None = None,
+) -> Checkpoint:
+    """Train (or resume) the estimator; returns the latest checkpoint (on every rank).
+
+    ``stop_after`` ends this call after that many steps (saving a checkpoint), as a
+    preempted job would; a later call with ``resume`` continues exactly where it stopped.
+    """
     env = init_distributed()
     tc, dc, mc = config.train, config.data, config.model
     run_dir = Path(run_dir)
@@ -217,7 +227,7 @@ def train(dataset_root: str | Path, run_dir: str | Path, config: EstimatorConfig
     step, t0, seen = start, time.perf_counter(), 0
     try:
         for batch in loader:
-            if step >= tc.steps:
+            if step >= tc.steps or (stop_after is not None and step >= start + stop_after):
                 break
             x = to_model_input(torch.from_numpy(batch.images)).to(device, non_blocking=True)
             y = torch.from_numpy(batch.target).to(device)
@@ -238,7 +248,8 @@ def train(dataset_root: str | Path, run_dir: str | Path, config: EstimatorConfig
             bar.update(1)
             if step % tc.eval_interval == 0 or step == tc.steps:
                 evaluate(step)
-            if step % tc.save_interval == 0 or step == tc.steps:
+            stopping = stop_after is not None and step == start + stop_after
+            if step % tc.save_interval == 0 or step == tc.steps or stopping:
                 save(step)
             if env.world_size > 1 and (step % tc.eval_interval == 0 or step % tc.save_interval == 0 or step == tc.steps):
                 dist.barrier()

@@ -1,0 +1,163 @@
+"""The advantage estimator: sampler, loader, training/resume/DDP, checkpoints, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from adv_pipeline.checkpoints import list_steps
+from adv_pipeline.estimator import DataConfig, EstimatorConfig, LaunchConfig, ModelConfig, TrainConfig, run_training
+from adv_pipeline.estimator.data import TrainLoader, decode_chunk, episode_progress, plan_stream, split_episodes
+from adv_pipeline.estimator.evaluate import load_estimator
+from adv_pipeline.estimator.model import AdvantageEstimator, to_model_input
+from adv_pipeline.estimator.train import read_metrics, train
+from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
+
+from ..conftest import synthetic_plan
+
+CAMS = ("top_head", "hand_left")
+
+
+def tiny_config(variant="KAI0", steps=6, **train_kw) -> EstimatorConfig:
+    return EstimatorConfig(
+        ModelConfig(variant=variant, width=32, backbone_kwargs={"depth": 1, "heads": 2, "channels": [8, 8, 16, 16]}),
+        DataConfig(cameras=CAMS, image_size=(32, 32), samples_per_episode=8, episodes_per_chunk=2, num_workers=0, val_fraction=0.25, val_frame_stride=5),
+        TrainConfig(steps=steps, batch_size=4, warmup_steps=2, save_interval=3, eval_interval=3, log_interval=1, **train_kw),
+    )
+
+
+@pytest.fixture
+def dataset(tmp_path) -> LeRobotDatasetReader:
+    return synthetic_plan(lengths=(40, 25, 33, 30)).write(tmp_path / "ds")
+
+
+def test_sampler_never_pairs_a_frame_with_itself_nor_crosses_episodes(dataset):
+    progress = episode_progress(dataset)
+    config = DataConfig(cameras=CAMS, image_size=(32, 32), samples_per_episode=50, episodes_per_chunk=3)
+    lengths = dict(zip(dataset.episode_indices.tolist(), dataset.lengths.tolist()))
+    stream = plan_stream(progress, [0, 1, 2, 3], config, paired=True, seed=1)
+    for _ in range(4):
+        plan = next(stream)
+        assert (plan.compare != plan.current).all()
+        n = np.array([lengths[e] for e in plan.episode])
+        assert (plan.current < n).all() and (plan.compare < n).all() and (plan.compare >= 0).all()
+        sp = [progress[e] for e in plan.episode]
+        expected = [np.clip(s[c] - s[p], -1, 1) for s, c, p in zip(sp, plan.current, plan.compare)]
+        np.testing.assert_allclose(plan.target, expected, rtol=1e-6)
+    # the decoded images are the planned frames of the planned episode
+    batch = decode_chunk(dataset, plan, config, paired=True)
+    for i in (0, 7, len(plan) - 1):
+        ref = dataset.get_frames(int(plan.episode[i]), [plan.compare[i], plan.current[i]], cameras=CAMS, size=(32, 32))
+        np.testing.assert_array_equal(batch.images[i, 0, 1], ref["observation.images.hand_left"][0])
+        np.testing.assert_array_equal(batch.images[i, 1, 0], ref["observation.images.top_head"][1])
+
+
+def test_split_is_by_episode_and_seeded():
+    train_a, val_a = split_episodes(range(20), 0.15, seed=3)
+    train_b, val_b = split_episodes(range(20), 0.15, seed=3)
+    assert (train_a, val_a) == (train_b, val_b) and len(val_a) == 3 and not set(train_a) & set(val_a)
+    assert split_episodes(range(20), 0.15, seed=4)[1] != val_a
+
+
+def test_loader_batches_do_not_depend_on_workers_and_resume_skips_exactly(dataset):
+    progress = episode_progress(dataset)
+    base = DataConfig(cameras=CAMS, image_size=(32, 32), samples_per_episode=6, episodes_per_chunk=2, num_workers=0)
+    two = DataConfig(**{**base.__dict__, "num_workers": 2})
+
+    def batches(config, start=0, n=5):
+        loader = TrainLoader(dataset, progress, [0, 1, 2, 3], config, True, 5, seed=0, start_step=start)
+        out = [b for _, b in zip(range(n), loader)]
+        loader.close()
+        return out
+
+    serial, parallel, resumed = batches(base), batches(two), batches(base, start=3, n=2)
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a.images, b.images)
+        np.testing.assert_array_equal(a.target, b.target)
+    for a, b in zip(serial[3:], resumed):
+        np.testing.assert_array_equal(a.images, b.images)
+
+
+def _weights(run_dir, step=None):
+    from adv_pipeline.checkpoints import load_checkpoint
+
+    return load_checkpoint(run_dir, step).load_weights()
+
+
+@pytest.mark.parametrize("variant", ["KAI0", "PI06"])
+def test_resume_equals_uninterrupted(dataset, tmp_path, variant):
+    full = train(dataset.root, tmp_path / "full", tiny_config(variant, steps=6))
+    train(dataset.root, tmp_path / "split", tiny_config(variant, steps=6), stop_after=3)
+    assert list_steps(tmp_path / "split") == [3]
+    resumed = train(dataset.root, tmp_path / "split", tiny_config(variant, steps=6, resume=True))
+    assert full.step == resumed.step == 6
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "split")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    # metrics: one history without a gap or duplicates after the resume
+    losses = read_metrics(tmp_path / "split")["train_loss"]
+    assert [s for s, _ in losses] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose([v for _, v in losses], [v for _, v in read_metrics(tmp_path / "full")["train_loss"]], rtol=1e-6)
+
+
+def test_checkpoint_loads_back_into_an_identical_model(dataset, tmp_path):
+    ckpt = train(dataset.root, tmp_path / "run", tiny_config(steps=3))
+    assert {p.name for p in ckpt.path.iterdir()} == {"model.safetensors", "optimizer.pt", "metadata.json", "assets"}
+    assert ckpt.metadata["variant"] == "KAI0" and ckpt.metadata["backbone"] == "small_cnn"
+    assert ckpt.metadata["dataset_fingerprint"] == dataset.fingerprint()
+    model, config = load_estimator(ckpt)
+    torch.manual_seed(0)
+    again = AdvantageEstimator(config.model, config.data)
+    again.load_state_dict(model.state_dict())
+    x = to_model_input(torch.randint(0, 255, (3, 2, 2, 32, 32, 3), dtype=torch.uint8))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), again.eval()(x), rtol=0, atol=0)
+        out = model(x)
+    assert out.shape == (3,) and (out.abs() < 1).all()
+
+
+def test_keep_period_prunes_old_checkpoints(dataset, tmp_path):
+    cfg = tiny_config(steps=9, keep_period=6)
+    train(dataset.root, tmp_path / "run", cfg)
+    assert list_steps(tmp_path / "run") == [6, 9]
+
+
+def test_two_process_ddp_with_gloo(dataset, tmp_path):
+    ckpt = run_training(dataset, tmp_path / "ddp", tiny_config(steps=4), LaunchConfig(nproc_per_node=2, master_port=29517))
+    assert ckpt.step == 4 and ckpt.metadata["world_size"] == 2
+    sums = ckpt.metadata["rank_param_checksums"]
+    assert len(sums) == 2 and sums[0] == sums[1]
+
+
+def test_missing_stage_progress_column(tmp_path, dataset):
+    path = dataset.data_path(0)
+    for ep in range(4):
+        p = dataset.data_path(ep)
+        pq.write_table(pq.read_table(p).drop_columns(["stage_progress_gt"]), p)
+    with pytest.raises(DatasetFormatError, match=r"episode 0 has no column stage_progress_gt, needed as the estimator's training target"):
+        train(dataset.root, tmp_path / "run", tiny_config())
+    assert path.is_file()
+
+
+def test_one_frame_episode(tmp_path):
+    ds = synthetic_plan(lengths=(10, 1, 12)).write(tmp_path / "ds")
+    with pytest.raises(DatasetFormatError, match=r"episode 1 has 1 frame; the estimator pairs each frame"):
+        train(ds.root, tmp_path / "run", tiny_config())
+
+
+def test_unknown_camera(dataset, tmp_path):
+    cfg = tiny_config()
+    bad = EstimatorConfig(cfg.model, DataConfig(**{**cfg.data.__dict__, "cameras": ("top_head", "wrist")}), cfg.train)
+    with pytest.raises(DatasetFormatError, match=r"no camera 'wrist'; the dataset's video keys are"):
+        train(dataset.root, tmp_path / "run", bad)
+    assert not list_steps(tmp_path / "run")
+
+
+def test_unknown_parameters_and_backbone():
+    with pytest.raises(ValueError, match=r"unknown estimator parameters \['stepz'\]"):
+        EstimatorConfig.from_dict({"train": {"stepz": 3}})
+    with pytest.raises(ValueError, match="unknown estimator backbone 'vit'"):
+        AdvantageEstimator(ModelConfig(backbone="vit"), DataConfig())
