@@ -45,3 +45,26 @@ def predicted_vs_true(report: dict, max_episodes: int = 4) -> Figure:
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"{m.get('variant', '')} step {m.get('step', '')}: Spearman {m['val_spearman']:.3f}, MSE {m['val_mse']:.4f}", fontsize=10)
     return fig
+
+
+def estimated_vs_gt_advantage(episodes: list[dict], title: str = "") -> Figure:
+    """Estimated ``absolute_advantage`` vs the ground-truth advantage along a few
+    episodes; shaded where the estimated binary label is positive.
+
+    Each item: ``{"episode", "estimated", "gt", "label"}`` with (n,) arrays.
+    """
+    n = max(1, len(episodes))
+    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.2), squeeze=False, constrained_layout=True)
+    for ax, ep in zip(axes[0], episodes):
+        t = np.arange(len(ep["estimated"]))
+        ax.plot(t, ep["gt"], color="black", label="GT advantage (progress)")
+        ax.plot(t, ep["estimated"], color="tab:orange", label="estimated absolute_advantage")
+        lo, hi = ax.get_ylim()
+        ax.fill_between(t, lo, hi, where=np.asarray(ep["label"]) > 0, color="tab:green", alpha=0.12, label="estimated positive")
+        ax.set_ylim(lo, hi)
+        ax.set_title(f"episode {ep['episode']}", fontsize=9)
+        ax.set_xlabel("frame")
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -1,0 +1,104 @@
+"""Agreement of estimated advantage labels with ground truth (when a dataset has it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.stats import rankdata, spearmanr
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for the binary ``positive`` labels (the
+    Mann-Whitney U statistic with average ranks for ties); NaN if one class is empty."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(positive).astype(bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(s)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def agreement(
+    absolute_advantage: np.ndarray,
+    absolute_value: np.ndarray,
+    estimated_labels: np.ndarray,
+    gt_labels: np.ndarray,
+    stage_progress: np.ndarray | None,
+    offsets: np.ndarray,
+) -> dict[str, float]:
+    """ROC AUC of absolute_advantage against the GT positive label, accuracy of the
+    estimated binary labels, and the Spearman correlation of absolute_value with
+    stage_progress_gt (pooled, and the mean of per-episode correlations)."""
+    top = int(max(gt_labels.max(initial=0), estimated_labels.max(initial=0)))
+    gt_pos = gt_labels == top
+    out = {
+        "frames": int(len(gt_labels)),
+        "roc_auc": roc_auc(absolute_advantage, gt_pos),
+        "label_accuracy": float((estimated_labels == gt_labels).mean()) if len(gt_labels) else float("nan"),
+        "gt_positive_fraction": float(gt_pos.mean()) if len(gt_labels) else float("nan"),
+    }
+    if stage_progress is not None and len(stage_progress):
+        out["spearman_value_progress"] = float(spearmanr(absolute_value, stage_progress).statistic)
+        per = []
+        for lo, hi in zip(offsets[:-1], offsets[1:]):
+            v, p = absolute_value[lo:hi], stage_progress[lo:hi]
+            if hi - lo > 2 and np.ptp(v) > 0 and np.ptp(p) > 0:
+                per.append(spearmanr(v, p).statistic)
+        out["spearman_value_progress_per_episode"] = float(np.mean(per)) if per else float("nan")
+    return out
+
+
+def rows_of(offsets: np.ndarray, positions: Sequence[int]) -> np.ndarray:
+    """Row indices of the episodes at ``positions`` (in dataset order)."""
+    parts = [np.arange(offsets[p], offsets[p + 1]) for p in positions]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def estimation_report(estimated, labeled, checkpoint, gt_params: dict, n_plot: int = 4) -> tuple[dict, list[dict]]:
+    """Report of a Stage 2 run: throughput (from the output's meta/estimation.json) and,
+    when the dataset has ground truth (``progress`` and ``stage_progress_gt``), agreement
+    with the GT labels (computed with ``gt_params`` as Stage 0 does) on all episodes and
+    on the estimator's held-out episodes. Returns (report, episodes to plot)."""
+    import json
+
+    from adv_pipeline import labeling as lab
+
+    from .estimation import REPORT_PATH
+
+    run = json.loads((estimated.root / REPORT_PATH).read_text()) if (estimated.root / REPORT_PATH).is_file() else {}
+    report: dict = {"estimation": run, "frames_labelled": estimated.num_frames}
+    columns = estimated.column_names()
+    gt_cfg = lab.LabelingConfig.from_params(gt_params)
+    if not {"progress", "stage_progress_gt"} <= set(columns):
+        report["ground_truth"] = "absent: the dataset has no progress / stage_progress_gt columns"
+        return report, []
+    inputs = lab.read_label_inputs(estimated, gt_cfg)
+    gt_adv = lab.frame_advantage(inputs, gt_cfg)
+    stage = lab.stage_index(inputs.stage_progress, gt_cfg.stage_nums, len(gt_adv))
+    gt_labels = lab.assign_task_index(gt_adv, stage, lab.stage_cuts(gt_adv, stage, gt_cfg), gt_cfg, inputs.intervention)
+    cols = estimated.read_columns(["absolute_advantage", "absolute_value", "stage_progress_gt"])
+    est_labels = labeled.read_columns(["task_index"])["task_index"]
+    off = estimated.offsets
+    report["all_episodes"] = agreement(cols["absolute_advantage"], cols["absolute_value"], est_labels, gt_labels, cols["stage_progress_gt"], off)
+    val = [e for e in checkpoint.metadata.get("val_episodes", []) if e in set(estimated.episode_indices.tolist())]
+    positions = [int(np.searchsorted(estimated.episode_indices, e)) for e in val]
+    if positions:
+        rows = rows_of(off, positions)
+        sub_off = np.concatenate([[0], np.cumsum([off[p + 1] - off[p] for p in positions])])
+        report["held_out_episodes"] = {
+            "episodes": val,
+            **agreement(cols["absolute_advantage"][rows], cols["absolute_value"][rows], est_labels[rows], gt_labels[rows], cols["stage_progress_gt"][rows], sub_off),
+        }
+    plot_positions = (positions or list(range(estimated.num_episodes)))[:n_plot]
+    episodes = [
+        {
+            "episode": int(estimated.episode_indices[p]),
+            "estimated": cols["absolute_advantage"][off[p] : off[p + 1]],
+            "gt": np.clip(gt_adv[off[p] : off[p + 1]], -1, 1),
+            "label": est_labels[off[p] : off[p + 1]],
+        }
+        for p in plot_positions
+    ]
+    return report, episodes

@@ -1,0 +1,176 @@
+"""Streaming inference of a trained estimator along an episode (SEMANTICS.md, Stage 2).
+
+The cameras of an episode are decoded in lockstep into a sliding window just large
+enough for the current batch and its look-ahead (``batch_size + interval`` frames, plus
+frame 0 for KAI0's V(0 -> n)); a prefetch thread prepares the next batch's model inputs
+while the model runs on the current one. Peak memory does not grow with episode length.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from adv_pipeline.lerobot import LeRobotDatasetReader
+
+from .config import EstimatorConfig
+from .model import AdvantageEstimator, to_model_input
+
+
+class FrameWindow:
+    """Frames ``start .. start+len-1`` of a lockstep frame stream, each (K, H, W, 3)."""
+
+    def __init__(self, frames: Iterator[dict[str, np.ndarray]]):
+        self._frames = frames
+        self._buf: list[np.ndarray] = []
+        self.start = 0
+
+    def get(self, i: int) -> np.ndarray:
+        while i >= self.start + len(self._buf):
+            self._buf.append(np.stack(list(next(self._frames).values())))
+        if i < self.start:
+            raise IndexError(f"frame {i} already left the window (starts at {self.start})")
+        return self._buf[i - self.start]
+
+    def drop_before(self, i: int) -> None:
+        k = max(0, min(len(self._buf), i - self.start))
+        del self._buf[:k]
+        self.start += k
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+
+@dataclass(frozen=True)
+class EpisodeValues:
+    """Raw model outputs along one episode of n frames.
+
+    Attributes:
+        absolute: (n,) KAI0: V(frame 0 -> frame i); PI06: V(frame i).
+        relative: (n,) KAI0: V(frame i -> frame fut(i)), unscaled; None for PI06.
+        peak_window: most frames held in the window at once.
+    """
+
+    absolute: np.ndarray
+    relative: np.ndarray | None
+    peak_window: int
+
+
+def future_index(n: int, interval: int) -> np.ndarray:
+    """``fut(i) = min(i + interval, n - 1)`` for i in 0..n-1."""
+    return np.minimum(np.arange(n) + interval, n - 1)
+
+
+def _batches(dataset: LeRobotDatasetReader, episode: int, config: EstimatorConfig, interval: int, batch_size: int, peak: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """Model inputs, batch by batch: (first frame index, (m, T, K, H, W, 3) uint8) where
+    KAI0 batches hold the b absolute pairs (0, i) then the b relative pairs (i, fut(i))."""
+    n = dataset.episode(episode).length
+    window = FrameWindow(dataset.iter_frames(episode, cameras=config.data.cameras, size=tuple(config.data.image_size)))
+    paired = config.model.timesteps == 2
+    fut = future_index(n, interval)
+    first = window.get(0).copy() if paired else None
+    for b0 in range(0, n, batch_size):
+        idx = np.arange(b0, min(b0 + batch_size, n))
+        current = np.stack([window.get(int(i)) for i in idx])
+        if paired:
+            future = np.stack([window.get(int(j)) for j in fut[idx]])
+            abs_pairs = np.stack([np.broadcast_to(first, current.shape), current], axis=1)
+            rel_pairs = np.stack([current, future], axis=1)
+            x = np.concatenate([abs_pairs, rel_pairs])
+        else:
+            x = current[:, None]
+        peak[0] = max(peak[0], len(window))
+        window.drop_before(int(idx[-1]) + 1)
+        yield b0, x
+
+
+def predict_episode(
+    model: AdvantageEstimator,
+    config: EstimatorConfig,
+    dataset: LeRobotDatasetReader,
+    episode: int,
+    interval: int = 50,
+    batch_size: int = 64,
+    prefetch: int = 2,
+    device: torch.device | str = "cpu",
+) -> EpisodeValues:
+    """Run the estimator along one episode with a prefetch thread decoding ahead."""
+    n = dataset.episode(episode).length
+    paired = config.model.timesteps == 2
+    absolute = np.zeros(n, dtype=np.float64)
+    relative = np.zeros(n, dtype=np.float64) if paired else None
+    q: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+    peak = [0]
+    done = object()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in _batches(dataset, episode, config, interval, batch_size, peak):
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # surfaced in the consumer
+            errors.append(exc)
+        finally:
+            q.put(done)
+
+    thread = threading.Thread(target=produce, name=f"estimation-prefetch-{episode}", daemon=True)
+    thread.start()
+    try:
+        with torch.inference_mode():
+            while True:
+                item = q.get()
+                if item is done:
+                    break
+                b0, x = item
+                out = model(to_model_input(torch.from_numpy(x)).to(device)).float().cpu().numpy().astype(np.float64)
+                if paired:
+                    b = len(out) // 2
+                    absolute[b0 : b0 + b] = out[:b]
+                    relative[b0 : b0 + b] = out[b:]
+                else:
+                    absolute[b0 : b0 + len(out)] = out
+    finally:
+        stop.set()
+        thread.join()
+    if errors:
+        raise errors[0]
+    return EpisodeValues(absolute, relative, peak[0])
+
+
+def advantage_columns(values: EpisodeValues, interval: int) -> dict[str, np.ndarray]:
+    """The Stage 2 columns of one episode (float32, (n,)):
+
+    - KAI0 ``relative_advantage[i] = V(i -> fut)``, times ``I / (fut - i)`` when
+      ``fut - i != I``, 0 when ``fut == i``;
+    - ``absolute_value[i]``: V(0 -> i) (KAI0) or V(i) (PI06), 0 at i = 0;
+    - ``absolute_advantage[i] = (absolute_value[fut] - absolute_value[i]) * I / (fut - i)``,
+      0 when ``fut == i``; both advantages clipped to [-1, 1].
+    """
+    absolute = values.absolute.copy()
+    n = len(absolute)
+    absolute[0] = 0.0
+    fut = future_index(n, interval)
+    gap = (fut - np.arange(n)).astype(np.float64)
+    moving = gap > 0
+    scale = np.zeros(n)
+    scale[moving] = interval / gap[moving]
+    abs_adv = np.zeros(n)
+    abs_adv[moving] = (absolute[fut[moving]] - absolute[moving]) * scale[moving]
+    out = {"absolute_value": absolute.astype(np.float32), "absolute_advantage": np.clip(abs_adv, -1, 1).astype(np.float32)}
+    if values.relative is not None:
+        rel = np.where(moving, values.relative * scale, 0.0)
+        out = {"relative_advantage": np.clip(rel, -1, 1).astype(np.float32), **out}
+    return out

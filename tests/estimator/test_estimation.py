@@ -1,0 +1,121 @@
+"""Stage 2: formulas on known values, streaming alignment, resume after a crash, ranks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from adv_pipeline.estimator import LaunchConfig
+from adv_pipeline.estimator.estimation import EstimatedDataset, EstimationConfig, label_episodes
+from adv_pipeline.estimator.inference import EpisodeValues, advantage_columns, predict_episode
+from adv_pipeline.estimator.train import train
+from adv_pipeline.lerobot import LeRobotDatasetReader
+
+from ..conftest import doctor_failures, synthetic_plan
+from .test_estimator import tiny_config
+
+
+def test_formulas_at_episode_ends_intervals_and_clipping():
+    # n = 6 frames, I = 2: fut = [2, 3, 4, 5, 5, 5], fut - i = [2, 2, 2, 2, 1, 0]
+    values = EpisodeValues(
+        absolute=np.array([5.0, 0.1, 0.2, 0.4, 0.2, 1.0]),  # frame 0 is forced to 0
+        relative=np.array([0.5, 0.7, -0.9, 0.3, 0.6, 0.9]),
+        peak_window=0,
+    )
+    cols = advantage_columns(values, interval=2)
+    np.testing.assert_allclose(cols["absolute_value"], [0.0, 0.1, 0.2, 0.4, 0.2, 1.0], rtol=1e-6)
+    # (v[fut] - v[i]) * I / (fut - i): [0.2, 0.3, 0.0, 0.6, 0.8 * 2 -> clipped 1, 0 at the last frame]
+    np.testing.assert_allclose(cols["absolute_advantage"], [0.2, 0.3, 0.0, 0.6, 1.0, 0.0], atol=1e-6)
+    # V(i -> fut) scaled by I / (fut - i) where fut - i != I: 0.6 * 2 -> clipped 1; 0 at the end
+    np.testing.assert_allclose(cols["relative_advantage"], [0.5, 0.7, -0.9, 0.3, 1.0, 0.0], atol=1e-6)
+    single = advantage_columns(EpisodeValues(values.absolute, None, 0), interval=2)
+    assert "relative_advantage" not in single
+    np.testing.assert_allclose(single["absolute_advantage"], cols["absolute_advantage"], atol=1e-6)
+
+
+class StubValue(torch.nn.Module):
+    """V = mean intensity of the last timestep minus the first (KAI0), or of the frame (PI06)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.mean(dim=(2, 3, 4, 5))
+        return m[:, -1] - m[:, 0] if x.shape[1] == 2 else m[:, 0]
+
+
+@pytest.mark.parametrize("variant", ["KAI0", "PI06"])
+def test_streaming_window_feeds_the_right_frames(tmp_path, variant):
+    ds = synthetic_plan(lengths=(37,)).write(tmp_path / "ds")
+    config = tiny_config(variant)
+    values = predict_episode(StubValue(), config, ds, 0, interval=5, batch_size=4, prefetch=2)
+    frames = ds.get_frames(0, np.arange(37), cameras=config.data.cameras, size=config.data.image_size)
+    x = np.stack([frames[k] for k in frames], axis=1).astype(np.float64) / 127.5 - 1.0
+    mean = x.mean(axis=(1, 2, 3, 4))
+    fut = np.minimum(np.arange(37) + 5, 36)
+    if variant == "KAI0":
+        np.testing.assert_allclose(values.absolute, mean - mean[0], atol=1e-5)
+        np.testing.assert_allclose(values.relative, mean[fut] - mean, atol=1e-5)
+    else:
+        np.testing.assert_allclose(values.absolute, mean, atol=1e-5)
+    assert values.peak_window <= 4 + 5 + 1  # batch + look-ahead (+ the frame being added)
+
+
+@pytest.fixture
+def trained(tmp_path):
+    ds = synthetic_plan(lengths=(30, 22, 41, 18, 26)).write(tmp_path / "ds")
+    ckpt = train(ds.root, tmp_path / "run", tiny_config(steps=3))
+    return ds, ckpt
+
+
+def _tables(root):
+    ds = LeRobotDatasetReader(root)
+    return [pq.read_table(ds.data_path(e)) for e in ds.episode_indices]
+
+
+def test_output_is_a_valid_dataset_and_resume_after_a_crash_equals_one_run(trained, tmp_path):
+    ds, ckpt = trained
+    config = EstimationConfig(interval=5, batch_size=8)
+    whole = EstimatedDataset(ds, ckpt, config).write(tmp_path / "whole")
+    assert doctor_failures(whole.root) == []
+    assert {"relative_advantage", "absolute_value", "absolute_advantage"} <= set(whole.column_names())
+    assert whole.num_frames == ds.num_frames and whole.tasks == ds.tasks
+
+    class Crash(RuntimeError):
+        pass
+
+    def crash_after_two(ep):
+        if ep == 1:
+            raise Crash
+
+    out = tmp_path / "resumed"
+    with pytest.raises(Crash):
+        label_episodes(ds, ckpt, out, config, on_episode=crash_after_two)
+    assert not (out / "meta/info.json").exists()  # incomplete: no reader accepts it
+    finished = {p.name: p.stat().st_mtime_ns for p in (out / "data").rglob("*.parquet")}
+    assert sorted(finished) == ["episode_000000.parquet", "episode_000001.parquet"]
+    resumed = EstimatedDataset(ds, ckpt, config).write(out)
+    # nothing finished was recomputed, and the result equals the uninterrupted run
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "data").rglob("*.parquet") if p.name in finished} == finished
+    import json
+
+    report = json.loads((out / "meta/estimation.json").read_text())
+    assert report["episodes_computed"] == 3 and report["episodes_skipped"] == 2
+    for a, b in zip(_tables(whole.root), _tables(resumed.root)):
+        assert a.equals(b)
+    for rel in ("meta/info.json", "meta/episodes.jsonl", "meta/tasks.jsonl", "meta/episodes_stats.jsonl"):
+        assert (whole.root / rel).read_text() == (resumed.root / rel).read_text()
+    # overwrite recomputes everything
+    again = EstimatedDataset(ds, ckpt, EstimationConfig(interval=5, batch_size=8, overwrite=True)).write(out)
+    assert json.loads((again.root / "meta/estimation.json").read_text())["episodes_computed"] == 5
+
+
+def test_two_ranks_produce_the_same_dataset_as_one(trained, tmp_path):
+    ds, ckpt = trained
+    one = EstimatedDataset(ds, ckpt, EstimationConfig(interval=5, batch_size=8, threads=1)).write(tmp_path / "one")
+    two = EstimatedDataset(ds, ckpt, EstimationConfig(interval=5, batch_size=8, threads=1, launch=LaunchConfig(nproc_per_node=2, master_port=29518))).write(tmp_path / "two")
+    for a, b in zip(_tables(one.root), _tables(two.root)):
+        assert a.schema == b.schema
+        for name in ("absolute_value", "absolute_advantage", "relative_advantage"):
+            np.testing.assert_allclose(a[name].to_numpy(), b[name].to_numpy(), atol=1e-6)
+    assert (one.root / "meta/episodes.jsonl").read_text() == (two.root / "meta/episodes.jsonl").read_text()
+    assert doctor_failures(two.root) == []
