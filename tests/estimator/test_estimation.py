@@ -119,3 +119,31 @@ def test_two_ranks_produce_the_same_dataset_as_one(trained, tmp_path):
             np.testing.assert_allclose(a[name].to_numpy(), b[name].to_numpy(), atol=1e-6)
     assert (one.root / "meta/episodes.jsonl").read_text() == (two.root / "meta/episodes.jsonl").read_text()
     assert doctor_failures(two.root) == []
+
+
+class Unfactorized(torch.nn.Module):
+    """The same model without its encode/fuse split: every pair re-encodes its frames."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)
+
+
+@pytest.mark.parametrize("variant", ["KAI0", "PI06"])
+def test_encoding_each_frame_once_gives_the_same_values(trained, variant, tmp_path):
+    ds, _ = trained
+    from adv_pipeline.estimator.model import AdvantageEstimator
+
+    config = tiny_config(variant)
+    torch.manual_seed(0)
+    model = AdvantageEstimator(config.model, config.data).eval()
+    assert model.factorized
+    fast = predict_episode(model, config, ds, 2, interval=7, batch_size=5)
+    slow = predict_episode(Unfactorized(model), config, ds, 2, interval=7, batch_size=5)
+    np.testing.assert_allclose(fast.absolute, slow.absolute, atol=1e-5)
+    if variant == "KAI0":
+        np.testing.assert_allclose(fast.relative, slow.relative, atol=1e-5)
+    assert fast.peak_window <= 5 + 7 + 5

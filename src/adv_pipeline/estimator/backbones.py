@@ -1,7 +1,9 @@
 """Backbone registry of the advantage estimator.
 
 A backbone maps images ``(B, T, K, 3, H, W)`` in [-1, 1] (T timesteps: comparison
-frame then current frame; K cameras) to one summary token ``(B, width)``. Backbones are
+frame then current frame; K cameras) to one summary token ``(B, width)``. A backbone may
+also offer ``encode(frames (N, K, 3, H, W)) -> (N, K, w)`` and ``fuse(tokens (B, T, K, w))
+-> (B, w)`` so that inference encodes each frame once. Backbones are
 chosen by name in parameters (``estimator.model.backbone``); a heavier one (e.g. the
 pi0.5 PaliGemma + Gemma backbone of the seed) registers itself with
 :func:`register_backbone` and nothing else changes.
@@ -80,9 +82,20 @@ class SmallCNNBackbone(nn.Module):
         self.fusion = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        b, t, k = images.shape[:3]
-        tokens = self.encoder(images.flatten(0, 2)).view(b, t, k, -1)
-        tokens = (tokens + self.role + self.camera).flatten(1, 2)  # (B, T*K, w)
-        x = torch.cat([self.summary.expand(b, -1, -1), tokens], dim=1)
+    # encode/fuse split: inference encodes each frame once and reuses its tokens in
+    # every pair it belongs to (optional for backbones; see inference.py)
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, K, 3, H, W) -> per-camera tokens (N, K, w)."""
+        n, k = frames.shape[:2]
+        return self.encoder(frames.flatten(0, 1)).view(n, k, -1)
+
+    def fuse(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T, K, w) tokens -> (B, w) summary."""
+        b = tokens.shape[0]
+        x = (tokens + self.role + self.camera).flatten(1, 2)  # (B, T*K, w)
+        x = torch.cat([self.summary.expand(b, -1, -1), x], dim=1)
         return self.norm(self.fusion(x)[:, 0])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        b, t = images.shape[:2]
+        return self.fuse(self.encode(images.flatten(0, 1)).view(b, t, *images.shape[2:3], -1))

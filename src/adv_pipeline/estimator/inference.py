@@ -89,30 +89,30 @@ def _batches(dataset: LeRobotDatasetReader, episode: int, config: EstimatorConfi
         yield b0, x
 
 
-def predict_episode(
-    model: AdvantageEstimator,
-    config: EstimatorConfig,
-    dataset: LeRobotDatasetReader,
-    episode: int,
-    interval: int = 50,
-    batch_size: int = 64,
-    prefetch: int = 2,
-    device: torch.device | str = "cpu",
-) -> EpisodeValues:
-    """Run the estimator along one episode with a prefetch thread decoding ahead."""
-    n = dataset.episode(episode).length
-    paired = config.model.timesteps == 2
-    absolute = np.zeros(n, dtype=np.float64)
-    relative = np.zeros(n, dtype=np.float64) if paired else None
+def _frame_chunks(dataset: LeRobotDatasetReader, episode: int, config: EstimatorConfig, size: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, (m, K, H, W, 3) uint8) chunks of consecutive frames, cameras in lockstep."""
+    buf: list[np.ndarray] = []
+    start = 0
+    for frames in dataset.iter_frames(episode, cameras=config.data.cameras, size=tuple(config.data.image_size)):
+        buf.append(np.stack(list(frames.values())))
+        if len(buf) == size:
+            yield start, np.stack(buf)
+            start += len(buf)
+            buf = []
+    if buf:
+        yield start, np.stack(buf)
+
+
+def _prefetched(items: Iterator, prefetch: int) -> Iterator:
+    """Run ``items`` in a background thread, at most ``prefetch`` items ahead."""
     q: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
-    peak = [0]
     done = object()
     errors: list[BaseException] = []
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for item in _batches(dataset, episode, config, interval, batch_size, peak):
+            for item in items:
                 while not stop.is_set():
                     try:
                         q.put(item, timeout=0.1)
@@ -126,27 +126,85 @@ def predict_episode(
         finally:
             q.put(done)
 
-    thread = threading.Thread(target=produce, name=f"estimation-prefetch-{episode}", daemon=True)
+    thread = threading.Thread(target=produce, name="estimation-prefetch", daemon=True)
     thread.start()
     try:
-        with torch.inference_mode():
-            while True:
-                item = q.get()
-                if item is done:
-                    break
-                b0, x = item
-                out = model(to_model_input(torch.from_numpy(x)).to(device)).float().cpu().numpy().astype(np.float64)
-                if paired:
-                    b = len(out) // 2
-                    absolute[b0 : b0 + b] = out[:b]
-                    relative[b0 : b0 + b] = out[b:]
-                else:
-                    absolute[b0 : b0 + len(out)] = out
+        while True:
+            item = q.get()
+            if item is done:
+                break
+            yield item
     finally:
         stop.set()
-        thread.join()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            thread.join(timeout=0.05)
     if errors:
         raise errors[0]
+
+
+def _predict_factorized(model: AdvantageEstimator, config: EstimatorConfig, dataset: LeRobotDatasetReader, episode: int, interval: int, batch_size: int, prefetch: int, device) -> EpisodeValues:
+    """Each frame is encoded once; its tokens serve every pair it is part of. The token
+    window holds the batch and its look-ahead (plus frame 0 for KAI0)."""
+    n = dataset.episode(episode).length
+    paired = config.model.timesteps == 2
+    fut = future_index(n, interval)
+    absolute = np.zeros(n, dtype=np.float64)
+    relative = np.zeros(n, dtype=np.float64) if paired else None
+    window: torch.Tensor | None = None  # tokens of frames [base, base + len)
+    base, first, nxt, peak = 0, None, 0, 0
+    for start, frames in _prefetched(_frame_chunks(dataset, episode, config, batch_size), prefetch):
+        tokens = model.encode(to_model_input(torch.from_numpy(frames)).to(device))
+        if start == 0:
+            first = tokens[:1]
+        window = tokens if window is None else torch.cat([window, tokens])
+        have = start + len(frames)
+        peak = max(peak, len(window))
+        while nxt < n and min(nxt + batch_size - 1 + interval, n - 1) < have:
+            idx = np.arange(nxt, min(nxt + batch_size, n))
+            cur = window[idx - base]
+            if paired:
+                pairs = torch.cat([torch.stack([first.expand_as(cur), cur], 1), torch.stack([cur, window[fut[idx] - base]], 1)])
+                out = model.value_from_tokens(pairs).float().cpu().numpy()
+                absolute[idx], relative[idx] = out[: len(idx)], out[len(idx) :]
+            else:
+                absolute[idx] = model.value_from_tokens(cur[:, None]).float().cpu().numpy()
+            nxt = int(idx[-1]) + 1
+            window, base = window[nxt - base :], nxt
+    return EpisodeValues(absolute, relative, peak)
+
+
+def predict_episode(
+    model: AdvantageEstimator,
+    config: EstimatorConfig,
+    dataset: LeRobotDatasetReader,
+    episode: int,
+    interval: int = 50,
+    batch_size: int = 64,
+    prefetch: int = 2,
+    device: torch.device | str = "cpu",
+) -> EpisodeValues:
+    """Run the estimator along one episode with a prefetch thread decoding ahead."""
+    if getattr(model, "factorized", False):
+        with torch.inference_mode():
+            return _predict_factorized(model, config, dataset, episode, interval, batch_size, prefetch, device)
+    n = dataset.episode(episode).length
+    paired = config.model.timesteps == 2
+    absolute = np.zeros(n, dtype=np.float64)
+    relative = np.zeros(n, dtype=np.float64) if paired else None
+    peak = [0]
+    with torch.inference_mode():
+        for b0, x in _prefetched(_batches(dataset, episode, config, interval, batch_size, peak), prefetch):
+            out = model(to_model_input(torch.from_numpy(x)).to(device)).float().cpu().numpy().astype(np.float64)
+            if paired:
+                b = len(out) // 2
+                absolute[b0 : b0 + b] = out[:b]
+                relative[b0 : b0 + b] = out[b:]
+            else:
+                absolute[b0 : b0 + len(out)] = out
     return EpisodeValues(absolute, relative, peak[0])
 
 

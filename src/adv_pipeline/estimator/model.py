@@ -45,6 +45,19 @@ class AdvantageEstimator(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.value_head(self.backbone(images))
 
+    @property
+    def factorized(self) -> bool:
+        """Whether the backbone can encode frames once and fuse token pairs later."""
+        return hasattr(self.backbone, "encode") and hasattr(self.backbone, "fuse")
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, K, 3, H, W) -> (N, K, w) per-frame tokens (factorized backbones)."""
+        return self.backbone.encode(frames)
+
+    def value_from_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T, K, w) tokens -> (B,) value (factorized backbones)."""
+        return self.value_head(self.backbone.fuse(tokens))
+
 
 def to_model_input(frames_uint8: torch.Tensor) -> torch.Tensor:
     """(..., H, W, 3) uint8 -> (..., 3, H, W) float32 in [-1, 1]."""
