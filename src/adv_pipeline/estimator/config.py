@@ -45,6 +45,9 @@ class DataConfig:
         image_size: (height, width) the frames are resized to (with padding), in pixels.
         samples_per_episode: training samples drawn from one episode per visit; their
             frames are collected in one in-order decode of that episode.
+        first_frame_fraction: share of KAI0 samples whose comparison frame is frame 0
+            (the pair V(0 -> n) that Stage 2's absolute value uses; uniform pairs alone
+            rarely span the whole episode). 0 reproduces the seed's sampling.
         episodes_per_chunk: episodes decoded together and shuffled across (shuffle buffer
             of ``episodes_per_chunk * samples_per_episode`` samples).
         num_workers: decoding processes (0 decodes in the training process).
@@ -57,6 +60,7 @@ class DataConfig:
     cameras: tuple[str, ...] = ("top_head", "hand_left", "hand_right")
     image_size: tuple[int, int] = (64, 64)
     samples_per_episode: int = 64
+    first_frame_fraction: float = 0.25
     episodes_per_chunk: int = 4
     num_workers: int = 1
     prefetch_chunks: int = 2

@@ -93,13 +93,19 @@ def split_episodes(episodes: Sequence[int], val_fraction: float, seed: int) -> t
     return train, val
 
 
-def sample_pairs(rng: np.random.Generator, length: int, n: int, paired: bool) -> tuple[np.ndarray, np.ndarray]:
+def sample_pairs(rng: np.random.Generator, length: int, n: int, paired: bool, first_frame_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """n current frames uniform in [0, length) and, if paired, comparison frames uniform
-    over the other frames of the episode (never equal to the current frame)."""
+    over the other frames of the episode (never equal to the current frame); a share
+    ``first_frame_fraction`` of the pairs compares with frame 0 instead (current frame
+    uniform in [1, length))."""
     t = rng.integers(0, length, n)
     if not paired:
         return t, t.copy()
-    return t, (t + rng.integers(1, length, n)) % length
+    compare = (t + rng.integers(1, length, n)) % length
+    from_first = rng.random(n) < first_frame_fraction
+    t[from_first] = rng.integers(1, length, int(from_first.sum()))
+    compare[from_first] = 0
+    return t, compare
 
 
 def targets(progress: np.ndarray, current: np.ndarray, compare: np.ndarray, paired: bool) -> np.ndarray:
@@ -134,7 +140,7 @@ def plan_stream(
             eps, cur, cmp, tgt = [], [], [], []
             for ep in mine[j : j + config.episodes_per_chunk]:
                 sp = progress[int(ep)]
-                t, tc = sample_pairs(rng, len(sp), config.samples_per_episode, paired)
+                t, tc = sample_pairs(rng, len(sp), config.samples_per_episode, paired, config.first_frame_fraction)
                 eps.append(np.full(len(t), ep, dtype=np.int64))
                 cur.append(t)
                 cmp.append(tc)
