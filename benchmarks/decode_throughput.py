@@ -12,21 +12,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-import av
+from raw_decode import raw_pyav
 
 from adv_pipeline.lerobot import LeRobotDatasetReader
-
-
-def raw_pyav(paths: list[Path]) -> int:
-    n = 0
-    for path in paths:
-        with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
-                frame.to_ndarray(format="rgb24")
-                n += 1
-    return n
 
 
 def reader_stream(ds: LeRobotDatasetReader) -> int:
