@@ -52,6 +52,7 @@ class DataConfig:
             of ``episodes_per_chunk * samples_per_episode`` samples).
         num_workers: decoding processes (0 decodes in the training process).
         prefetch_chunks: decoded chunks kept ready ahead of training, per worker.
+        augment_shift: random translation in pixels applied to training images (0: off).
         val_fraction: share of episodes held out for validation (split by episode).
         val_episodes_max: validation episodes evaluated (at most).
         val_frame_stride: evaluate every n-th frame of a validation episode.
@@ -64,6 +65,7 @@ class DataConfig:
     episodes_per_chunk: int = 4
     num_workers: int = 1
     prefetch_chunks: int = 2
+    augment_shift: int = 4
     val_fraction: float = 0.15
     val_episodes_max: int = 8
     val_frame_stride: int = 3

@@ -68,3 +68,21 @@ def to_model_input(frames_uint8: torch.Tensor) -> torch.Tensor:
 def value_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """MSE on the value (the seed's loss_value_weight term)."""
     return torch.mean((pred - target) ** 2)
+
+
+def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Translate every image by up to ``pad`` pixels (edge padding, then a random crop):
+    the DrQ augmentation, which keeps a small vision model from memorising the few
+    training episodes. ``images``: (..., 3, H, W) float; same shape out."""
+    if pad <= 0:
+        return images
+    shape = images.shape
+    x = images.reshape(-1, *shape[-3:])
+    n, _, h, w = x.shape
+    x = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (torch.arange(h)[None, :] + dy[:, None])[:, :, None]  # (n, h, 1)
+    cols = (torch.arange(w)[None, :] + dx[:, None])[:, None, :]  # (n, 1, w)
+    out = x[torch.arange(n)[:, None, None], :, rows, cols]  # (n, h, w, 3)
+    return out.permute(0, 3, 1, 2).reshape(shape)

@@ -36,7 +36,7 @@ from adv_pipeline.lerobot import LeRobotDatasetReader
 
 from .config import EstimatorConfig
 from .data import TrainLoader, ValidationSet, episode_progress, load_validation, split_episodes
-from .model import AdvantageEstimator, to_model_input, value_loss
+from .model import AdvantageEstimator, random_shift, to_model_input, value_loss
 
 METRICS_FILE = "metrics.jsonl"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -229,7 +229,9 @@ def train(
         for batch in loader:
             if step >= tc.steps or (stop_after is not None and step >= start + stop_after):
                 break
-            x = to_model_input(torch.from_numpy(batch.images)).to(device, non_blocking=True)
+            # augmentation draws from a generator seeded by (seed, step): resumes stay exact
+            aug = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
+            x = random_shift(to_model_input(torch.from_numpy(batch.images)), dc.augment_shift, aug).to(device, non_blocking=True)
             y = torch.from_numpy(batch.target).to(device)
             with autocast:
                 pred = ddp(x).float()
