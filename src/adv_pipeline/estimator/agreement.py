@@ -56,47 +56,66 @@ def rows_of(offsets: np.ndarray, positions: Sequence[int]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def estimation_report(estimated, labeled, checkpoint, gt_params: dict, n_plot: int = 4) -> tuple[dict, list[dict]]:
+def _gt_labels(dataset, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(GT advantage, GT labels) of a dataset with Stage 0's functions and ``params``."""
+    from adv_pipeline import labeling as lab
+
+    cfg = lab.LabelingConfig.from_params(params)
+    inputs = lab.read_label_inputs(dataset, cfg)
+    adv = lab.frame_advantage(inputs, cfg)
+    stage = lab.stage_index(inputs.stage_progress, cfg.stage_nums, len(adv))
+    return adv, lab.assign_task_index(adv, stage, lab.stage_cuts(adv, stage, cfg), cfg, inputs.intervention)
+
+
+def estimation_report(estimated, labeled, checkpoint, stage0_params: dict, awbc_params: dict, n_plot: int = 4) -> tuple[dict, list[dict]]:
     """Report of a Stage 2 run: throughput (from the output's meta/estimation.json) and,
     when the dataset has ground truth (``progress`` and ``stage_progress_gt``), agreement
-    with the GT labels (computed with ``gt_params`` as Stage 0 does) on all episodes and
-    on the estimator's held-out episodes. Returns (report, episodes to plot)."""
-    import json
+    with GT labels computed from the true ``progress`` by Stage 0's functions:
 
-    from adv_pipeline import labeling as lab
+    - ``vs_stage0_labels``: the GT labels of Stage 0's options (``stage0_params``, what
+      the gt_labeling pipeline writes): ROC AUC of ``absolute_advantage``;
+    - ``vs_awbc_options``: GT labels with the AWBC labels' own options (``awbc_params``
+      with ``progress`` as the source): ROC AUC and the accuracy of the AWBC labels;
+
+    each on all episodes and on the estimator's held-out (validation) episodes, plus the
+    Spearman correlation of ``absolute_value`` with ``stage_progress_gt``.
+    Returns (report, episodes to plot).
+    """
+    import json
 
     from .estimation import REPORT_PATH
 
     run = json.loads((estimated.root / REPORT_PATH).read_text()) if (estimated.root / REPORT_PATH).is_file() else {}
     report: dict = {"estimation": run, "frames_labelled": estimated.num_frames}
-    columns = estimated.column_names()
-    gt_cfg = lab.LabelingConfig.from_params(gt_params)
-    if not {"progress", "stage_progress_gt"} <= set(columns):
+    if not {"progress", "stage_progress_gt"} <= set(estimated.column_names()):
         report["ground_truth"] = "absent: the dataset has no progress / stage_progress_gt columns"
         return report, []
-    inputs = lab.read_label_inputs(estimated, gt_cfg)
-    gt_adv = lab.frame_advantage(inputs, gt_cfg)
-    stage = lab.stage_index(inputs.stage_progress, gt_cfg.stage_nums, len(gt_adv))
-    gt_labels = lab.assign_task_index(gt_adv, stage, lab.stage_cuts(gt_adv, stage, gt_cfg), gt_cfg, inputs.intervention)
+    stage0_adv, stage0_labels = _gt_labels(estimated, {**stage0_params, "advantage_source": "progress"})
+    awbc_adv, awbc_gt = _gt_labels(estimated, {**awbc_params, "advantage_source": "progress"})
     cols = estimated.read_columns(["absolute_advantage", "absolute_value", "stage_progress_gt"])
     est_labels = labeled.read_columns(["task_index"])["task_index"]
     off = estimated.offsets
-    report["all_episodes"] = agreement(cols["absolute_advantage"], cols["absolute_value"], est_labels, gt_labels, cols["stage_progress_gt"], off)
     val = [e for e in checkpoint.metadata.get("val_episodes", []) if e in set(estimated.episode_indices.tolist())]
     positions = [int(np.searchsorted(estimated.episode_indices, e)) for e in val]
+    subsets = {"all_episodes": (np.arange(len(est_labels)), off)}
     if positions:
-        rows = rows_of(off, positions)
-        sub_off = np.concatenate([[0], np.cumsum([off[p + 1] - off[p] for p in positions])])
-        report["held_out_episodes"] = {
-            "episodes": val,
-            **agreement(cols["absolute_advantage"][rows], cols["absolute_value"][rows], est_labels[rows], gt_labels[rows], cols["stage_progress_gt"][rows], sub_off),
+        subsets["held_out_episodes"] = (rows_of(off, positions), np.concatenate([[0], np.cumsum([off[p + 1] - off[p] for p in positions])]))
+    for name, (rows, sub_off) in subsets.items():
+        vs_awbc = agreement(cols["absolute_advantage"][rows], cols["absolute_value"][rows], est_labels[rows], awbc_gt[rows], cols["stage_progress_gt"][rows], sub_off)
+        report[name] = {
+            "episodes": val if name == "held_out_episodes" else int(estimated.num_episodes),
+            "frames": int(len(rows)),
+            "vs_stage0_labels": {"roc_auc": roc_auc(cols["absolute_advantage"][rows], stage0_labels[rows] == stage0_labels.max()), "gt_positive_fraction": float((stage0_labels[rows] == stage0_labels.max()).mean())},
+            "vs_awbc_options": {k: vs_awbc[k] for k in ("roc_auc", "label_accuracy", "gt_positive_fraction")},
+            "spearman_value_progress": vs_awbc.get("spearman_value_progress"),
+            "spearman_value_progress_per_episode": vs_awbc.get("spearman_value_progress_per_episode"),
         }
     plot_positions = (positions or list(range(estimated.num_episodes)))[:n_plot]
     episodes = [
         {
             "episode": int(estimated.episode_indices[p]),
             "estimated": cols["absolute_advantage"][off[p] : off[p + 1]],
-            "gt": np.clip(gt_adv[off[p] : off[p + 1]], -1, 1),
+            "gt": np.clip(awbc_adv[off[p] : off[p + 1]], -1, 1),
             "label": est_labels[off[p] : off[p + 1]],
         }
         for p in plot_positions

@@ -65,7 +65,7 @@ class DataConfig:
     episodes_per_chunk: int = 4
     num_workers: int = 1
     prefetch_chunks: int = 2
-    augment_shift: int = 4
+    augment_shift: int = 0
     val_fraction: float = 0.15
     val_episodes_max: int = 8
     val_frame_stride: int = 3

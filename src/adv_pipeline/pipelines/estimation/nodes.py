@@ -23,16 +23,26 @@ def estimate_advantages(target: LeRobotDatasetReader, checkpoint: Checkpoint, pa
 
 
 def report_estimation(
-    estimated: LeRobotDatasetReader, labeled: LeRobotDatasetReader, checkpoint: Checkpoint, label_params: dict[str, Any], params: dict[str, Any]
+    estimated: LeRobotDatasetReader,
+    labeled: LeRobotDatasetReader,
+    checkpoint: Checkpoint,
+    stage0_params: dict[str, Any],
+    label_params: dict[str, Any],
+    params: dict[str, Any],
 ) -> tuple[dict, dict, Figure]:
-    """Throughput and agreement with ground truth; metrics for MLflow; the plot. The GT
-    labels use the AWBC labels' options with the true ``progress`` as the source (look-ahead
-    = the estimation interval), so both label sets answer the same question."""
-    gt_params = {**label_params, "advantage_source": "progress", "chunk_size": params["interval"]}
-    report, episodes = estimation_report(estimated, labeled, checkpoint, gt_params)
+    """Throughput and agreement with ground truth; metrics for MLflow; the plot. GT
+    labels come from the true ``progress``: with Stage 0's options, and with the AWBC
+    labels' options (look-ahead = the estimation interval)."""
+    awbc_gt = {**label_params, "chunk_size": params["interval"]}
+    report, episodes = estimation_report(estimated, labeled, checkpoint, stage0_params, awbc_gt)
     held = report.get("held_out_episodes", {})
-    title = f"held-out ROC AUC {held['roc_auc']:.3f}, label accuracy {held['label_accuracy']:.3f}" if held else ""
-    metrics = metrics_for_mlflow({k: report[k] for k in ("all_episodes", "held_out_episodes") if k in report})
+    title = (
+        f"held-out: ROC AUC {held['vs_stage0_labels']['roc_auc']:.3f} vs Stage 0 GT labels, "
+        f"AWBC label accuracy {held['vs_awbc_options']['label_accuracy']:.3f}"
+        if held
+        else ""
+    )
+    metrics = metrics_for_mlflow({k: {kk: vv for kk, vv in report[k].items() if kk != "episodes"} for k in ("all_episodes", "held_out_episodes") if k in report})
     run = report.get("estimation", {})
     metrics.update(metrics_for_mlflow({k: run[k] for k in ("frames_computed", "frames_per_s", "seconds") if run.get(k) is not None}))
     return report, metrics, estimated_vs_gt_advantage(episodes, title)

@@ -25,7 +25,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 report_estimation,
-                ["estimated_dataset", "awbc_dataset", "estimator_checkpoint", "params:awbc_labeling", "params:estimation"],
+                ["estimated_dataset", "awbc_dataset", "estimator_checkpoint", "params:gt_labeling", "params:awbc_labeling", "params:estimation"],
                 ["estimation_report", "estimation_metrics", "estimation_plot"],
                 name="report_estimation",
             )
