@@ -88,6 +88,7 @@ BIN = Path(sys.executable).parent
 
 def doctor_failures(dataset_dir: Path) -> list[str]:
     """FAIL messages of ``lerobot-doctor check`` on a dataset directory."""
+    assert (Path(dataset_dir) / "meta/info.json").is_file(), f"{dataset_dir}: no dataset there"
     out = subprocess.run([str(BIN / "lerobot-doctor"), "check", str(dataset_dir), "--json"], capture_output=True, text=True)
     report = json.loads(out.stdout)
     return [f"{c['name']}: {m['message']}" for c in report["checks"] for m in c["messages"] if m["severity"] == "FAIL"]

@@ -157,7 +157,7 @@ def test_unknown_camera(dataset, tmp_path):
 
 
 def test_unknown_parameters_and_backbone():
-    with pytest.raises(ValueError, match=r"unknown estimator parameters \['stepz'\]"):
+    with pytest.raises(ValueError, match=r"parameters_estimator.yml: unknown TrainConfig parameters \['stepz'\]"):
         EstimatorConfig.from_dict({"train": {"stepz": 3}})
     with pytest.raises(ValueError, match="unknown estimator backbone 'vit'"):
         AdvantageEstimator(ModelConfig(backbone="vit"), DataConfig())

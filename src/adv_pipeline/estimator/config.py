@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from adv_pipeline.configs import dataclass_from_dict
+
 VARIANTS = ("KAI0", "PI06")
 
 
@@ -128,15 +130,7 @@ class EstimatorConfig:
     def from_dict(cls, d: Mapping) -> EstimatorConfig:
         """Build from nested dicts (parameters_estimator.yml); unknown keys are errors."""
         def make(kind, values):
-            values = dict(values or {})
-            known = {f.name for f in dataclasses.fields(kind)}
-            unknown = set(values) - known
-            if unknown:
-                raise ValueError(f"unknown estimator parameters {sorted(unknown)} for {kind.__name__}; known: {sorted(known)}")
-            for f in dataclasses.fields(kind):
-                if f.name in values and isinstance(values[f.name], list):
-                    values[f.name] = tuple(values[f.name])
-            return kind(**values)
+            return dataclass_from_dict(kind, values, "parameters_estimator.yml")
 
         return cls(make(ModelConfig, d.get("model")), make(DataConfig, d.get("data")), make(TrainConfig, d.get("train")))
 

@@ -1,0 +1,178 @@
+"""Frozen configurations of the AWBC policy: model, data, training, evaluation.
+
+Every field comes from ``conf/base/parameters_awbc.yml`` (see :func:`configs_from_params`);
+the defaults here are the same values, so code and tests can build configs directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from adv_pipeline.configs import dataclass_from_dict
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """Hashed word-level tokenizer: ``vocab_size`` ids (0 = padding), ``max_len`` tokens."""
+
+    vocab_size: int = 4096
+    max_len: int = 24
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of the policy network (see :mod:`adv_pipeline.policy.model`).
+
+    Attributes:
+        head: ``"flow"`` (pi0-style flow matching) or ``"mse"`` (direct chunk regression).
+        conv_channels: channels of the stride-2 3x3 convolutions of each camera's CNN.
+        image_features: per-camera feature size after the CNN.
+        text_dim: token embedding / text feature size.
+        text_heads: attention heads of the one-block text transformer.
+        width: hidden size of the action head's residual MLP.
+        depth: residual blocks of the action head (each FiLM-modulated by the prompt).
+        flow_steps: Euler integration steps of the flow at inference.
+    """
+
+    head: Literal["flow", "mse"] = "flow"
+    conv_channels: tuple[int, ...] = (16, 32, 32)
+    image_features: int = 64
+    text_dim: int = 64
+    text_heads: int = 2
+    width: int = 256
+    depth: int = 3
+    flow_steps: int = 10
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the policy sees and predicts.
+
+    Attributes:
+        cameras: camera names or video keys (``top_head`` or ``observation.images.top_head``).
+        image_size: side of the square images fed to the CNN (pixels); frames are
+            area-downsampled from the dataset's resolution.
+        horizon: action chunk length (frames).
+        state_key / action_key: parquet columns of the state and action vectors.
+        prompt_from_task: prompt of a frame = ``tasks[task_index]``; False: the plain
+            task text for every frame (plain behaviour cloning).
+        prompt_dropout: probability that a training sample's prompt loses its advantage
+            part (classifier-free guidance training); 0 disables.
+    """
+
+    cameras: tuple[str, ...] = ("top_head",)
+    image_size: int = 48
+    horizon: int = 16
+    state_key: str = "observation.state"
+    action_key: str = "action"
+    prompt_from_task: bool = True
+    prompt_dropout: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and checkpointing.
+
+    Attributes:
+        steps: total optimizer steps; batch_size: global batch (divisible by the device count).
+        lr: peak learning rate; warmup_steps: linear warm-up; end_lr_ratio: final lr / peak (cosine).
+        weight_decay: AdamW decoupled weight decay; grad_clip: global-norm clipping.
+        save_interval: steps between checkpoints (the last step is always saved).
+        keep_period: checkpoints kept besides the latest (multiples of it); None keeps all.
+        log_interval: steps between logged metrics (mean over the interval).
+        resume: continue from the run directory's latest checkpoint if there is one.
+        seed: parameter init and data order (batch of step s depends on (seed, s) only).
+    """
+
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    end_lr_ratio: float = 0.05
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    save_interval: int = 1000
+    keep_period: int | None = None
+    log_interval: int = 50
+    resume: bool = True
+    seed: int = 0
+    progress_bar: bool = True
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Closed-loop evaluation in the demo simulator.
+
+    Attributes:
+        n_episodes: rollouts per condition (seeds ``seed_offset + i``, disjoint from the
+            demo dataset's seeds).
+        replan_every: actions of each predicted chunk executed open-loop before re-planning.
+        guidance_scale: classifier-free guidance weight of the guided condition (w > 1).
+        max_steps: rollout time limit (steps); None = the task's default.
+        task: extra :class:`~adv_pipeline.sim.DemoTaskConfig` fields.
+        sample_seed: seed of the flow's initial noise.
+    """
+
+    n_episodes: int = 50
+    replan_every: int = 8
+    guidance_scale: float = 2.0
+    seed_offset: int = 10_000
+    max_steps: int | None = None
+    image_size: int = 96
+    fps: int = 30
+    task: Mapping[str, Any] = field(default_factory=dict)
+    sample_seed: int = 0
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Everything that defines a trained policy besides its weights."""
+
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+
+
+def _build(cls, values: Mapping[str, Any] | None):
+    return dataclass_from_dict(cls, values, "parameters_awbc.yml")
+
+
+def config_from_dict(cls, values: Mapping[str, Any] | None):
+    """Build a (nested) config dataclass from a plain dict (parameters or JSON)."""
+    if cls is PolicyConfig:
+        values = dict(values or {})
+        return PolicyConfig(
+            model=_build(ModelConfig, values.get("model")),
+            data=_build(DataConfig, values.get("data")),
+            tokenizer=_build(TokenizerConfig, values.get("tokenizer")),
+        )
+    return _build(cls, values)
+
+
+def config_to_dict(config) -> dict[str, Any]:
+    """A config as JSON-able dict (tuples become lists)."""
+    return json_ready(dataclasses.asdict(config))
+
+
+def json_ready(obj):
+    if isinstance(obj, Mapping):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    return obj
+
+
+def configs_from_params(params: Mapping[str, Any], prompt_from_task: bool | None = None) -> tuple[PolicyConfig, TrainConfig]:
+    """Policy and training configs from the ``awbc`` parameters.
+
+    ``prompt_from_task`` overrides ``params["data"]["prompt_from_task"]`` (the BC baseline
+    is the same run with it off); without the task prompt there is nothing to drop.
+    """
+    policy = config_from_dict(PolicyConfig, params)
+    if prompt_from_task is not None:
+        policy = dataclasses.replace(policy, data=dataclasses.replace(policy.data, prompt_from_task=bool(prompt_from_task)))
+    train = _build(TrainConfig, params.get("train"))
+    return policy, train

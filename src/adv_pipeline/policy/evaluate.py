@@ -1,0 +1,189 @@
+"""Closed-loop evaluation in the demo simulator: batched rollouts, Wilson intervals, report.
+
+All environments of one condition are stepped together: the policy is called once per
+re-plan for the whole batch, and each predicted chunk's first ``replan_every`` actions are
+executed open loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from adv_pipeline.sim import DemoTask, DemoTaskConfig, render
+
+from .config import EvalConfig
+from .inference import Policy
+
+
+@dataclass(frozen=True)
+class EvalCondition:
+    """One evaluated setting: a policy queried with a prompt (None: its default) and a
+    guidance weight."""
+
+    name: str
+    policy: Policy
+    prompt: str | None = None
+    guidance_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class RolloutBatch:
+    """Outcomes of one condition: success bool (n,), final progress float (n,) in [0, 1],
+    steps int (n,), seeds int (n,), wall time (s)."""
+
+    name: str
+    prompt: str
+    guidance_scale: float
+    seeds: np.ndarray
+    success: np.ndarray
+    final_progress: np.ndarray
+    steps: np.ndarray
+    seconds: float
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95% (by default) Wilson score interval of a binomial proportion."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    lo = 0.0 if successes == 0 else max(0.0, centre - half)  # exact bounds, no rounding residue
+    hi = 1.0 if successes == n else min(1.0, centre + half)
+    return (lo, hi)
+
+
+def task_config(config: EvalConfig) -> DemoTaskConfig:
+    return DemoTaskConfig(image_size=config.image_size, fps=config.fps, **dict(config.task))
+
+
+def batched_rollouts(
+    policy: Policy,
+    seeds: Sequence[int],
+    task: DemoTaskConfig,
+    prompt: str | None = None,
+    guidance_scale: float = 1.0,
+    replan_every: int = 8,
+    max_steps: int | None = None,
+    name: str = "",
+) -> RolloutBatch:
+    """Roll out ``policy`` from ``DemoTask.reset(seed)`` for every seed, all in lock step,
+    until success or ``max_steps`` (default: the task's) steps."""
+    if not 1 <= replan_every <= policy.horizon:
+        raise ValueError(f"awbc.eval.replan_every={replan_every} must be in [1, horizon={policy.horizon}]")
+    t0 = time.perf_counter()
+    limit = task.max_steps if max_steps is None else int(max_steps)
+    envs = [DemoTask(task, render_images=False) for _ in seeds]
+    states = np.stack([env.reset(int(s)).state for env, s in zip(envs, seeds)])
+    active = np.ones(len(envs), bool)
+    cameras = [k.rsplit(".", 1)[-1] for k in policy.camera_keys]
+    prompt = prompt or policy.default_prompt
+    images = {c: np.zeros((len(envs), task.image_size, task.image_size, 3), np.uint8) for c in cameras}
+    t = 0
+    while active.any() and t < limit:
+        if cameras:  # finished envs keep their last frame: the batch shape stays fixed
+            for i in np.flatnonzero(active):
+                frame = render(envs[i].snapshot, task)
+                for c in cameras:
+                    images[c][i] = frame[c]
+        chunk = policy.act_batch(images, states, prompt, guidance_scale)
+        for k in range(min(replan_every, limit - t)):
+            for i in np.flatnonzero(active):
+                states[i] = envs[i].step(chunk[i, k]).state
+                active[i] = not envs[i].success
+            t += 1
+    return RolloutBatch(
+        name=name,
+        prompt=prompt,
+        guidance_scale=float(guidance_scale),
+        seeds=np.asarray(seeds, np.int64),
+        success=np.array([env.success for env in envs]),
+        final_progress=np.array([env.progress for env in envs], np.float64),
+        steps=np.array([env.steps for env in envs], np.int64),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def evaluate_conditions(conditions: Sequence[EvalCondition], config: EvalConfig) -> list[RolloutBatch]:
+    """Every condition on the same seeds ``seed_offset + i``, i < n_episodes."""
+    seeds = [config.seed_offset + i for i in range(config.n_episodes)]
+    task = task_config(config)
+    out = []
+    for c in conditions:
+        c.policy.reseed(config.sample_seed)
+        out.append(batched_rollouts(c.policy, seeds, task, c.prompt, c.guidance_scale, config.replan_every, config.max_steps, c.name))
+    return out
+
+
+def results_table(results: Sequence[RolloutBatch]) -> pd.DataFrame:
+    """One row per condition: success rate, its 95% Wilson interval, mean final progress."""
+    rows = []
+    for r in results:
+        n, k = len(r.success), int(r.success.sum())
+        lo, hi = wilson_interval(k, n)
+        rows.append({
+            "condition": r.name,
+            "prompt": r.prompt,
+            "guidance_scale": r.guidance_scale,
+            "n_episodes": n,
+            "successes": k,
+            "success_rate": k / n if n else float("nan"),
+            "success_ci_low": lo,
+            "success_ci_high": hi,
+            "mean_final_progress": float(r.final_progress.mean()) if n else float("nan"),
+            "mean_steps": float(r.steps.mean()) if n else float("nan"),
+            "seconds": r.seconds,
+        })
+    return pd.DataFrame(rows)
+
+
+def results_metrics(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """kedro-mlflow metrics: ``{"<condition>.success_rate": {"value": v, "step": 0}, ...}``."""
+    out = {}
+    for row in table.to_dict("records"):
+        for col in ("success_rate", "success_ci_low", "success_ci_high", "mean_final_progress"):
+            out[f"{row['condition']}.{col}"] = {"value": float(row[col]), "step": 0}
+    return out
+
+
+def results_figure(table: pd.DataFrame) -> Figure:
+    """Success rate with 95% Wilson intervals, and mean final progress, per condition."""
+    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    x = np.arange(len(table))
+    rate = table["success_rate"].to_numpy()
+    err = np.stack([rate - table["success_ci_low"].to_numpy(), table["success_ci_high"].to_numpy() - rate])
+    colors = [f"C{i}" for i in range(len(table))]
+    ax1.bar(x, rate, yerr=err, capsize=4, color=colors)
+    ax1.set_ylim(0, 1.05)
+    ax1.set_ylabel("success rate (95% Wilson CI)")
+    ax2.bar(x, table["mean_final_progress"].to_numpy(), color=colors)
+    ax2.set_ylim(0, 1.05)
+    ax2.set_ylabel("mean final progress")
+    n = int(table["n_episodes"].max()) if len(table) else 0
+    for ax in (ax1, ax2):
+        ax.set_xticks(x, table["condition"].tolist(), rotation=20, ha="right")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"closed-loop evaluation, {n} seeded rollouts per condition")
+    return fig
+
+
+def awbc_conditions(awbc: Policy, bc: Policy, guidance_scale: float) -> list[EvalCondition]:
+    """The four standard conditions: AWBC positive / negative prompt, plain BC, guided AWBC.
+
+    The positive and negative prompts are the training dataset's top and bottom tasks
+    (``tasks[-1]``, ``tasks[0]``)."""
+    return [
+        EvalCondition("awbc_positive", awbc, awbc.tasks[-1]),
+        EvalCondition("awbc_negative", awbc, awbc.tasks[0]),
+        EvalCondition("bc", bc, bc.default_prompt),
+        EvalCondition(f"awbc_guided_w{guidance_scale:g}", awbc, awbc.tasks[-1], guidance_scale),
+    ]

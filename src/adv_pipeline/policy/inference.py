@@ -1,0 +1,132 @@
+"""Load a trained policy and query it: :func:`load_policy`, :class:`Policy`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adv_pipeline.checkpoints import Checkpoint, load_checkpoint
+
+from .checkpoint_io import PolicyAssets, load_assets, unflatten_params
+from .images import downsample
+from .model import build_model, sample_actions
+from .prompts import base_task, default_prompt
+from .tokenizer import HashTokenizer
+
+
+class Policy:
+    """A trained policy: observation (+ prompt) -> action chunk in dataset units.
+
+    Args:
+        params: the network parameters.
+        assets: config, tasks, cameras and normalisation statistics of the checkpoint.
+        seed: seed of the flow's initial noise (calls draw successive noise from it).
+    """
+
+    def __init__(self, params, assets: PolicyAssets, seed: int = 0):
+        self.assets = assets
+        self.config = assets.config
+        self.tokenizer = HashTokenizer(assets.config.tokenizer)
+        self.params = jax.tree_util.tree_map(jnp.asarray, params)
+        self.action_dim = int(assets.action_stats.mean.shape[0])
+        self.model = build_model(assets.config.model, assets.config.tokenizer.vocab_size, assets.config.tokenizer.max_len, self.horizon, self.action_dim)
+        self._rng = np.random.default_rng(seed)
+        self._sample = jax.jit(partial(sample_actions, self.model), static_argnames=("guidance_scale", "steps"))
+
+    @property
+    def horizon(self) -> int:
+        return self.config.data.horizon
+
+    @property
+    def camera_keys(self) -> tuple[str, ...]:
+        return self.assets.camera_keys
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The training dataset's tasks (prompts of its task_index values)."""
+        return self.assets.tasks
+
+    @property
+    def default_prompt(self) -> str:
+        """The top advantage prompt of the training tasks (``tasks[-1]``), or the plain task
+        text for a policy trained without task prompts."""
+        prompt = default_prompt(self.tasks)
+        return prompt if self.config.data.prompt_from_task else base_task(prompt)
+
+    def reseed(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def _camera_images(self, images: Mapping[str, np.ndarray], batch: int) -> np.ndarray:
+        """uint8 (B, C, S, S, 3) in the training camera order."""
+        size = self.config.data.image_size
+        if not self.camera_keys:
+            return np.zeros((batch, 0, size, size, 3), np.uint8)
+        out = []
+        for key in self.camera_keys:
+            short = key.rsplit(".", 1)[-1]
+            img = images.get(key, images.get(short))
+            if img is None:
+                raise KeyError(f"policy needs camera {key!r} (or {short!r}); the observation has {sorted(images)}")
+            out.append(downsample(img, size))
+        return np.stack(out, axis=1)
+
+    def act_batch(
+        self,
+        images: Mapping[str, np.ndarray],
+        states: np.ndarray,
+        prompts: Sequence[str] | str | None = None,
+        guidance_scale: float = 1.0,
+    ) -> np.ndarray:
+        """Action chunks for B observations.
+
+        Args:
+            images: ``{camera: uint8 (B, H, W, 3)}`` (camera names or video keys).
+            states: float (B, D_state) in dataset units.
+            prompts: one prompt per observation, one for all, or None (:attr:`default_prompt`).
+            guidance_scale: classifier-free guidance weight w (1 = the plain conditional prompt).
+
+        Returns:
+            float32 (B, horizon, D_action) in dataset units, clipped to [-1, 1].
+        """
+        states = np.asarray(states, np.float32)
+        b = len(states)
+        if prompts is None or isinstance(prompts, str):
+            prompts = [prompts or self.default_prompt] * b
+        tokens, _ = self.tokenizer.encode_batch(list(prompts))
+        uncond, _ = self.tokenizer.encode_batch([base_task(p) for p in prompts])
+        noise = self._rng.standard_normal((b, self.horizon, self.action_dim)).astype(np.float32)
+        out = self._sample(
+            self.params,
+            self._camera_images(images, b),
+            self.assets.state_stats.normalize(states),
+            tokens,
+            uncond,
+            noise,
+            guidance_scale=float(guidance_scale),
+            steps=self.config.model.flow_steps,
+        )
+        return np.clip(self.assets.action_stats.unnormalize(np.asarray(out)), -1.0, 1.0)
+
+    def act(self, observation, prompt: str | None = None, guidance_scale: float = 1.0) -> np.ndarray:
+        """One chunk (horizon, D_action) for an observation with ``.images`` and ``.state``
+        (e.g. :class:`adv_pipeline.sim.Observation`) or a dict with those keys."""
+        images = observation["images"] if isinstance(observation, Mapping) else observation.images
+        state = observation["state"] if isinstance(observation, Mapping) else observation.state
+        batch_images = {k: np.asarray(v)[None] for k, v in images.items()}
+        return self.act_batch(batch_images, np.asarray(state)[None], [prompt or self.default_prompt], guidance_scale)[0]
+
+
+def load_policy(checkpoint: Checkpoint | str | Path, step: int | None = None, seed: int = 0) -> Policy:
+    """A :class:`Policy` from a checkpoint, a step directory or a run directory (latest step)."""
+    if not isinstance(checkpoint, Checkpoint):
+        path = Path(checkpoint)
+        if path.name.isdigit() and (path / "metadata.json").is_file() and step is None:
+            checkpoint = load_checkpoint(path.parent, int(path.name))
+        else:
+            checkpoint = load_checkpoint(path, step)
+    return Policy(unflatten_params(checkpoint.load_weights()), load_assets(checkpoint), seed=seed)

@@ -1,0 +1,272 @@
+"""Training loop: optax AdamW (warm-up + cosine), data-parallel over all jax devices.
+
+Parallelism: a 1-D mesh ``("data",)`` over ``jax.devices()``; each global batch is sharded
+along its first axis, parameters and optimizer state are replicated, and XLA inserts the
+gradient all-reduce. The batch of step ``s`` is a pure function of ``(seed, s)``
+(:func:`adv_pipeline.policy.data.sample_batch`), so resuming from a checkpoint reproduces
+an uninterrupted run.
+
+Multi-host: start every host with the same parameters and call
+``jax.distributed.initialize(coordinator_address, num_processes, process_id)`` before any
+other jax call (on TPU pods and SLURM/GPU clusters the arguments are found
+automatically). ``jax.devices()`` then lists the devices of all hosts, so the mesh spans
+them; every host computes the same global batch indices and feeds only its own slice
+(``jax.make_array_from_process_local_data``); only process 0 writes checkpoints, which
+must go to storage all hosts can read for resuming.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm.auto import tqdm
+
+from adv_pipeline.checkpoints import Checkpoint, list_steps, load_checkpoint, prune_checkpoints
+from adv_pipeline.lerobot import LeRobotDatasetReader
+
+from .checkpoint_io import (
+    PolicyAssets,
+    load_metrics,
+    load_optimizer_state,
+    save_policy_checkpoint,
+    unflatten_params,
+)
+from .config import PolicyConfig, TrainConfig, config_to_dict
+from .data import TrainingData, load_training_data, sample_batch
+from .model import ActionPolicy, build_model, training_loss
+from .tokenizer import HashTokenizer
+
+log = logging.getLogger(__name__)
+
+Metrics = dict[str, list[dict[str, float]]]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A finished training run.
+
+    Attributes:
+        checkpoint: the final checkpoint (step ``train_config.steps``).
+        metrics: ``{"loss" | "grad_norm" | "lr": [{"value": v, "step": s}, ...]}``, one entry
+            per logged step (the history of earlier, resumed segments included).
+        seconds: wall time of this call's training loop (s), compilation included.
+        steps_per_second: optimizer steps per second in this call (after compilation).
+        start_step: the step this call started from (0 unless resumed).
+    """
+
+    checkpoint: Checkpoint
+    metrics: Metrics
+    seconds: float
+    steps_per_second: float
+    start_step: int
+
+
+def make_optimizer(config: TrainConfig) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """Global-norm clipping, then AdamW with linear warm-up and cosine decay."""
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=config.lr,
+        warmup_steps=config.warmup_steps,
+        decay_steps=max(config.steps, config.warmup_steps + 1),
+        end_value=config.lr * config.end_lr_ratio,
+    )
+    tx = optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adamw(schedule, weight_decay=config.weight_decay))
+    return tx, schedule
+
+
+def model_for(config: PolicyConfig, data: TrainingData) -> ActionPolicy:
+    return build_model(config.model, config.tokenizer.vocab_size, config.tokenizer.max_len, config.data.horizon, data.actions.shape[-1])
+
+
+def init_params(model: ActionPolicy, batch: dict[str, np.ndarray], seed: int):
+    """Parameters initialised from ``seed`` for inputs shaped like ``batch``."""
+    return model.init(jax.random.PRNGKey(seed), batch["images"][:1], batch["state"][:1], batch["tokens"][:1], batch["actions"][:1], batch["time"][:1])["params"]
+
+
+def data_mesh() -> Mesh:
+    """1-D mesh ``("data",)`` over all devices of all processes."""
+    return Mesh(np.asarray(jax.devices()), ("data",))
+
+
+@functools.lru_cache(maxsize=8)
+def cached_train_step(policy_config: PolicyConfig, action_dim: int, train_config: TrainConfig, devices: tuple) -> Callable:
+    """One jitted step per (configs, devices): repeated runs in a process compile once."""
+    model = build_model(policy_config.model, policy_config.tokenizer.vocab_size, policy_config.tokenizer.max_len, policy_config.data.horizon, action_dim)
+    return make_train_step(model, make_optimizer(train_config)[0], Mesh(np.asarray(devices), ("data",)))
+
+
+def make_train_step(model: ActionPolicy, tx: optax.GradientTransformation, mesh: Mesh) -> Callable:
+    """The jitted ``(params, opt_state, batch) -> (params, opt_state, {"loss", "grad_norm"})``."""
+    replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+
+    def step(params, opt_state, batch):
+        loss, grads = jax.value_and_grad(lambda p: training_loss(model, p, batch))(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+
+    return jax.jit(step, in_shardings=(replicated, replicated, sharded), out_shardings=(replicated, replicated, replicated), donate_argnums=(0, 1))
+
+
+def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+    """Global host batch -> arrays sharded along axis 0 (each process feeds its own slice)."""
+    sharding = NamedSharding(mesh, P("data"))
+    n, pid = jax.process_count(), jax.process_index()
+    out = {}
+    for k, v in batch.items():
+        per = len(v) // n
+        out[k] = jax.make_array_from_process_local_data(sharding, v[pid * per : (pid + 1) * per], v.shape)
+    return out
+
+
+def data_hash(data: TrainingData) -> str:
+    """Identifies the training arrays (labels included), to refuse resuming on other data."""
+    h = hashlib.sha256()
+    for arr in (data.states, data.actions[:, 0], data.prompt_index):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update("\n".join(data.prompts.texts).encode())
+    return h.hexdigest()[:16]
+
+
+def _append(metrics: Metrics, name: str, value: float, step: int) -> None:
+    metrics.setdefault(name, []).append({"value": float(value), "step": int(step)})
+
+
+# TrainConfig fields that change the trained weights (the others may differ when resuming)
+_RESULT_FIELDS = ("steps", "batch_size", "lr", "warmup_steps", "end_lr_ratio", "weight_decay", "grad_clip", "seed")
+
+
+def _result_fields(train_config: dict) -> dict:
+    return {k: train_config.get(k) for k in _RESULT_FIELDS}
+
+
+def _resume_point(run_dir: Path, policy_config: PolicyConfig, train_config: TrainConfig, dhash: str) -> Checkpoint | None:
+    """The checkpoint to resume from, or None (and an emptied run directory) to start over."""
+    steps = list_steps(run_dir)
+    if not steps:
+        return None
+    if train_config.resume:
+        ckpt = load_checkpoint(run_dir)
+        same = (
+            ckpt.metadata.get("data_hash") == dhash
+            and ckpt.metadata.get("policy_config") == config_to_dict(policy_config)
+            and _result_fields(ckpt.metadata.get("train_config", {})) == _result_fields(config_to_dict(train_config))
+        )
+        if same:
+            return ckpt
+        log.warning("%s: latest checkpoint (step %d) was trained on other data or with another config; starting over", run_dir, ckpt.step)
+    for s in steps:
+        shutil.rmtree(run_dir / str(s), ignore_errors=True)
+    return None
+
+
+def train_policy(
+    reader: LeRobotDatasetReader,
+    policy_config: PolicyConfig,
+    train_config: TrainConfig,
+    run_dir: str | Path,
+    stop_at: int | None = None,
+    data: TrainingData | None = None,
+) -> TrainResult:
+    """Train (or resume training) a policy on a LeRobot dataset; checkpoints go to ``run_dir``.
+
+    Args:
+        reader: the training dataset.
+        policy_config / train_config: see :mod:`adv_pipeline.policy.config`.
+        run_dir: run directory; ``<run_dir>/<step>/`` every ``save_interval`` steps and at the end.
+        stop_at: stop (and checkpoint) after this step instead of ``train_config.steps``,
+            as an interrupted run would; the schedule still spans ``train_config.steps``.
+        data: already decoded training data for this reader and config (saves decoding).
+    """
+    run_dir = Path(run_dir)
+    if train_config.batch_size % jax.device_count():
+        raise ValueError(f"awbc.train.batch_size={train_config.batch_size} is not divisible by the {jax.device_count()} devices. Fix: choose a multiple")
+    tokenizer = HashTokenizer(policy_config.tokenizer)
+    if data is None:
+        data = load_training_data(reader, policy_config.data, tokenizer)
+    dhash = data_hash(data)
+    model = model_for(policy_config, data)
+    tx, schedule = make_optimizer(train_config)
+    cfg, dc = train_config, policy_config.data
+    end = cfg.steps if stop_at is None else min(int(stop_at), cfg.steps)
+
+    params = init_params(model, sample_batch(data, 0, 1, cfg.seed, 0.0), cfg.seed)
+    opt_state = tx.init(params)
+    metrics: Metrics = {}
+    start = 0
+    resume = _resume_point(run_dir, policy_config, train_config, dhash)
+    if resume is not None:
+        params = jax.tree_util.tree_map(jnp.asarray, unflatten_params(resume.load_weights()))
+        opt_state = load_optimizer_state(resume, opt_state)
+        metrics = {k: [e for e in v if e["step"] <= resume.step] for k, v in load_metrics(resume).items()}
+        start = resume.step
+        log.info("%s: resuming from step %d", run_dir, start)
+    assets = PolicyAssets(policy_config, data.tasks, data.camera_keys, data.state_stats, data.action_stats)
+    metadata = {
+        "data_hash": dhash,
+        "dataset": str(reader.root),
+        "dataset_fingerprint": reader.fingerprint(),
+        "policy_config": config_to_dict(policy_config),
+        "train_config": config_to_dict(train_config),
+        "tasks": list(data.tasks),
+    }
+    if start >= end:
+        return TrainResult(resume, metrics, 0.0, 0.0, start)
+
+    mesh = data_mesh()
+    replicated = NamedSharding(mesh, P())
+    params, opt_state = jax.device_put((params, opt_state), replicated)
+    train_step = cached_train_step(policy_config, int(data.actions.shape[-1]), train_config, tuple(jax.devices()))
+
+    def save(step: int) -> Checkpoint | None:
+        if jax.process_index() != 0:
+            return None
+        ckpt = save_policy_checkpoint(run_dir, step, params, opt_state, assets, train_config, metrics, metadata)
+        prune_checkpoints(run_dir, cfg.keep_period)
+        return ckpt
+
+    t0 = time.perf_counter()
+    t_compiled, pending = None, []
+    ckpt = None
+    bar = tqdm(total=end, initial=start, desc=f"train {run_dir.name}", disable=not cfg.progress_bar, dynamic_ncols=True)
+    for step in range(start, end):
+        batch = shard_batch(sample_batch(data, step, cfg.batch_size, cfg.seed, dc.prompt_dropout if dc.prompt_from_task else 0.0), mesh)
+        params, opt_state, m = train_step(params, opt_state, batch)
+        pending.append(m)
+        done = step + 1
+        if t_compiled is None:
+            jax.block_until_ready(m)
+            t_compiled, first = time.perf_counter(), done
+        if done % cfg.log_interval == 0 or done == cfg.steps:
+            host = jax.device_get(pending)  # mean over the steps since the last log (of this call)
+            pending = []
+            loss = float(np.mean([x["loss"] for x in host]))
+            _append(metrics, "loss", loss, done)
+            _append(metrics, "grad_norm", float(np.mean([x["grad_norm"] for x in host])), done)
+            _append(metrics, "lr", float(schedule(done - 1)), done)
+            elapsed = time.perf_counter() - t_compiled
+            rate = (done - first) * cfg.batch_size / elapsed if elapsed > 0 else 0.0
+            bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.0f}")
+        bar.update(1)
+        if done % cfg.save_interval == 0 or done == end:
+            ckpt = save(done)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    after = time.perf_counter() - t_compiled
+    sps = (end - first) / after if after > 0 and end > first else 0.0
+    if ckpt is None:
+        ckpt = load_checkpoint(run_dir, end)
+    log.info("%s: trained steps %d..%d in %.1f s (%.1f steps/s after compilation, batch %d, %d devices)", run_dir, start, end, seconds, sps, cfg.batch_size, jax.device_count())
+    return TrainResult(ckpt, metrics, seconds, sps, start)

@@ -1,0 +1,68 @@
+"""The default `kedro run` (demo -> gt_labeling -> estimator -> estimation -> AWBC labels ->
+awbc -> evaluation) end to end at toy sizes, one MLflow run holding every stage, and the
+walkthrough notebook executed top to bottom on its outputs."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import nbformat
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+from adv_pipeline.lerobot import LeRobotDatasetReader
+
+from ..conftest import REPO, doctor_failures, run_kedro
+
+TOY = ",".join(
+    [
+        "demo.n_episodes=8",
+        "estimator_steps=12",
+        "estimator.train.eval_interval=6",
+        "estimator.train.save_interval=6",
+        "estimator.data.samples_per_episode=16",
+        "awbc.train.steps=12",
+        "awbc.train.save_interval=12",
+        "awbc.train.log_interval=4",
+        "awbc.eval.n_episodes=3",
+        "awbc.eval.max_steps=24",
+    ]
+)
+
+
+@pytest.mark.slow
+def test_default_run_end_to_end_and_notebook(kedro_project):
+    run_kedro(kedro_project, "run", "--params", TOY)
+    data = kedro_project / "data"
+    # every stage wrote its output
+    for path in ("01_raw/demo", "03_primary/gt_labeled", "07_model_output/estimated_KAI0_12", "05_model_input/awbc"):
+        assert doctor_failures(data / path) == [], path
+    awbc = LeRobotDatasetReader(data / "05_model_input/awbc")
+    assert awbc.tasks[-1].endswith(", Advantage: positive")
+    assert {"absolute_advantage", "absolute_value", "relative_advantage"} <= set(awbc.column_names())
+    assert (data / "06_models/estimator/12/model.safetensors").is_file()
+    assert (data / "06_models/awbc/12/model.safetensors").is_file() and (data / "06_models/bc/12/model.safetensors").is_file()
+    table = pd.read_csv(data / "08_reporting/awbc_eval.csv")
+    assert len(table) == 4
+    report = json.loads((data / "08_reporting/estimation_report.json").read_text())
+    assert report["estimation"]["frames_computed"] == awbc.num_frames
+
+    # one MLflow run with every stage's parameters, metrics and plots
+    mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["adv_pipeline"], output_format="list")
+    assert len(runs) == 1
+    params, metrics = runs[0].data.params, runs[0].data.metrics
+    for key in ("demo.n_episodes", "gt_labeling.threshold", "estimator.model.variant", "estimation.interval", "awbc_labeling.threshold", "awbc.train.steps"):
+        assert key in params, key
+    for prefix in ("demo_metrics.", "gt_label_metrics.", "estimator_metrics.val_spearman", "estimation_metrics.", "awbc_label_metrics.", "awbc_eval_metrics.", "awbc_train_metrics.loss"):
+        assert any(m.startswith(prefix) for m in metrics), prefix
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}
+    assert {"gt_label_histogram.png", "estimator_progress.png", "estimation_advantage.png", "awbc_eval.png"} <= artifacts
+
+    # the walkthrough runs top to bottom on these outputs
+    nb = nbformat.read(REPO / "notebooks" / "walkthrough.ipynb", as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(kedro_project)}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert errors == []
