@@ -54,13 +54,14 @@ def _make(length: int) -> _Episode:
 
 
 def prepare(root: Path, lengths=(1000, 8000)) -> dict[int, Path]:
+    from project_params import project_params
+
     from adv_pipeline.checkpoints import list_steps, write_checkpoint
     from adv_pipeline.estimator import EstimatorConfig
     from adv_pipeline.estimator.model import AdvantageEstimator
     from adv_pipeline.lerobot import NewDataset, VideoOptions, feature_spec, video_feature_spec
     import torch
-    import yaml
-
+    
     out = {}
     for n in lengths:
         path = root / f"episode_{n}"
@@ -73,7 +74,7 @@ def prepare(root: Path, lengths=(1000, 8000)) -> dict[int, Path]:
         out[n] = path
     ckpt_dir = root / "estimator"
     if not list_steps(ckpt_dir):
-        params = yaml.safe_load(open("conf/base/parameters_estimator.yml"))["estimator"]
+        params = project_params()["estimator"]
         params["model"]["variant"] = "KAI0"
         params["train"]["steps"] = 1
         config = EstimatorConfig.from_dict({k: params[k] for k in ("model", "data", "train")})

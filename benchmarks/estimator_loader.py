@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 import torch
-import yaml
+
+from project_params import project_params
 
 from adv_pipeline.estimator import EstimatorConfig
 from adv_pipeline.estimator.data import TrainLoader, episode_progress, plan_stream
@@ -73,7 +74,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--naive-samples", type=int, default=100)
     args = parser.parse_args()
-    params = yaml.safe_load(open("conf/base/parameters_estimator.yml"))["estimator"]
+    params = project_params()["estimator"]
     config = EstimatorConfig.from_dict({k: params[k] for k in ("model", "data", "train")})
     ds = LeRobotDatasetReader(args.dataset)
     progress = episode_progress(ds)
