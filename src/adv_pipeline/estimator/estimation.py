@@ -34,7 +34,7 @@ from adv_pipeline.checkpoints import Checkpoint, load_checkpoint
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.lerobot.format import INFO_PATH, data_relpath, video_relpath
 from adv_pipeline.lerobot.reader import column_to_numpy
-from adv_pipeline.lerobot.writer import _arrow_column, feature_spec, link_or_copy, numeric_stats, write_meta
+from adv_pipeline.lerobot.writer import feature_spec, index_features_last, link_or_copy, numeric_stats, with_columns, write_meta
 
 from .evaluate import load_estimator
 from .inference import advantage_columns, predict_episode
@@ -105,9 +105,7 @@ def label_episodes(
         values = predict_episode(model, est_config, source, ep.episode_index, config.interval, config.batch_size, config.prefetch)
         columns = advantage_columns(values, config.interval)
         table = source.read_table(ep.episode_index)
-        for name, col in columns.items():
-            arr = _arrow_column(col, feature_spec(col))
-            table = table.set_column(table.column_names.index(name), name, arr) if name in table.column_names else table.append_column(name, arr)
+        table = with_columns(table, columns, {name: feature_spec(col) for name, col in columns.items()})
         for key in source.video_keys:
             dst = out / video_relpath(source.info, ep.episode_index, key)
             if not dst.exists():
@@ -137,8 +135,7 @@ def finalize(source: LeRobotDatasetReader, checkpoint: Checkpoint, out: str | Pa
     features = dict(source.features)
     for c in names:
         features[c] = {"dtype": "float32", "shape": [1], "names": None}
-    index_cols = [k for k in ("timestamp", "frame_index", "episode_index", "index", "task_index") if k in features]
-    features = {**{k: v for k, v in features.items() if k not in index_cols}, **{k: features[k] for k in index_cols}}
+    features = index_features_last(features)
     src_stats = source.episodes_stats
     episodes, all_stats = [], []
     for ep in source.episodes:

@@ -128,13 +128,9 @@ class LeRobotDatasetReader:
                 else "this project reads LeRobot v2.1; convert the dataset to v2.1 first"
             )
             raise format_error(self.root, INFO_PATH, f"codebase_version is {version!r}, expected {CODEBASE_VERSION!r}", fix)
-        if self.video_keys_from(info) and "video_path" not in info:
+        if video_keys(info["features"]) and "video_path" not in info:
             raise format_error(self.root, INFO_PATH, "has video features but no video_path", "add the v2.1 video_path template")
         return info
-
-    @staticmethod
-    def video_keys_from(info: dict) -> list[str]:
-        return video_keys(info.get("features", {}))
 
     def _load_tasks(self) -> list[str]:
         rows = _read_jsonl(self.root, TASKS_PATH)

@@ -102,6 +102,22 @@ def _arrow_column(values: np.ndarray, spec: Mapping) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(flat, width)
 
 
+def with_columns(table: pa.Table, columns: Mapping[str, np.ndarray], features: Mapping[str, dict]) -> pa.Table:
+    """``table`` with each of ``columns`` replaced in place or appended, typed by ``features``."""
+    for name, values in columns.items():
+        col = _arrow_column(np.asarray(values), features[name])
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, col)
+        else:
+            table = table.append_column(name, col)
+    return table
+
+
+def index_features_last(features: Mapping[str, dict]) -> dict[str, dict]:
+    """Features reordered so LeRobot's index columns come last, as in LeRobot's files."""
+    return {**{k: v for k, v in features.items() if k not in INDEX_FEATURES}, **{k: features[k] for k in INDEX_FEATURES if k in features}}
+
+
 def episode_table(columns: Mapping[str, np.ndarray], features: Mapping[str, dict]) -> pa.Table:
     """An episode's parquet table in ``features`` order (video features skipped)."""
     names = [k for k, ft in features.items() if ft["dtype"] not in ("video", "image")]
@@ -345,8 +361,7 @@ class DerivedDataset:
         features = dict(src.features)
         for name, values in self.columns.items():
             features[name] = dict(self.features.get(name) or src.features.get(name) or feature_spec(values))
-        # new columns go before LeRobot's index columns, as in LeRobot's own files
-        features = {**{k: v for k, v in features.items() if k not in INDEX_FEATURES}, **{k: features[k] for k in INDEX_FEATURES if k in features}}
+        features = index_features_last(features)  # new columns before LeRobot's index columns
         info = {k: v for k, v in src.info.items()}
         info["features"] = features
         if "task_index" in self.columns:
@@ -361,12 +376,7 @@ class DerivedDataset:
             lo, hi = int(src.offsets[pos]), int(src.offsets[pos + 1])
             table = src.read_table(ep.episode_index)
             src.evict(ep.episode_index)
-            for name, values in self.columns.items():
-                col = _arrow_column(np.asarray(values[lo:hi]), features[name])
-                if name in table.column_names:
-                    table = table.set_column(table.column_names.index(name), name, col)
-                else:
-                    table = table.append_column(name, col)
+            table = with_columns(table, {name: values[lo:hi] for name, values in self.columns.items()}, features)
             order = [k for k in features if features[k]["dtype"] not in ("video", "image") and k in table.column_names]
             table = table.select(order)
             write_parquet(tmp / data_relpath(info, ep.episode_index), table)
