@@ -39,10 +39,7 @@ class LabelingConfig:
         stage_nums: number of stages split by ``stage_progress_gt`` (>= 1).
         task_text: the task part of every prompt, ``"<task>, Advantage: ..."``.
         force_intervention: frames with intervention = 1 go to the top bin.
-        workers: threads rewriting episode files.
-        cache_mb: keep the parquet tables in memory between reading the labels' inputs
-            and rewriting the files when the data fits (one read instead of two);
-            0 streams twice.
+        workers: threads rewriting episode files (about one per CPU core pays best).
     """
 
     threshold: float = 70.0
@@ -53,8 +50,7 @@ class LabelingConfig:
     stage_nums: int = 1
     task_text: str = "fold the cloth"
     force_intervention: bool = True
-    workers: int = 4
-    cache_mb: int = 2048
+    workers: int = 2
 
     def __post_init__(self) -> None:
         if not 0 < float(self.threshold) <= 100:
@@ -129,7 +125,6 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
                 f"{dataset.data_path(dataset.episodes[0].episode_index)}: episode {dataset.episodes[0].episode_index} has no column "
                 f"{column}{hint}, needed because {because}. Fix: choose another option or a dataset with that column"
             )
-    dataset.cache_tables(int(config.cache_mb) * 2**20)
     use_intervention = config.force_intervention and INTERVENTION_COLUMN in available
     columns = list(needed) + ([INTERVENTION_COLUMN] if use_intervention else [])
     try:
@@ -171,16 +166,16 @@ def progress_advantage(progress: np.ndarray, offsets: np.ndarray, chunk_size: in
         (N,) float64 advantage.
     """
     p = np.asarray(progress, dtype=np.float64)
-    lengths = np.diff(offsets)
-    end = np.repeat(offsets[1:], lengths)  # exclusive end row of each frame's episode
-    rows = np.arange(len(p))
-    ahead = rows + chunk_size
-    inside = ahead < end
+    offsets = np.asarray(offsets, dtype=np.int64)
+    c = int(chunk_size)
     adv = np.empty_like(p)
-    adv[inside] = p[ahead[inside]] - p[inside]
-    tail = ~inside
-    remaining = (end[tail] - rows[tail]).astype(np.float64)  # n - i
-    adv[tail] = (p[end[tail] - 1] - p[tail]) / remaining * chunk_size
+    m = max(len(p) - c, 0)
+    adv[:m] = p[c : c + m] - p[:m]  # the look-ahead, right wherever i + c stays in the episode
+    # the last min(n, c) frames of each episode: extrapolate to the episode's last frame
+    k = np.minimum(np.diff(offsets), c)
+    end = np.repeat(offsets[1:], k)  # exclusive end row of each tail frame's episode
+    rows = end - k.repeat(k) + (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k))
+    adv[rows] = (p[end - 1] - p[rows]) / (end - rows) * c  # (p[last] - p[i]) / (n - i) * c
     return adv
 
 
@@ -261,7 +256,7 @@ def label_statistics(adv: np.ndarray, stage: np.ndarray, cuts: list[np.ndarray],
             entry["forced_frames"] = int((m & intervention).sum())
         stages.append(entry)
     return {
-        "config": {k: v for k, v in asdict(config).items() if k not in ("workers", "cache_mb")},
+        "config": {k: v for k, v in asdict(config).items() if k != "workers"},
         "frames": int(len(adv)),
         "prompts": config.prompts(),
         "forced_frames": int(intervention.sum()) if intervention is not None else 0,

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +32,7 @@ from adv_pipeline.checkpoints import Checkpoint, load_checkpoint
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.lerobot.format import INFO_PATH, data_relpath, video_relpath
 from adv_pipeline.lerobot.reader import column_to_numpy
-from adv_pipeline.lerobot.writer import feature_spec, index_features_last, link_or_copy, numeric_stats, with_columns, write_meta
+from adv_pipeline.lerobot.writer import feature_spec, index_features_last, link_or_copy, numeric_stats, with_columns, write_meta, write_parquet
 
 from .evaluate import load_estimator
 from .inference import advantage_columns, predict_episode
@@ -110,11 +108,7 @@ def label_episodes(
             dst = out / video_relpath(source.info, ep.episode_index, key)
             if not dst.exists():
                 link_or_copy(source.video_path(ep.episode_index, key), dst)
-        final = out / data_relpath(source.info, ep.episode_index)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-        pq.write_table(table, tmp, compression="snappy")
-        os.replace(tmp, final)
+        write_parquet(out / data_relpath(source.info, ep.episode_index), table, atomic=True)
         stats["computed"] += 1
         stats["frames"] += ep.length
         stats["peak_window_frames"] = max(stats["peak_window_frames"], values.peak_window)
@@ -139,7 +133,8 @@ def finalize(source: LeRobotDatasetReader, checkpoint: Checkpoint, out: str | Pa
     src_stats = source.episodes_stats
     episodes, all_stats = [], []
     for ep in source.episodes:
-        table = pq.read_table(out / data_relpath(source.info, ep.episode_index), columns=names)
+        with pq.ParquetFile(out / data_relpath(source.info, ep.episode_index)) as file:
+            table = file.read(columns=names, use_threads=False)
         cols = {c: column_to_numpy(table[c]) for c in names}
         all_stats.append({**src_stats.get(ep.episode_index, {}), **numeric_stats(cols, features)})
         episodes.append({"episode_index": ep.episode_index, "tasks": list(ep.tasks), "length": ep.length})

@@ -100,9 +100,6 @@ class LeRobotDatasetReader:
         self.video_keys: list[str] = video_keys(self.features)
         self.tasks: list[str] = self._load_tasks()
         self.episodes: list[EpisodeMeta] = self._load_episodes()
-        self._table_cache: dict[int, pa.Table] = {}
-        self._cache_budget = 0
-        self._data_bytes: dict[int, int] = {}  # uncompressed parquet bytes per episode
         if check_files:
             self._check_parquet()
         if check_files and check_videos:
@@ -171,8 +168,7 @@ class LeRobotDatasetReader:
             path = self.root / rel
             if not path.is_file():
                 return ep, rel, None, None
-            md = pq.ParquetFile(path).metadata
-            self._data_bytes[ep.episode_index] = sum(md.row_group(g).total_byte_size for g in range(md.num_row_groups))
+            md = pq.read_metadata(path)
             lo = hi = None
             names = md.schema.names
             if "task_index" in names and md.num_rows:
@@ -260,12 +256,17 @@ class LeRobotDatasetReader:
         return self.episodes[pos]
 
     @cached_property
-    def episodes_stats(self) -> dict[int, dict[str, Stats]]:
-        """meta/episodes_stats.jsonl as {episode_index: {feature: stats}} ({} if absent)."""
+    def episodes_stats_json(self) -> dict[int, dict[str, dict[str, list]]]:
+        """meta/episodes_stats.jsonl as parsed, {episode_index: {feature: {stat: nested
+        list}}} ({} if absent): what a derived dataset carries over unchanged."""
         if not (self.root / EPISODES_STATS_PATH).is_file():
             return {}
-        rows = _read_jsonl(self.root, EPISODES_STATS_PATH)
-        return {int(r["episode_index"]): stats_from_json(r["stats"]) for r in rows}
+        return {int(r["episode_index"]): r["stats"] for r in _read_jsonl(self.root, EPISODES_STATS_PATH)}
+
+    @cached_property
+    def episodes_stats(self) -> dict[int, dict[str, Stats]]:
+        """meta/episodes_stats.jsonl as {episode_index: {feature: numpy stats}}."""
+        return {e: stats_from_json(s) for e, s in self.episodes_stats_json.items()}
 
     def fingerprint(self) -> str:
         """Short hash of the metadata (info, episodes, tasks): identifies the dataset."""
@@ -291,19 +292,22 @@ class LeRobotDatasetReader:
             )
 
     def read_table(self, episode_index: int, columns: Sequence[str] | None = None) -> pa.Table:
-        """One episode's parquet as an Arrow table (from the table cache when it holds it)."""
+        """One episode's parquet as an Arrow table (all columns, or ``columns`` in order)."""
         path = self.data_path(episode_index)
-        cached = self._table_cache.get(int(episode_index))
         try:
-            if cached is not None:
-                return cached if columns is None else cached.select(list(columns))
-            # files are read in parallel by the callers: one thread per file is fastest
-            return pq.read_table(path, columns=list(columns) if columns is not None else None, use_threads=False)
-        except (pa.ArrowInvalid, KeyError) as exc:
-            have = set(cached.column_names if cached is not None else pq.read_schema(path).names)
-            missing = [c for c in columns or [] if c not in have]
-            problem = f"has no column(s) {missing}" if missing else f"cannot be read ({exc})"
-            raise DatasetFormatError(f"{path}: episode {episode_index} {problem}. Fix: rewrite the episode or choose other columns") from exc
+            # Callers read files in parallel, so one thread per file is fastest.
+            # ParquetFile.read skips pq.read_table's dataset layer: about 2x faster on
+            # small per-episode files (benchmarks/gt_labeling_throughput.py).
+            with pq.ParquetFile(path) as file:
+                table = file.read(columns=list(columns) if columns is not None else None, use_threads=False)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DatasetFormatError(f"{path}: episode {episode_index} cannot be read ({exc}). Fix: rewrite the episode from its source") from exc
+        if columns is None:
+            return table
+        missing = [c for c in columns if c not in table.column_names]
+        if missing:
+            raise DatasetFormatError(f"{path}: episode {episode_index} has no column(s) {missing}. Fix: rewrite the episode or choose other columns")
+        return table.select(list(columns))
 
     def read_episode(self, episode_index: int, columns: Sequence[str]) -> dict[str, np.ndarray]:
         """One episode's columns as numpy: scalars (T,), vectors (T, D)."""
@@ -315,28 +319,6 @@ class LeRobotDatasetReader:
         self._require_columns(columns)
         for ep in self.episodes:
             yield ep.episode_index, self.read_episode(ep.episode_index, columns)
-
-    def data_bytes(self) -> int:
-        """Uncompressed size of all parquet data in bytes (from the files' footers)."""
-        def size(ep: EpisodeMeta) -> int:
-            if ep.episode_index not in self._data_bytes:
-                md = pq.ParquetFile(self.data_path(ep.episode_index)).metadata
-                self._data_bytes[ep.episode_index] = sum(md.row_group(g).total_byte_size for g in range(md.num_row_groups))
-            return self._data_bytes[ep.episode_index]
-
-        with ThreadPoolExecutor(IO_THREADS) as pool:
-            return int(sum(pool.map(size, self.episodes)))
-
-    def cache_tables(self, max_bytes: int) -> bool:
-        """Keep whole episode tables in memory from the next :meth:`read_columns` on, if
-        the dataset's data fits in ``max_bytes``: a later full rewrite (a derived
-        dataset) then reads each file once instead of twice. Returns whether it fits."""
-        self._cache_budget = int(max_bytes) if max_bytes > 0 and self.data_bytes() <= max_bytes else 0
-        return self._cache_budget > 0
-
-    def evict(self, episode_index: int) -> None:
-        """Drop an episode's table from the cache (after its last use)."""
-        self._table_cache.pop(int(episode_index), None)
 
     def read_columns(self, columns: Sequence[str], episodes: Sequence[int] | None = None) -> dict[str, np.ndarray]:
         """Columns of many episodes at once, concatenated in episode order.
@@ -351,16 +333,8 @@ class LeRobotDatasetReader:
         columns = list(columns)
         self._require_columns(columns)
         eps = self.episode_indices if episodes is None else np.asarray(episodes, dtype=np.int64)
-        if self._cache_budget:
-            def read(e: int) -> pa.Table:
-                if int(e) not in self._table_cache:
-                    self._table_cache[int(e)] = self.read_table(int(e))
-                return self.read_table(int(e), columns)
-        else:
-            def read(e: int) -> pa.Table:
-                return self.read_table(int(e), columns)
         with ThreadPoolExecutor(IO_THREADS) as pool:
-            tables = list(pool.map(read, eps))
+            tables = list(pool.map(lambda e: self.read_table(int(e), columns), eps))
         if not tables:
             return {c: np.zeros((0,)) for c in columns}
         table = pa.concat_tables(tables)

@@ -63,23 +63,57 @@ def sample_indices(length: int, max_frames: int = VIDEO_STATS_MAX_FRAMES) -> np.
     return np.unique(np.linspace(0, length - 1, n).round().astype(np.int64))
 
 
+def segment_stats(values: np.ndarray, offsets: np.ndarray) -> list[Stats]:
+    """:func:`column_stats` of every episode of a concatenated column at once.
+
+    Args:
+        values: (N,) or (N, D) numeric array, episodes back to back.
+        offsets: (E + 1,) row offsets, ``offsets[e]:offsets[e + 1]`` is episode e; every
+            episode non-empty, ``offsets[-1] == N``.
+
+    Returns:
+        E stats dicts, as :func:`column_stats` gives for each episode's rows.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[:, None] if x.ndim == 1 else x.reshape(len(x), -1)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    counts = np.diff(offsets)
+    if counts.size and counts.min() < 1:
+        raise ValueError(f"episode {int(np.argmin(counts))} has no rows; stats need at least one frame per episode")
+    if offsets[-1] != len(x):
+        raise ValueError(f"offsets end at {offsets[-1]} but the column has {len(x)} rows")
+    starts = offsets[:-1]
+    mean = np.add.reduceat(x, starts, axis=0) / counts[:, None]
+    var = np.add.reduceat((x - np.repeat(mean, counts, axis=0)) ** 2, starts, axis=0) / counts[:, None]
+    lo, hi, std = np.minimum.reduceat(x, starts, axis=0), np.maximum.reduceat(x, starts, axis=0), np.sqrt(var)
+    return [
+        {"min": lo[e], "max": hi[e], "mean": mean[e], "std": std[e], "count": np.array([counts[e]], dtype=np.int64)}
+        for e in range(len(counts))
+    ]
+
+
 def aggregate_stats(per_episode: Sequence[Mapping[str, Stats]]) -> dict[str, Stats]:
-    """Combine per-episode stats into dataset stats (count-weighted mean and pooled std)."""
+    """Combine per-episode stats into dataset stats (count-weighted mean and pooled std).
+
+    Values may be numpy arrays or the nested lists of episodes_stats.jsonl."""
     keys: list[str] = []
     for ep in per_episode:
         keys.extend(k for k in ep if k not in keys)
     out: dict[str, Stats] = {}
     for key in keys:
         items = [ep[key] for ep in per_episode if key in ep]
-        counts = np.array([float(np.asarray(s["count"]).reshape(-1)[0]) for s in items])
-        means = np.stack([np.asarray(s["mean"], dtype=np.float64) for s in items])
-        stds = np.stack([np.asarray(s["std"], dtype=np.float64) for s in items])
+
+        def stacked(name: str) -> np.ndarray:
+            return np.asarray([s[name] for s in items], dtype=np.float64)
+
+        counts = stacked("count").reshape(len(items), -1)[:, 0]
+        means, stds = stacked("mean"), stacked("std")
         w = (counts / counts.sum()).reshape((-1,) + (1,) * (means.ndim - 1))
         mean = (w * means).sum(axis=0)
         var = (w * (stds**2 + (means - mean) ** 2)).sum(axis=0)
         out[key] = {
-            "min": np.min(np.stack([np.asarray(s["min"]) for s in items]), axis=0),
-            "max": np.max(np.stack([np.asarray(s["max"]) for s in items]), axis=0),
+            "min": stacked("min").min(axis=0),
+            "max": stacked("max").max(axis=0),
             "mean": mean,
             "std": np.sqrt(np.maximum(var, 0.0)),
             "count": np.array([int(counts.sum())], dtype=np.int64),
@@ -88,8 +122,8 @@ def aggregate_stats(per_episode: Sequence[Mapping[str, Stats]]) -> dict[str, Sta
 
 
 def stats_to_json(stats: Mapping[str, Stats]) -> dict:
-    """Numpy stats -> JSON-ready nested lists."""
-    return {k: {n: np.asarray(v).tolist() for n, v in s.items()} for k, s in stats.items()}
+    """Numpy stats -> JSON-ready nested lists (lists pass through unchanged)."""
+    return {k: {n: v if isinstance(v, list) else np.asarray(v).tolist() for n, v in s.items()} for k, s in stats.items()}
 
 
 def stats_from_json(obj: Mapping[str, Mapping[str, list]]) -> dict[str, Stats]:

