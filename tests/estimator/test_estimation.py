@@ -107,6 +107,24 @@ def test_output_is_a_valid_dataset_and_resume_after_a_crash_equals_one_run(train
     # overwrite recomputes everything
     again = EstimatedDataset(ds, ckpt, EstimationConfig(interval=5, batch_size=8, overwrite=True)).write(out)
     assert json.loads((again.root / "meta/estimation.json").read_text())["episodes_computed"] == 5
+    # other labels (here another interval; likewise a retrained checkpoint) never mix
+    # with finished episodes: the output is relabelled from scratch
+    other = EstimatedDataset(ds, ckpt, EstimationConfig(interval=3, batch_size=8)).write(out)
+    assert json.loads((other.root / "meta/estimation.json").read_text())["episodes_computed"] == 5
+    fresh = EstimatedDataset(ds, ckpt, EstimationConfig(interval=3, batch_size=8)).write(tmp_path / "fresh")
+    for a, b in zip(_tables(fresh.root), _tables(other.root)):
+        assert a.equals(b)
+
+
+def test_an_estimator_with_state_needs_the_state_column(trained, tmp_path):
+    from adv_pipeline.lerobot import DatasetFormatError
+
+    from ..conftest import write_column_dataset
+
+    _, ckpt = trained
+    no_state = write_column_dataset(tmp_path / "no_state", [{"progress": np.linspace(0, 1, 12).astype(np.float32)}])
+    with pytest.raises(DatasetFormatError, match=r"episode 0 has no column observation.state, needed because the estimator .* takes the state"):
+        label_episodes(no_state, ckpt, tmp_path / "out", EstimationConfig(interval=5, batch_size=8))
 
 
 def test_two_ranks_produce_the_same_dataset_as_one(trained, tmp_path):
@@ -137,7 +155,7 @@ def test_encoding_each_frame_once_gives_the_same_values(trained, variant, tmp_pa
     ds, _ = trained
     from adv_pipeline.estimator.model import AdvantageEstimator
 
-    config = tiny_config(variant)
+    config = tiny_config(variant, state=None)  # the unfactorized path takes images only
     torch.manual_seed(0)
     model = AdvantageEstimator(config.model, config.data).eval()
     assert model.factorized

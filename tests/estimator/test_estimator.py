@@ -20,10 +20,10 @@ from ..conftest import synthetic_plan
 CAMS = ("top_head", "hand_left")
 
 
-def tiny_config(variant="KAI0", steps=6, **train_kw) -> EstimatorConfig:
+def tiny_config(variant="KAI0", steps=6, state="observation.state", **train_kw) -> EstimatorConfig:
     return EstimatorConfig(
         ModelConfig(variant=variant, width=32, backbone_kwargs={"depth": 1, "heads": 2, "channels": [8, 8, 16, 16]}),
-        DataConfig(cameras=CAMS, image_size=(32, 32), samples_per_episode=8, episodes_per_chunk=2, num_workers=0, val_fraction=0.25, val_frame_stride=5),
+        DataConfig(cameras=CAMS, state=state, image_size=(32, 32), samples_per_episode=8, episodes_per_chunk=2, num_workers=0, val_fraction=0.25, val_frame_stride=5),
         TrainConfig(steps=steps, batch_size=4, warmup_steps=2, save_interval=3, eval_interval=3, log_interval=1, **train_kw),
     )
 
@@ -63,7 +63,7 @@ def test_split_is_by_episode_and_seeded():
 
 def test_loader_batches_do_not_depend_on_workers_and_resume_skips_exactly(dataset):
     progress = episode_progress(dataset)
-    base = DataConfig(cameras=CAMS, image_size=(32, 32), samples_per_episode=6, episodes_per_chunk=2, num_workers=0)
+    base = DataConfig(cameras=CAMS, state="observation.state", image_size=(32, 32), samples_per_episode=6, episodes_per_chunk=2, num_workers=0)
     two = DataConfig(**{**base.__dict__, "num_workers": 2})
 
     def batches(config, start=0, n=5):
@@ -76,8 +76,36 @@ def test_loader_batches_do_not_depend_on_workers_and_resume_skips_exactly(datase
     for a, b in zip(serial, parallel):
         np.testing.assert_array_equal(a.images, b.images)
         np.testing.assert_array_equal(a.target, b.target)
+        np.testing.assert_array_equal(a.state, b.state)
     for a, b in zip(serial[3:], resumed):
         np.testing.assert_array_equal(a.images, b.images)
+        np.testing.assert_array_equal(a.state, b.state)
+
+
+def test_state_rides_with_the_images_of_the_same_frames(dataset):
+    config = DataConfig(cameras=CAMS, state="observation.state", image_size=(32, 32), samples_per_episode=20, episodes_per_chunk=4)
+    plan = next(plan_stream(episode_progress(dataset), [0, 1, 2, 3], config, paired=True, seed=3))
+    batch = decode_chunk(dataset, plan, config, paired=True)
+    states = {e: dataset.read_episode(e, ["observation.state"])["observation.state"] for e in range(4)}
+    assert batch.state.shape == (len(plan), 2, 3) and batch.state.dtype == np.float32
+    for i in range(len(plan)):
+        ep = int(plan.episode[i])
+        np.testing.assert_array_equal(batch.state[i, 0], states[ep][plan.compare[i]])
+        np.testing.assert_array_equal(batch.state[i, 1], states[ep][plan.current[i]])
+    assert decode_chunk(dataset, plan, DataConfig(**{**config.__dict__, "state": None}), paired=True).state is None
+
+
+def test_state_normalisation_is_saved_with_the_weights(dataset, tmp_path):
+    ckpt = train(dataset.root, tmp_path / "run", tiny_config(steps=1))
+    assert ckpt.metadata["config"]["model"]["state_dim"] == 3
+    weights = ckpt.load_weights()
+    train_eps = ckpt.metadata["train_episodes"]
+    x = dataset.read_columns(["observation.state"], train_eps)["observation.state"]
+    np.testing.assert_allclose(weights["state_encoder.mean"], x.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(weights["state_encoder.std"], x.std(axis=0), rtol=1e-5)
+    images_only = train(dataset.root, tmp_path / "images_only", tiny_config(steps=1, state=None))
+    assert images_only.metadata["config"]["model"]["state_dim"] == 0
+    assert not any(k.startswith("state_encoder") for k in images_only.load_weights())
 
 
 def _weights(run_dir, step=None):
@@ -113,9 +141,11 @@ def test_checkpoint_loads_back_into_an_identical_model(dataset, tmp_path):
     again = AdvantageEstimator(config.model, config.data)
     again.load_state_dict(model.state_dict())
     x = to_model_input(torch.randint(0, 255, (3, 2, 2, 32, 32, 3), dtype=torch.uint8))
+    state = torch.randn(3, 2, 3)
     with torch.no_grad():
-        torch.testing.assert_close(model(x), again.eval()(x), rtol=0, atol=0)
-        out = model(x)
+        torch.testing.assert_close(model(x, state), again.eval()(x, state), rtol=0, atol=0)
+        out = model(x, state)
+        assert not torch.equal(out, model(x, state + 1.0))  # the state is an input
     assert out.shape == (3,) and (out.abs() < 1).all()
 
 

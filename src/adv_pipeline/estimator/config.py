@@ -22,12 +22,15 @@ class ModelConfig:
         backbone: a name in the backbone registry (see ``backbones.py``).
         width: width w of the backbone's summary token and of the value head.
         backbone_kwargs: extra arguments of the backbone constructor.
+        state_dim: size of the state vector fed as one more token per timestep (0: images
+            only). Set by the trainer from ``DataConfig.state``'s feature shape.
     """
 
     variant: Literal["KAI0", "PI06"] = "KAI0"
     backbone: str = "small_cnn"
     width: int = 128
     backbone_kwargs: Mapping = field(default_factory=dict)
+    state_dim: int = 0
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -44,6 +47,8 @@ class DataConfig:
 
     Attributes:
         cameras: camera names or video keys (e.g. ``top_head``) fed to the model, in order.
+        state: parquet column of the proprioceptive state fed with the images (SEMANTICS.md:
+            "+ state"), e.g. ``observation.state``; None: images only.
         image_size: (height, width) the frames are resized to (with padding), in pixels.
         samples_per_episode: training samples drawn from one episode per visit; their
             frames are collected in one in-order decode of that episode.
@@ -61,6 +66,7 @@ class DataConfig:
     """
 
     cameras: tuple[str, ...] = ("top_head", "hand_left", "hand_right")
+    state: str | None = None
     image_size: tuple[int, int] = (64, 64)
     samples_per_episode: int = 64
     first_frame_fraction: float = 0.25
@@ -101,7 +107,7 @@ class TrainConfig:
         threads: torch intra-op threads (0: torch's default).
     """
 
-    steps: int = 600
+    steps: int = 1200
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4

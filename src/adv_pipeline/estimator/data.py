@@ -53,10 +53,22 @@ class ChunkPlan:
 
 @dataclass(frozen=True)
 class Batch:
-    """images: (B, T, K, H, W, 3) uint8 (T = comparison, current); target: (B,) float32."""
+    """images: (B, T, K, H, W, 3) uint8 (T = comparison, current); target: (B,) float32;
+    state: (B, T, S) float32 at the same frames, or None without a state input."""
 
     images: np.ndarray
     target: np.ndarray
+    state: np.ndarray | None = None
+
+    def __getitem__(self, rows: slice) -> Batch:
+        return Batch(self.images[rows], self.target[rows], None if self.state is None else self.state[rows])
+
+
+def concat_batches(batches: Sequence[Batch]) -> Batch:
+    if len(batches) == 1:
+        return batches[0]
+    state = None if batches[0].state is None else np.concatenate([b.state for b in batches])
+    return Batch(np.concatenate([b.images for b in batches]), np.concatenate([b.target for b in batches]), state)
 
 
 def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
@@ -79,6 +91,30 @@ def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
             raise DatasetFormatError(f"{dataset.data_path(ep.episode_index)}: episode {ep.episode_index} has {TARGET_COLUMN} outside [0, 1] or not finite. Fix: repair the annotation")
         out[ep.episode_index] = values
     return out
+
+
+def state_statistics(dataset: LeRobotDatasetReader, column: str, episodes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(S,) mean and std of the state column over ``episodes`` (std floored at 1e-2 so
+    constant dimensions stay finite), after checking the column exists and is finite."""
+    if column not in dataset.column_names():
+        raise DatasetFormatError(
+            f"{dataset.data_path(dataset.episodes[0].episode_index)}: episode {dataset.episodes[0].episode_index} has no column {column}, "
+            f"needed because estimator.data.state={column}. Fix: set estimator.data.state to the dataset's state column, or null"
+        )
+    x = dataset.read_columns([column], episodes)[column].astype(np.float64)
+    x = x.reshape(len(x), -1)
+    bad = ~np.isfinite(x).all(axis=1)
+    if bad.any():
+        raise DatasetFormatError(f"{dataset.root}: column {column} has {int(bad.sum())} frames with NaN/inf. Fix: repair the state or drop those episodes")
+    return x.mean(axis=0).astype(np.float32), np.maximum(x.std(axis=0), 1e-2).astype(np.float32)
+
+
+def episode_states(dataset: LeRobotDatasetReader, episode: int, column: str | None) -> np.ndarray | None:
+    """(n, S) float32 state of one episode, or None when ``column`` is None."""
+    if column is None:
+        return None
+    x = dataset.read_episode(int(episode), [column])[column]
+    return x.reshape(len(x), -1).astype(np.float32)
 
 
 def split_episodes(episodes: Sequence[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -159,6 +195,7 @@ def decode_chunk(dataset: LeRobotDatasetReader, plan: ChunkPlan, config: DataCon
     k = len(config.cameras)
     t_steps = 2 if paired else 1
     images = np.empty((n, t_steps, k, h, w, 3), dtype=np.uint8)
+    state = None
     for ep in np.unique(plan.episode):
         rows = np.flatnonzero(plan.episode == ep)
         wanted = np.unique(np.concatenate([plan.compare[rows], plan.current[rows]]))
@@ -167,7 +204,14 @@ def decode_chunk(dataset: LeRobotDatasetReader, plan: ChunkPlan, config: DataCon
         if paired:
             images[rows, 0] = stacked[np.searchsorted(wanted, plan.compare[rows])]
         images[rows, t_steps - 1] = stacked[np.searchsorted(wanted, plan.current[rows])]
-    return Batch(images, plan.target.copy())
+        ep_state = episode_states(dataset, int(ep), config.state)
+        if ep_state is not None:
+            if state is None:
+                state = np.empty((n, t_steps, ep_state.shape[1]), dtype=np.float32)
+            if paired:
+                state[rows, 0] = ep_state[plan.compare[rows]]
+            state[rows, t_steps - 1] = ep_state[plan.current[rows]]
+    return Batch(images, plan.target.copy(), state)
 
 
 # Worker processes open the dataset once (no re-validation) and decode chunks.
@@ -244,23 +288,20 @@ class TrainLoader:
             else:
                 batch = item.result()
             if first_offset:
-                batch = Batch(batch.images[first_offset:], batch.target[first_offset:])
+                batch = batch[first_offset:]
                 first_offset = 0
             yield batch
 
     def __iter__(self) -> Iterator[Batch]:
-        buf_img: list[np.ndarray] = []
-        buf_tgt: list[np.ndarray] = []
+        buf: list[Batch] = []
         have = 0
         for chunk in self._chunks():
-            buf_img.append(chunk.images)
-            buf_tgt.append(chunk.target)
+            buf.append(chunk)
             have += len(chunk.target)
             while have >= self.batch_size:
-                img = np.concatenate(buf_img) if len(buf_img) > 1 else buf_img[0]
-                tgt = np.concatenate(buf_tgt) if len(buf_tgt) > 1 else buf_tgt[0]
-                yield Batch(img[: self.batch_size], tgt[: self.batch_size])
-                buf_img, buf_tgt = [img[self.batch_size :]], [tgt[self.batch_size :]]
+                joined = concat_batches(buf)
+                yield joined[: self.batch_size]
+                buf = [joined[self.batch_size :]]
                 have -= self.batch_size
 
     def close(self) -> None:
@@ -279,6 +320,8 @@ class ValidationSet:
         images: per episode, (n, K, H, W, 3) uint8 frames at those indices.
         first: per episode, (K, H, W, 3) uint8 frame 0 (KAI0's comparison frame).
         progress: per episode, (n,) stage progress at those frames.
+        states: per episode, (n, S) state at those frames, or None (no state input).
+        first_states: per episode, (S,) state at frame 0, or None.
     """
 
     episodes: list[int]
@@ -286,12 +329,14 @@ class ValidationSet:
     images: list[np.ndarray]
     first: list[np.ndarray]
     progress: list[np.ndarray]
+    states: list[np.ndarray | None]
+    first_states: list[np.ndarray | None]
 
 
 def load_validation(dataset: LeRobotDatasetReader, progress: dict[int, np.ndarray], episodes: Sequence[int], config: DataConfig) -> ValidationSet:
     """Decode the validation frames once (bounded by val_episodes_max and the stride)."""
     eps = list(episodes)[: config.val_episodes_max]
-    out = ValidationSet([], [], [], [], [])
+    out = ValidationSet([], [], [], [], [], [], [])
     for ep in eps:
         sp = progress[ep]
         idx = np.arange(0, len(sp), config.val_frame_stride)
@@ -302,4 +347,7 @@ def load_validation(dataset: LeRobotDatasetReader, progress: dict[int, np.ndarra
         out.images.append(stacked[np.searchsorted(np.union1d(idx, [0]), idx)])
         out.first.append(stacked[0])
         out.progress.append(sp[idx])
+        state = episode_states(dataset, ep, config.state)
+        out.states.append(None if state is None else state[idx])
+        out.first_states.append(None if state is None else state[0])
     return out

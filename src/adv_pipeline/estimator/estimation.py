@@ -8,13 +8,15 @@ metadata (info.json, episodes, stats) is written once all episodes are done. Und
 torchrun, episode i goes to rank ``i % world_size`` and rank 0 writes the metadata::
 
     torchrun --nproc_per_node 8 -m adv_pipeline.estimator.estimation \\
-        --source DATA --checkpoint RUN_DIR [--step 600] --out OUT --config estimation.json
+        --source DATA --checkpoint RUN_DIR [--step 1200] --out OUT --config estimation.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import shutil
 import subprocess
 import sys
 import time
@@ -28,8 +30,8 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from adv_pipeline.checkpoints import Checkpoint, load_checkpoint
-from adv_pipeline.lerobot import LeRobotDatasetReader
+from adv_pipeline.checkpoints import WEIGHTS_FILE, Checkpoint, load_checkpoint
+from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
 from adv_pipeline.lerobot.format import INFO_PATH, data_relpath, video_relpath
 from adv_pipeline.lerobot.reader import column_to_numpy
 from adv_pipeline.lerobot.writer import feature_spec, index_features_last, link_or_copy, numeric_stats, with_columns, write_meta, write_parquet
@@ -38,6 +40,8 @@ from .evaluate import load_estimator
 from .inference import advantage_columns, predict_episode
 from .launch import LaunchConfig
 from .train import init_distributed
+
+logger = logging.getLogger(__name__)
 
 REPORT_PATH = "meta/estimation.json"  # our sidecar: what labelled this dataset, and how fast
 NEW_COLUMNS = ("relative_advantage", "absolute_value", "absolute_advantage")
@@ -94,7 +98,15 @@ def label_episodes(
     if config.threads:
         torch.set_num_threads(config.threads)
     model, est_config = load_estimator(checkpoint)
+    state = est_config.data.state
+    if state is not None and state not in source.column_names():
+        raise DatasetFormatError(
+            f"{source.data_path(source.episodes[0].episode_index)}: episode {source.episodes[0].episode_index} has no column {state}, "
+            f"needed because the estimator {checkpoint.path} takes the state ({state}) as input. Fix: label a dataset with that column, or train an estimator with estimator.data.state: null"
+        )
     source.resolve_cameras(est_config.data.cameras)
+    if world_size == 1:  # under torchrun, EstimatedDataset.write did this before the ranks started
+        _start_or_resume(out, _identity(source, checkpoint, config))
     mine = [ep for ep in source.episodes if ep.episode_index % world_size == rank]
     todo = [ep for ep in mine if config.overwrite or not _episode_done(out, source.info, ep.episode_index, ep.length)]
     stats = {"computed": 0, "skipped": len(mine) - len(todo), "frames": 0, "seconds": 0.0, "peak_window_frames": 0}
@@ -161,6 +173,36 @@ def finalize(source: LeRobotDatasetReader, checkpoint: Checkpoint, out: str | Pa
     return LeRobotDatasetReader(out, check_files=False)
 
 
+IDENTITY_FILE = ".estimation_identity.json"  # what the finished episodes were labelled with
+
+
+def _identity(source: LeRobotDatasetReader, checkpoint: Checkpoint, config: EstimationConfig) -> dict:
+    """What decides an episode's labels: the source, the checkpoint's weights (path,
+    size and modification time: a retrained checkpoint at the same step differs) and I."""
+    weights = (checkpoint.path / WEIGHTS_FILE).stat()
+    return {
+        "source": source.fingerprint(),
+        "checkpoint": str(checkpoint.path.resolve()),
+        "weights_bytes": weights.st_size,
+        "weights_mtime_ns": weights.st_mtime_ns,
+        "interval": config.interval,
+    }
+
+
+def _start_or_resume(out: Path, identity: dict) -> None:
+    """Keep finished episodes only if they were labelled with ``identity``; otherwise
+    (another checkpoint, source or interval) clear the output and start afresh, so a
+    resumed output never mixes labels of two estimators."""
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = out / IDENTITY_FILE
+    previous = json.loads(stamp.read_text()) if stamp.is_file() else None
+    if previous != identity and any(out.iterdir()):
+        logger.warning("%s: earlier output came from another checkpoint, source or interval (%s); relabelling every episode", out, previous)
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    stamp.write_text(json.dumps(identity, indent=2))
+
+
 def _invalidate(out: Path) -> None:
     """Mark an output as in progress: without info.json no reader accepts it."""
     (out / INFO_PATH).unlink(missing_ok=True)
@@ -184,6 +226,7 @@ class EstimatedDataset:
         if not self.config.launch.distributed:
             run = label_episodes(self.source, self.checkpoint, out, self.config)
             return finalize(self.source, self.checkpoint, out, self.config, [run])
+        _start_or_resume(out, _identity(self.source, self.checkpoint, self.config))  # once, before the ranks start
         config_file = out / ".estimation_config.json"
         config_file.write_text(json.dumps({k: v for k, v in asdict(self.config).items() if k != "launch"}))
         launch = self.config.launch

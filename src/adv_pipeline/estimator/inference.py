@@ -19,6 +19,7 @@ import torch
 from adv_pipeline.lerobot import LeRobotDatasetReader
 
 from .config import EstimatorConfig
+from .data import episode_states
 from .model import AdvantageEstimator, to_model_input
 
 
@@ -154,10 +155,12 @@ def _predict_factorized(model: AdvantageEstimator, config: EstimatorConfig, data
     fut = future_index(n, interval)
     absolute = np.zeros(n, dtype=np.float64)
     relative = np.zeros(n, dtype=np.float64) if paired else None
+    states = episode_states(dataset, episode, config.data.state)  # (n, S): a few floats per frame
     window: torch.Tensor | None = None  # tokens of frames [base, base + len)
     base, first, nxt, peak = 0, None, 0, 0
     for start, frames in _prefetched(_frame_chunks(dataset, episode, config, batch_size), prefetch):
-        tokens = model.encode(to_model_input(torch.from_numpy(frames)).to(device))
+        state = None if states is None else torch.from_numpy(states[start : start + len(frames)]).to(device)
+        tokens = model.encode(to_model_input(torch.from_numpy(frames)).to(device), state)
         if start == 0:
             first = tokens[:1]
         window = tokens if window is None else torch.cat([window, tokens])

@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from adv_pipeline.checkpoints import Checkpoint, list_steps, load_checkpoint, pr
 from adv_pipeline.lerobot import LeRobotDatasetReader
 
 from .config import EstimatorConfig
-from .data import TrainLoader, ValidationSet, episode_progress, load_validation, split_episodes
+from .data import TrainLoader, ValidationSet, episode_progress, load_validation, split_episodes, state_statistics
 from .model import AdvantageEstimator, random_shift, to_model_input, value_loss
 
 METRICS_FILE = "metrics.jsonl"
@@ -79,22 +80,25 @@ def lr_lambda(config) -> callable:
     return fn
 
 
+def _timesteps(current: torch.Tensor, first: torch.Tensor, paired: bool) -> torch.Tensor:
+    """(B, ...) current-frame inputs -> (B, T, ...): (frame 0, current) pairs for KAI0."""
+    if paired:
+        return torch.stack([first.expand(len(current), *first.shape), current], dim=1)
+    return current[:, None]
+
+
 def validate(model: torch.nn.Module, val: ValidationSet, paired: bool, device: torch.device, batch: int = 128) -> tuple[dict[str, float], list[np.ndarray]]:
     """MSE of the absolute value and mean per-episode Spearman correlation between the
     predicted absolute value (KAI0: V(frame 0 -> n); PI06: V(n)) and stage progress."""
     model.eval()
     preds, sq, rhos = [], [], []
     with torch.no_grad():
-        for imgs, first, sp in zip(val.images, val.first, val.progress):
+        for imgs, first, sp, states, first_state in zip(val.images, val.first, val.progress, val.states, val.first_states):
             out = []
             for i in range(0, len(imgs), batch):
-                cur = torch.from_numpy(imgs[i : i + batch])
-                if paired:
-                    ref = torch.from_numpy(first).expand(len(cur), *first.shape)
-                    x = torch.stack([ref, cur], dim=1)
-                else:
-                    x = cur[:, None]
-                out.append(model(to_model_input(x).to(device)).float().cpu().numpy())
+                x = _timesteps(torch.from_numpy(imgs[i : i + batch]), torch.from_numpy(first), paired)
+                s = None if states is None else _timesteps(torch.from_numpy(states[i : i + batch]), torch.from_numpy(first_state), paired).to(device)
+                out.append(model(to_model_input(x).to(device), s).float().cpu().numpy())
             v = np.concatenate(out)
             target = sp - sp[0] if paired else sp
             sq.append((v - target) ** 2)
@@ -167,8 +171,15 @@ def train(
     if env.world_size > 1:
         dist.barrier()
 
+    norm = None
+    if dc.state is not None:
+        norm = state_statistics(dataset, dc.state, train_eps)
+        mc = dataclasses.replace(mc, state_dim=len(norm[0]))
+        config = dataclasses.replace(config, model=mc)
     torch.manual_seed(tc.seed)
     model = AdvantageEstimator(mc, dc).to(device)
+    if norm is not None:
+        model.state_encoder.set_normalization(*norm)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc))
     start = 0
@@ -233,8 +244,9 @@ def train(
             aug = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
             x = random_shift(to_model_input(torch.from_numpy(batch.images)), dc.augment_shift, aug).to(device, non_blocking=True)
             y = torch.from_numpy(batch.target).to(device)
+            state = None if batch.state is None else torch.from_numpy(batch.state).to(device)
             with autocast:
-                pred = ddp(x).float()
+                pred = ddp(x, state).float()
             loss = tc.loss_value_weight * value_loss(pred, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
