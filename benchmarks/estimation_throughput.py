@@ -25,6 +25,7 @@ import numpy as np
 from raw_decode import raw_pyav
 
 CAMERAS = ("top_head", "hand_left", "hand_right")
+STATE_DIM = 12  # as the demo's observation.state
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class _Episode:
     @property
     def columns(self):
         t = np.arange(self.length) / (self.length - 1)
-        return {"stage_progress_gt": t.astype(np.float32), "progress": t.astype(np.float32)}
+        state = np.stack([np.sin(t * (k + 1)) for k in range(STATE_DIM)], axis=1).astype(np.float32)
+        return {"observation.state": state, "stage_progress_gt": t.astype(np.float32), "progress": t.astype(np.float32)}
 
     def iter_frames(self):
         y, x = np.mgrid[0:96, 0:96]
@@ -77,6 +79,8 @@ def prepare(root: Path, lengths=(1000, 8000)) -> dict[int, Path]:
         params = project_params()["estimator"]
         params["model"]["variant"] = "KAI0"
         params["train"]["steps"] = 1
+        params["data"]["state"] = "observation.state"
+        params["model"]["state_dim"] = STATE_DIM
         config = EstimatorConfig.from_dict({k: params[k] for k in ("model", "data", "train")})
         torch.manual_seed(0)
         model = AdvantageEstimator(config.model, config.data)

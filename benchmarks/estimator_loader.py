@@ -12,6 +12,7 @@ video, seek to the frame and decode it, twice per pair. Target: ours >= 10x naiv
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -57,11 +58,12 @@ def step_rate(config, steps: int = 20) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     h, w = config.data.image_size
     x = torch.randint(0, 255, (config.train.batch_size, 2, len(config.data.cameras), h, w, 3), dtype=torch.uint8)
+    state = torch.randn(config.train.batch_size, 2, config.model.state_dim) if config.model.state_dim else None
     y = torch.rand(config.train.batch_size)
     for i in range(steps + 3):
         if i == 3:
             t0 = time.perf_counter()
-        loss = value_loss(model(to_model_input(x)), y)
+        loss = value_loss(model(to_model_input(x), state), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -77,6 +79,8 @@ def main() -> None:
     params = project_params()["estimator"]
     config = EstimatorConfig.from_dict({k: params[k] for k in ("model", "data", "train")})
     ds = LeRobotDatasetReader(args.dataset)
+    if config.data.state:  # as the trainer does: the state's width comes from the dataset
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, state_dim=int(np.prod(ds.features[config.data.state]["shape"]))))
     progress = episode_progress(ds)
     print(f"dataset: {ds.root} ({ds.num_episodes} episodes, {ds.num_frames} frames), cameras {config.data.cameras}, images {config.data.image_size}")
     rates = {w: ours(ds, progress, config, args.samples, w) for w in (0, 1, 2)}
