@@ -119,12 +119,8 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
         needed[STAGE_COLUMN] = f"stage_nums={config.stage_nums}"
     available = dataset.column_names()
     for column, because in needed.items():
-        if column not in available:
-            hint = " (written by the estimation pipeline)" if column != "progress" and column != STAGE_COLUMN else ""
-            raise DatasetFormatError(
-                f"{dataset.data_path(dataset.episodes[0].episode_index)}: episode {dataset.episodes[0].episode_index} has no column "
-                f"{column}{hint}, needed because {because}. Fix: choose another option or a dataset with that column"
-            )
+        hint = " (written by the estimation pipeline)" if column != "progress" and column != STAGE_COLUMN else ""
+        dataset.require_column(column, f"{hint}, needed because {because}", "choose another option or a dataset with that column")
     use_intervention = config.force_intervention and INTERVENTION_COLUMN in available
     columns = list(needed) + ([INTERVENTION_COLUMN] if use_intervention else [])
     try:

@@ -73,11 +73,7 @@ def concat_batches(batches: Sequence[Batch]) -> Batch:
 
 def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
     """``stage_progress_gt`` per episode, checked: finite, in [0, 1], >= 2 frames."""
-    if TARGET_COLUMN not in dataset.column_names():
-        raise DatasetFormatError(
-            f"{dataset.data_path(dataset.episodes[0].episode_index)}: episode {dataset.episodes[0].episode_index} has no column "
-            f"{TARGET_COLUMN}, needed as the estimator's training target. Fix: annotate stage progress (see SEMANTICS.md) or train on a dataset that has it"
-        )
+    dataset.require_column(TARGET_COLUMN, ", needed as the estimator's training target", "annotate stage progress (see SEMANTICS.md) or train on a dataset that has it")
     sp = dataset.read_columns([TARGET_COLUMN])[TARGET_COLUMN].astype(np.float32).reshape(-1)
     out = {}
     for pos, ep in enumerate(dataset.episodes):
@@ -96,11 +92,7 @@ def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
 def state_statistics(dataset: LeRobotDatasetReader, column: str, episodes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """(S,) mean and std of the state column over ``episodes`` (std floored at 1e-2 so
     constant dimensions stay finite), after checking the column exists and is finite."""
-    if column not in dataset.column_names():
-        raise DatasetFormatError(
-            f"{dataset.data_path(dataset.episodes[0].episode_index)}: episode {dataset.episodes[0].episode_index} has no column {column}, "
-            f"needed because estimator.data.state={column}. Fix: set estimator.data.state to the dataset's state column, or null"
-        )
+    dataset.require_column(column, f", needed because estimator.data.state={column}", "set estimator.data.state to the dataset's state column, or null")
     x = dataset.read_columns([column], episodes)[column].astype(np.float64)
     x = x.reshape(len(x), -1)
     bad = ~np.isfinite(x).all(axis=1)

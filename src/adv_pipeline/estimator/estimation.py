@@ -31,9 +31,9 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from adv_pipeline.checkpoints import WEIGHTS_FILE, Checkpoint, load_checkpoint
-from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
+from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.lerobot.format import INFO_PATH, data_relpath, video_relpath
-from adv_pipeline.lerobot.reader import column_to_numpy
+from adv_pipeline.lerobot.reader import column_to_numpy, read_parquet
 from adv_pipeline.lerobot.writer import feature_spec, index_features_last, link_or_copy, numeric_stats, with_columns, write_meta, write_parquet
 
 from .evaluate import load_estimator
@@ -76,7 +76,7 @@ def _episode_done(out: Path, info: dict, episode: int, length: int) -> bool:
     path = out / data_relpath(info, episode)
     if not path.is_file():
         return False
-    md = pq.ParquetFile(path).metadata
+    md = pq.read_metadata(path)
     return md.num_rows == length and "absolute_advantage" in md.schema.names
 
 
@@ -99,10 +99,11 @@ def label_episodes(
         torch.set_num_threads(config.threads)
     model, est_config = load_estimator(checkpoint)
     state = est_config.data.state
-    if state is not None and state not in source.column_names():
-        raise DatasetFormatError(
-            f"{source.data_path(source.episodes[0].episode_index)}: episode {source.episodes[0].episode_index} has no column {state}, "
-            f"needed because the estimator {checkpoint.path} takes the state ({state}) as input. Fix: label a dataset with that column, or train an estimator with estimator.data.state: null"
+    if state is not None:
+        source.require_column(
+            state,
+            f", needed because the estimator {checkpoint.path} takes the state ({state}) as input",
+            "label a dataset with that column, or train an estimator with estimator.data.state: null",
         )
     source.resolve_cameras(est_config.data.cameras)
     if world_size == 1:  # under torchrun, EstimatedDataset.write did this before the ranks started
@@ -142,11 +143,10 @@ def finalize(source: LeRobotDatasetReader, checkpoint: Checkpoint, out: str | Pa
     for c in names:
         features[c] = {"dtype": "float32", "shape": [1], "names": None}
     features = index_features_last(features)
-    src_stats = source.episodes_stats
+    src_stats = source.episodes_stats_json  # carried over as parsed
     episodes, all_stats = [], []
     for ep in source.episodes:
-        with pq.ParquetFile(out / data_relpath(source.info, ep.episode_index)) as file:
-            table = file.read(columns=names, use_threads=False)
+        table = read_parquet(out / data_relpath(source.info, ep.episode_index), names)
         cols = {c: column_to_numpy(table[c]) for c in names}
         all_stats.append({**src_stats.get(ep.episode_index, {}), **numeric_stats(cols, features)})
         episodes.append({"episode_index": ep.episode_index, "tasks": list(ep.tasks), "length": ep.length})

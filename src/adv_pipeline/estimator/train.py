@@ -16,12 +16,12 @@ metrics: ``<run_dir>/metrics.jsonl`` (one ``{"step", "name", "value"}`` per line
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import shutil
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 

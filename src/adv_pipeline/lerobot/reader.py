@@ -76,6 +76,15 @@ def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False)
 
 
+def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """One parquet file as an Arrow table, single-threaded (callers read files in
+    parallel). ``ParquetFile.read`` skips ``pq.read_table``'s dataset layer: about 2x
+    faster on small per-episode files (benchmarks/gt_labeling_throughput.py). Unknown
+    ``columns`` are skipped, not an error: callers check."""
+    with pq.ParquetFile(path) as file:
+        return file.read(columns=list(columns) if columns is not None else None, use_threads=False)
+
+
 class LeRobotDatasetReader:
     """A validated, lazily read LeRobot v2.1 dataset directory.
 
@@ -278,9 +287,20 @@ class LeRobotDatasetReader:
         return h.hexdigest()[:16]
 
     # ------------------------------------------------------------------ columns
+    @cached_property
+    def _column_names(self) -> tuple[str, ...]:
+        return tuple(pq.read_schema(self.data_path(self.episodes[0].episode_index)).names) if self.episodes else ()
+
     def column_names(self) -> list[str]:
-        """Columns of the parquet files (from the first episode's schema)."""
-        return list(pq.read_schema(self.data_path(self.episodes[0].episode_index)).names) if self.episodes else []
+        """Columns of the parquet files (from the first episode's schema, read once)."""
+        return list(self._column_names)
+
+    def require_column(self, column: str, why: str, fix: str) -> None:
+        """Raise unless the parquet files have ``column``; the message names the first
+        episode's file, then ``why`` (e.g. ", needed because stage_nums=2") and ``fix``."""
+        if column not in self.column_names():
+            first = self.episodes[0].episode_index
+            raise DatasetFormatError(f"{self.data_path(first)}: episode {first} has no column {column}{why}. Fix: {fix}")
 
     def _require_columns(self, columns: Sequence[str]) -> None:
         have = set(self.column_names())
@@ -295,11 +315,7 @@ class LeRobotDatasetReader:
         """One episode's parquet as an Arrow table (all columns, or ``columns`` in order)."""
         path = self.data_path(episode_index)
         try:
-            # Callers read files in parallel, so one thread per file is fastest.
-            # ParquetFile.read skips pq.read_table's dataset layer: about 2x faster on
-            # small per-episode files (benchmarks/gt_labeling_throughput.py).
-            with pq.ParquetFile(path) as file:
-                table = file.read(columns=list(columns) if columns is not None else None, use_threads=False)
+            table = read_parquet(path, columns)
         except (pa.ArrowInvalid, OSError) as exc:
             raise DatasetFormatError(f"{path}: episode {episode_index} cannot be read ({exc}). Fix: rewrite the episode from its source") from exc
         if columns is None:
