@@ -48,6 +48,8 @@ def test_default_run_end_to_end_and_notebook(kedro_project):
     assert len(table) == 4
     report = json.loads((data / "08_reporting/estimation_report.json").read_text())
     assert report["estimation"]["frames_computed"] == awbc.num_frames
+    vs_gt = report["all_episodes"]["vs_stage0_labels"]  # both KAI0 advantages are scored
+    assert 0 <= vs_gt["roc_auc"] <= 1 and 0 <= vs_gt["roc_auc_relative_advantage"] <= 1
 
     # one MLflow run with every stage's parameters, metrics and plots
     mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlflow.db'}")

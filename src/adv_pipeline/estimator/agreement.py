@@ -73,7 +73,8 @@ def estimation_report(estimated, labeled, checkpoint, stage0_params: dict, awbc_
     with GT labels computed from the true ``progress`` by Stage 0's functions:
 
     - ``vs_stage0_labels``: the GT labels of Stage 0's options (``stage0_params``, what
-      the gt_labeling pipeline writes): ROC AUC of ``absolute_advantage``;
+      the gt_labeling pipeline writes): ROC AUC of ``absolute_advantage`` (and, for KAI0,
+      of ``relative_advantage``);
     - ``vs_awbc_options``: GT labels with the AWBC labels' own options (``awbc_params``
       with ``progress`` as the source): ROC AUC and the accuracy of the AWBC labels;
 
@@ -92,7 +93,8 @@ def estimation_report(estimated, labeled, checkpoint, stage0_params: dict, awbc_
         return report, []
     stage0_adv, stage0_labels = _gt_labels(estimated, {**stage0_params, "advantage_source": "progress"})
     awbc_adv, awbc_gt = _gt_labels(estimated, {**awbc_params, "advantage_source": "progress"})
-    cols = estimated.read_columns(["absolute_advantage", "absolute_value", "stage_progress_gt"])
+    has_relative = "relative_advantage" in estimated.column_names()  # KAI0 only
+    cols = estimated.read_columns(["absolute_advantage", "absolute_value", "stage_progress_gt", *(["relative_advantage"] if has_relative else [])])
     est_labels = labeled.read_columns(["task_index"])["task_index"]
     off = estimated.offsets
     val = [e for e in checkpoint.metadata.get("val_episodes", []) if e in set(estimated.episode_indices.tolist())]
@@ -102,10 +104,14 @@ def estimation_report(estimated, labeled, checkpoint, stage0_params: dict, awbc_
         subsets["held_out_episodes"] = (rows_of(off, positions), np.concatenate([[0], np.cumsum([off[p + 1] - off[p] for p in positions])]))
     for name, (rows, sub_off) in subsets.items():
         vs_awbc = agreement(cols["absolute_advantage"][rows], cols["absolute_value"][rows], est_labels[rows], awbc_gt[rows], cols["stage_progress_gt"][rows], sub_off)
+        stage0_pos = stage0_labels[rows] == stage0_labels.max()
+        vs_stage0 = {"roc_auc": roc_auc(cols["absolute_advantage"][rows], stage0_pos), "gt_positive_fraction": float(stage0_pos.mean())}
+        if has_relative:
+            vs_stage0["roc_auc_relative_advantage"] = roc_auc(cols["relative_advantage"][rows], stage0_pos)
         report[name] = {
             "episodes": val if name == "held_out_episodes" else int(estimated.num_episodes),
             "frames": int(len(rows)),
-            "vs_stage0_labels": {"roc_auc": roc_auc(cols["absolute_advantage"][rows], stage0_labels[rows] == stage0_labels.max()), "gt_positive_fraction": float((stage0_labels[rows] == stage0_labels.max()).mean())},
+            "vs_stage0_labels": vs_stage0,
             "vs_awbc_options": {k: vs_awbc[k] for k in ("roc_auc", "label_accuracy", "gt_positive_fraction")},
             "spearman_value_progress": vs_awbc.get("spearman_value_progress"),
             "spearman_value_progress_per_episode": vs_awbc.get("spearman_value_progress_per_episode"),

@@ -69,7 +69,7 @@ class DataConfig:
     state: str | None = None
     image_size: tuple[int, int] = (64, 64)
     samples_per_episode: int = 64
-    first_frame_fraction: float = 0.25
+    first_frame_fraction: float = 0.5
     episodes_per_chunk: int = 4
     num_workers: int = 1
     prefetch_chunks: int = 2
