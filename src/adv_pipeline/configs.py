@@ -21,3 +21,9 @@ def dataclass_from_dict(cls: type[T], values: Mapping[str, Any] | None, where: s
         if f.name in values and isinstance(values[f.name], list):
             values[f.name] = tuple(values[f.name])
     return cls(**values)
+
+
+def check_resume(value: Any, name: str) -> None:
+    """``resume`` options of the trainers: true, false or "auto"."""
+    if value not in (True, False, "auto"):
+        raise ValueError(f"{name} must be true, false or auto, got {value!r}")

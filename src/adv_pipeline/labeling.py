@@ -104,14 +104,13 @@ class LabelInputs:
     intervention: np.ndarray | None
 
 
-def _first_bad(values: np.ndarray, bad: np.ndarray, inputs_offsets: np.ndarray, episodes: np.ndarray) -> str:
-    row = int(np.flatnonzero(bad)[0])
-    pos = int(np.searchsorted(inputs_offsets, row, side="right") - 1)
-    return f"first at episode {int(episodes[pos])}, frame {row - int(inputs_offsets[pos])} (value {values[row]})"
-
-
 def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> LabelInputs:
-    """Read and check the columns the labelling needs, before anything is written."""
+    """Read and check the columns the labelling needs, before anything is written.
+
+    Checks: the source column (and ``stage_progress_gt`` when ``stage_nums > 1``)
+    exists; ``stage_progress_gt``, wherever present, lies in [0, 1]; every float column
+    is finite (they are all copied into the labelled dataset, which must stay valid).
+    """
     if dataset.num_frames == 0:
         raise DatasetFormatError(f"{dataset.root}: the dataset has no frames. Fix: label a dataset with at least one episode")
     needed = {config.advantage_source: f"advantage_source={config.advantage_source}"}
@@ -121,27 +120,23 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
     for column, because in needed.items():
         hint = " (written by the estimation pipeline)" if column != "progress" and column != STAGE_COLUMN else ""
         dataset.require_column(column, f"{hint}, needed because {because}", "choose another option or a dataset with that column")
+    why = {c: f", needed because {b}" for c, b in needed.items()}
+    for column in needed:
+        dtype = str(dataset.features.get(column, {}).get("dtype"))
+        if not dtype.startswith(("float", "int", "uint")):
+            first = dataset.episodes[0].episode_index
+            raise DatasetFormatError(f"{dataset.data_path(first)}: column {column} holds {dtype} values, not numbers{why[column]}. Fix: store it as float32")
+    for column in needed:
+        dataset.check_values([column], why[column])
+    if STAGE_COLUMN in available:
+        dataset.check_values([STAGE_COLUMN], why.get(STAGE_COLUMN, " (stage progress, read by the estimator)"), ranges={STAGE_COLUMN: (0.0, 1.0)})
+    dataset.check_values(dataset.float_columns(), ", copied into the labelled dataset")
     use_intervention = config.force_intervention and INTERVENTION_COLUMN in available
     columns = list(needed) + ([INTERVENTION_COLUMN] if use_intervention else [])
-    try:
-        data = dataset.read_columns(columns)
-    except DatasetFormatError as exc:
-        because = [why for column, why in needed.items() if f"'{column}'" in str(exc)]
-        raise DatasetFormatError(f"{exc} (needed because {', '.join(because or needed.values())})") from exc
+    data = dataset.read_columns(columns)
     eps, off = dataset.episode_indices, dataset.offsets
     source = np.asarray(data[config.advantage_source], dtype=np.float64).reshape(len(data[config.advantage_source]), -1)[:, 0]
-    bad = ~np.isfinite(source)
-    if bad.any():
-        raise DatasetFormatError(f"{dataset.root}: column {config.advantage_source} has {int(bad.sum())} NaN/inf values, {_first_bad(source, bad, off, eps)}. Fix: repair or drop those episodes")
-    stage = None
-    if config.stage_nums > 1:
-        stage = np.asarray(data[STAGE_COLUMN], dtype=np.float64).reshape(-1)
-        bad = ~np.isfinite(stage)
-        if bad.any():
-            raise DatasetFormatError(f"{dataset.root}: column {STAGE_COLUMN} has {int(bad.sum())} NaN/inf values, {_first_bad(stage, bad, off, eps)}. Fix: repair the annotation")
-        bad = (stage < 0) | (stage > 1)
-        if bad.any():
-            raise DatasetFormatError(f"{dataset.root}: column {STAGE_COLUMN} has {int(bad.sum())} values outside [0, 1], {_first_bad(stage, bad, off, eps)}. Fix: stage progress must lie in [0, 1]")
+    stage = np.asarray(data[STAGE_COLUMN], dtype=np.float64).reshape(-1) if config.stage_nums > 1 else None
     intervention = None
     if use_intervention:
         flag = np.asarray(data[INTERVENTION_COLUMN])

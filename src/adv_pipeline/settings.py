@@ -1,4 +1,9 @@
-"""Project settings (Kedro defaults, plus the config resolvers the project uses)."""
+"""Project settings (Kedro defaults, plus the config resolvers and hooks the project uses)."""
+
+from adv_pipeline.hooks import SafetyHooks
+
+# output paths checked and locked, input checks run, before any work (see hooks.py)
+HOOKS = (SafetyHooks(),)
 
 
 def _stage_nums_for(variant: str) -> int:

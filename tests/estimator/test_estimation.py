@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from adv_pipeline.estimator import LaunchConfig
-from adv_pipeline.estimator.estimation import EstimatedDataset, EstimationConfig, label_episodes
+from adv_pipeline.estimator.estimation import EstimatedDataset, EstimationConfig, label_episodes, labels_identity, start_work
 from adv_pipeline.estimator.inference import EpisodeValues, advantage_columns, predict_episode
 from adv_pipeline.estimator.train import train
 from adv_pipeline.lerobot import LeRobotDatasetReader
@@ -88,18 +88,24 @@ def test_output_is_a_valid_dataset_and_resume_after_a_crash_equals_one_run(train
             raise Crash
 
     out = tmp_path / "resumed"
+    work = start_work(out, labels_identity(ds, ckpt, config), overwrite=False)
     with pytest.raises(Crash):
-        label_episodes(ds, ckpt, out, config, on_episode=crash_after_two)
-    assert not (out / "meta/info.json").exists()  # incomplete: no reader accepts it
-    finished = {p.name: p.stat().st_mtime_ns for p in (out / "data").rglob("*.parquet")}
+        label_episodes(ds, ckpt, work, config, on_episode=crash_after_two)
+    assert not out.exists()  # incomplete: nothing is published at the output path
+    finished = {p.name: p.stat().st_mtime_ns for p in (work / "data").rglob("*.parquet")}
     assert sorted(finished) == ["episode_000000.parquet", "episode_000001.parquet"]
     resumed = EstimatedDataset(ds, ckpt, config).write(out)
+    assert not work.exists()  # published by renaming the work folder
     # nothing finished was recomputed, and the result equals the uninterrupted run
     assert {p.name: p.stat().st_mtime_ns for p in (out / "data").rglob("*.parquet") if p.name in finished} == finished
     import json
 
     report = json.loads((out / "meta/estimation.json").read_text())
     assert report["episodes_computed"] == 3 and report["episodes_skipped"] == 2
+    # a rerun with the same checkpoint, source and interval finds the output done
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    EstimatedDataset(ds, ckpt, config).write(out)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
     for a, b in zip(_tables(whole.root), _tables(resumed.root)):
         assert a.equals(b)
     for rel in ("meta/info.json", "meta/episodes.jsonl", "meta/tasks.jsonl", "meta/episodes_stats.jsonl"):
@@ -124,7 +130,8 @@ def test_an_estimator_with_state_needs_the_state_column(trained, tmp_path):
     _, ckpt = trained
     no_state = write_column_dataset(tmp_path / "no_state", [{"progress": np.linspace(0, 1, 12).astype(np.float32)}])
     with pytest.raises(DatasetFormatError, match=r"episode 0 has no column observation.state, needed because the estimator .* takes the state"):
-        label_episodes(no_state, ckpt, tmp_path / "out", EstimationConfig(interval=5, batch_size=8))
+        EstimatedDataset(no_state, ckpt, EstimationConfig(interval=5, batch_size=8)).write(tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / ".out.work").exists()
 
 
 def test_two_ranks_produce_the_same_dataset_as_one(trained, tmp_path):

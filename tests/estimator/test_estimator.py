@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -167,9 +169,15 @@ def test_missing_stage_progress_column(tmp_path, dataset):
     for ep in range(4):
         p = dataset.data_path(ep)
         pq.write_table(pq.read_table(p).drop_columns(["stage_progress_gt"]), p)
+    # info.json still declares the column: the reader refuses the files
+    with pytest.raises(DatasetFormatError, match=r"episode 0: column stage_progress_gt is missing \(info.json: dtype float32"):
+        train(dataset.root, tmp_path / "run", tiny_config())
+    info = json.loads((dataset.root / "meta/info.json").read_text())
+    del info["features"]["stage_progress_gt"]
+    (dataset.root / "meta/info.json").write_text(json.dumps(info))
     with pytest.raises(DatasetFormatError, match=r"episode 0 has no column stage_progress_gt, needed as the estimator's training target"):
         train(dataset.root, tmp_path / "run", tiny_config())
-    assert path.is_file()
+    assert path.is_file() and not (tmp_path / "run").exists()
 
 
 def test_one_frame_episode(tmp_path):

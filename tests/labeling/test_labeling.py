@@ -135,15 +135,18 @@ def test_missing_stage_column_only_matters_with_stages(tmp_path):
 def test_nan_and_out_of_range_values(tmp_path):
     bad_p = _episode(10, progress=[0, 0.1, np.nan] + [0.5] * 7)
     ds = write_column_dataset(tmp_path / "a", [_episode(5), bad_p])
-    with pytest.raises(DatasetFormatError, match=r"progress has 1 NaN/inf values, first at episode 1, frame 2"):
+    with pytest.raises(DatasetFormatError, match=r"episode_000001.parquet: episode 1, column progress: NaN/inf at frame 2 \(value nan\), needed because advantage_source=progress; 1 bad frame in 1 episode in all. Fix:"):
         lab.read_label_inputs(ds, lab.LabelingConfig())
     bad_s = _episode(4, stage=[0, 0.5, 1.2, np.inf])
     ds = write_column_dataset(tmp_path / "b", [bad_s])
-    with pytest.raises(DatasetFormatError, match=r"stage_progress_gt has 1 NaN/inf"):
+    with pytest.raises(DatasetFormatError, match=r"episode 0, column stage_progress_gt: NaN/inf at frame 3 \(value inf\), needed because stage_nums=2"):
         lab.read_label_inputs(ds, lab.LabelingConfig(stage_nums=2))
     ds = write_column_dataset(tmp_path / "c", [_episode(4, stage=[0, 0.5, 1.2, 0.9])])
-    with pytest.raises(DatasetFormatError, match=r"1 values outside \[0, 1\], first at episode 0, frame 2 \(value 1.2"):
+    with pytest.raises(DatasetFormatError, match=r"episode 0, column stage_progress_gt: values outside \[0.0, 1.0\] at frame 2 \(value 1.2"):
         lab.read_label_inputs(ds, lab.LabelingConfig(stage_nums=2))
+    # checked whenever present, not only with stages: the estimator trains on it
+    with pytest.raises(DatasetFormatError, match=r"values outside \[0.0, 1.0\] at frame 2 \(value 1.2.*read by the estimator"):
+        lab.read_label_inputs(ds, lab.LabelingConfig(stage_nums=1))
 
 
 def test_empty_dataset(tmp_path):

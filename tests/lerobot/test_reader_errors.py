@@ -127,6 +127,6 @@ def test_derived_rejects_bad_columns(tiny_dataset, tmp_path):
         DerivedDataset(tiny_dataset, {"x": np.zeros(5)}).write(tmp_path / "o")
     with pytest.raises(ValueError, match=r"task_index values span \[0, 2\] but only 2 tasks"):
         DerivedDataset(tiny_dataset, {"task_index": np.arange(98) % 3}, tasks=["a", "b"]).write(tmp_path / "o")
-    with pytest.raises(ValueError, match="cannot overwrite its source"):
+    with pytest.raises(ValueError, match="is equal to the input source dataset"):
         DerivedDataset(tiny_dataset, {"x": np.zeros(98)}).write(tiny_dataset.root)
     assert not (tmp_path / "o").exists()

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
+from adv_pipeline.checkpoints import list_runs, list_steps
 from adv_pipeline.lerobot import LeRobotDatasetReader
 
 from ..conftest import REPO, doctor_failures, run_kedro
@@ -42,8 +43,9 @@ def test_default_run_end_to_end_and_notebook(kedro_project):
     awbc = LeRobotDatasetReader(data / "05_model_input/awbc")
     assert awbc.tasks[-1].endswith(", Advantage: positive")
     assert {"absolute_advantage", "absolute_value", "relative_advantage"} <= set(awbc.column_names())
-    assert (data / "06_models/estimator/12/model.safetensors").is_file()
-    assert (data / "06_models/awbc/12/model.safetensors").is_file() and (data / "06_models/bc/12/model.safetensors").is_file()
+    for model in ("estimator", "awbc", "bc"):  # one run each, <runs>/<run>/<step>/
+        (run,) = list_runs(data / "06_models" / model)
+        assert list_steps(run)[-1] == 12 and (run / "12/model.safetensors").is_file(), model
     table = pd.read_csv(data / "08_reporting/awbc_eval.csv")
     assert len(table) == 4
     report = json.loads((data / "08_reporting/estimation_report.json").read_text())

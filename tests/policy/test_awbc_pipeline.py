@@ -8,7 +8,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
 
-from adv_pipeline.checkpoints import load_checkpoint
+from adv_pipeline.checkpoints import Runs, load_checkpoint
 from adv_pipeline.pipelines.awbc import create_pipeline
 
 from .conftest import REPO
@@ -27,13 +27,14 @@ def test_awbc_pipeline_runs(labeled_dataset, run_root):
     catalog = DataCatalog(
         {
             "awbc_dataset": MemoryDataset(labeled_dataset),
-            "awbc_run_dir": MemoryDataset(run_root / "awbc"),
-            "bc_run_dir": MemoryDataset(run_root / "bc"),
+            "awbc_runs": MemoryDataset(Runs(run_root / "awbc")),
+            "bc_runs": MemoryDataset(Runs(run_root / "bc")),
             "params:awbc": MemoryDataset(tiny_params(run_root)),
+            "params:overwrite": MemoryDataset(False),
         }
     )
     pipeline = create_pipeline()
-    assert pipeline.inputs() == {"awbc_dataset", "awbc_run_dir", "bc_run_dir", "params:awbc"}
+    assert pipeline.inputs() == {"awbc_dataset", "awbc_runs", "bc_runs", "params:awbc", "params:overwrite"}
     out = SequentialRunner().run(pipeline, catalog)
     assert set(out) == {"awbc_eval_table", "awbc_eval_metrics", "awbc_eval_plot", "awbc_train_metrics", "bc_train_metrics"}
     awbc, bc = load_checkpoint(run_root / "awbc"), load_checkpoint(run_root / "bc")
@@ -44,4 +45,4 @@ def test_awbc_pipeline_runs(labeled_dataset, run_root):
     assert isinstance(out["awbc_eval_plot"].load(), Figure)
     assert [e["step"] for e in out["awbc_train_metrics"].load()["loss"]] == [1, 2, 3]
     assert all(set(v) == {"value", "step"} for v in out["awbc_eval_metrics"].load().values())
-    assert {n.name: (n.inputs, n.outputs) for n in pipeline.nodes}["train_awbc_policy"] == (["awbc_dataset", "awbc_run_dir", "params:awbc"], ["awbc_policy", "awbc_train_metrics"])
+    assert {n.name: (n.inputs, n.outputs) for n in pipeline.nodes}["train_awbc_policy"] == (["awbc_dataset", "awbc_runs", "params:awbc", "params:overwrite"], ["awbc_policy", "awbc_train_metrics"])

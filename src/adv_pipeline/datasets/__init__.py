@@ -1,7 +1,7 @@
-"""Kedro dataset classes: a LeRobot dataset directory, a checkpoint directory, a run directory."""
+"""Kedro dataset classes: a LeRobot dataset directory, a checkpoint, a folder of training runs."""
 
 from .checkpoint_dataset import CheckpointDirDataset
 from .lerobot_dataset import LeRobotDataset
-from .run_dir_dataset import RunDirDataset
+from .runs_dataset import RunsDataset
 
-__all__ = ["CheckpointDirDataset", "LeRobotDataset", "RunDirDataset"]
+__all__ = ["CheckpointDirDataset", "LeRobotDataset", "RunsDataset"]

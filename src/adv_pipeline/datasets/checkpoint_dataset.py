@@ -1,4 +1,4 @@
-"""``type: adv_pipeline.datasets.CheckpointDirDataset``: a run directory of checkpoints."""
+"""``type: adv_pipeline.datasets.CheckpointDirDataset``: a checkpoint in a folder of runs."""
 
 from __future__ import annotations
 
@@ -7,19 +7,24 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from adv_pipeline.checkpoints import Checkpoint, copy_checkpoint, list_steps, load_checkpoint
+from adv_pipeline.checkpoints import Checkpoint, copy_checkpoint, load_checkpoint
+from adv_pipeline.outputs import RUNS, resolved
 
 
 class CheckpointDirDataset(AbstractDataset[Checkpoint, Checkpoint]):
-    """A run directory ``<path>/<step>/{model.safetensors, metadata.json, ...}``.
+    """A checkpoint ``<path>/<run>/<step>/{model.safetensors, metadata.json, ...}``.
 
-    ``load()`` returns the :class:`~adv_pipeline.checkpoints.Checkpoint` at ``step``
-    (default: the latest). ``save(checkpoint)`` is a no-op when the checkpoint already
-    lives in ``path`` (training wrote it there) and copies it in otherwise.
+    ``load()`` returns the :class:`~adv_pipeline.checkpoints.Checkpoint` at ``step`` of
+    ``run`` (defaults: the latest run, its latest step; ``path`` may also be a run folder).
+    ``save(checkpoint)`` is a no-op when the checkpoint already lives under ``path``
+    (training wrote it there) and copies it in otherwise.
     """
 
-    def __init__(self, *, path: str, step: int | None = None, metadata: dict[str, Any] | None = None):
+    output_kind = RUNS
+
+    def __init__(self, *, path: str, run: str | None = None, step: int | None = None, metadata: dict[str, Any] | None = None):
         self._path = Path(path)
+        self._run = str(run) if run not in (None, "", "latest") else None
         self._step = int(step) if step not in (None, "", "latest") else None
         self.metadata = metadata
 
@@ -29,18 +34,23 @@ class CheckpointDirDataset(AbstractDataset[Checkpoint, Checkpoint]):
 
     def load(self) -> Checkpoint:
         try:
-            return load_checkpoint(self._path, self._step)
+            return load_checkpoint(self._path, self._step, self._run)
         except FileNotFoundError as exc:
             raise DatasetError(str(exc)) from exc
 
     def save(self, data: Checkpoint) -> None:
         if not isinstance(data, Checkpoint):
             raise DatasetError(f"{self._path}: expected a Checkpoint, got {type(data).__name__}")
-        if data.run_dir.resolve() != self._path.resolve():
+        root = resolved(self._path)
+        if root not in (resolved(data.run_dir), resolved(data.run_dir.parent)):
             copy_checkpoint(data, self._path)
 
     def _exists(self) -> bool:
-        return bool(list_steps(self._path))
+        try:
+            load_checkpoint(self._path, self._step, self._run)
+        except FileNotFoundError:
+            return False
+        return True
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path), "step": self._step}
+        return {"path": str(self._path), "run": self._run, "step": self._step}

@@ -9,6 +9,7 @@ from kedro.io import AbstractDataset, DatasetError
 
 from adv_pipeline.lerobot import DerivedDataset, LeRobotDatasetReader, NewDataset
 from adv_pipeline.lerobot.format import INFO_PATH
+from adv_pipeline.outputs import DATASET
 
 
 class LeRobotDataset(AbstractDataset[NewDataset | DerivedDataset | LeRobotDatasetReader, LeRobotDatasetReader]):
@@ -20,6 +21,9 @@ class LeRobotDataset(AbstractDataset[NewDataset | DerivedDataset | LeRobotDatase
     (:class:`~adv_pipeline.lerobot.NewDataset` or
     :class:`~adv_pipeline.lerobot.DerivedDataset`) and writes it atomically to ``path``.
 
+    ``overwrite`` lets ``save()`` replace what sits at ``path`` even when this project did
+    not write it (never an input); a dataset this project wrote is replaced without it.
+
     Example catalog entry::
 
         raw_dataset:
@@ -27,10 +31,12 @@ class LeRobotDataset(AbstractDataset[NewDataset | DerivedDataset | LeRobotDatase
           path: ${runtime_params:raw_dataset_path, data/01_raw/demo}
     """
 
-    def __init__(self, *, path: str, check_videos: bool = True, overwrite: bool = True, metadata: dict[str, Any] | None = None):
+    output_kind = DATASET
+
+    def __init__(self, *, path: str, check_videos: bool = True, overwrite: bool = False, metadata: dict[str, Any] | None = None):
         self._path = Path(path)
         self._check_videos = check_videos
-        self._overwrite = overwrite
+        self._overwrite = bool(overwrite)
         self.metadata = metadata
         # One reader per run: later nodes reuse it (no re-validation, shared table cache).
         self._reader: LeRobotDatasetReader | None = None
@@ -68,5 +74,9 @@ class LeRobotDataset(AbstractDataset[NewDataset | DerivedDataset | LeRobotDatase
     def _exists(self) -> bool:
         return (self._path / INFO_PATH).is_file()
 
+    @property
+    def path(self) -> Path:
+        return self._path
+
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path), "check_videos": self._check_videos}
+        return {"path": str(self._path), "check_videos": self._check_videos, "overwrite": self._overwrite}

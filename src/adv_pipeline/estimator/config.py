@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from adv_pipeline.configs import dataclass_from_dict
+from adv_pipeline.configs import check_resume, dataclass_from_dict
 
 VARIANTS = ("KAI0", "PI06")
 
@@ -102,7 +102,10 @@ class TrainConfig:
             None keeps all.
         eval_interval: validate every n steps (and at the end).
         log_interval: log the training loss every n steps.
-        resume: continue from the latest checkpoint in the run directory.
+        resume: ``false`` starts a new run (earlier runs are never touched); ``true``
+            continues the named or latest run, refused (saying what changed) if it trained
+            on other data or settings; ``auto`` continues the latest run when it matches,
+            else starts a new one.
         seed: seeds model init, the episode split and the sample stream.
         threads: torch intra-op threads (0: torch's default).
     """
@@ -121,9 +124,12 @@ class TrainConfig:
     keep_period: int | None = None
     eval_interval: int = 200
     log_interval: int = 10
-    resume: bool = False
+    resume: bool | Literal["auto"] = False
     seed: int = 0
     threads: int = 0
+
+    def __post_init__(self) -> None:
+        check_resume(self.resume, "estimator.train.resume")
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,20 @@ stream is the same whatever the number of workers.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
-from pathlib import Path
 
 import numpy as np
 
+from adv_pipeline.crash import die_with_parent
 from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
 
-from .config import DataConfig
+from .config import DataConfig, EstimatorConfig
 
 TARGET_COLUMN = "stage_progress_gt"
 
@@ -74,30 +75,37 @@ def concat_batches(batches: Sequence[Batch]) -> Batch:
 def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
     """``stage_progress_gt`` per episode, checked: finite, in [0, 1], >= 2 frames."""
     dataset.require_column(TARGET_COLUMN, ", needed as the estimator's training target", "annotate stage progress (see SEMANTICS.md) or train on a dataset that has it")
+    short = [ep for ep in dataset.episodes if ep.length < 2]
+    if short:
+        ep = short[0]
+        raise DatasetFormatError(
+            f"{dataset.data_path(ep.episode_index)}: episode {ep.episode_index} has {ep.length} frame; the estimator pairs each "
+            "frame with another frame of the same episode. Fix: drop episodes shorter than 2 frames"
+        )
+    dataset.check_values([TARGET_COLUMN], ", needed as the estimator's training target", ranges={TARGET_COLUMN: (0.0, 1.0)})
     sp = dataset.read_columns([TARGET_COLUMN])[TARGET_COLUMN].astype(np.float32).reshape(-1)
-    out = {}
-    for pos, ep in enumerate(dataset.episodes):
-        values = sp[dataset.offsets[pos] : dataset.offsets[pos + 1]]
-        if ep.length < 2:
-            raise DatasetFormatError(
-                f"{dataset.data_path(ep.episode_index)}: episode {ep.episode_index} has {ep.length} frame; the estimator pairs each "
-                "frame with another frame of the same episode. Fix: drop episodes shorter than 2 frames"
-            )
-        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
-            raise DatasetFormatError(f"{dataset.data_path(ep.episode_index)}: episode {ep.episode_index} has {TARGET_COLUMN} outside [0, 1] or not finite. Fix: repair the annotation")
-        out[ep.episode_index] = values
-    return out
+    return {ep.episode_index: sp[dataset.offsets[pos] : dataset.offsets[pos + 1]] for pos, ep in enumerate(dataset.episodes)}
+
+
+def check_training_inputs(dataset: LeRobotDatasetReader, config: EstimatorConfig) -> dict[int, np.ndarray]:
+    """Every check of Stage 1's input, before anything is written: the cameras exist, the
+    target is finite and in [0, 1] with >= 2 frames per episode, the state column (if
+    any) exists and is finite. Returns the target per episode."""
+    progress = episode_progress(dataset)
+    dataset.resolve_cameras(config.data.cameras)
+    if config.data.state is not None:
+        column = config.data.state
+        why = f", needed because estimator.data.state={column}"
+        dataset.require_column(column, why, "set estimator.data.state to the dataset's state column, or null")
+        dataset.check_values([column], why)
+    return progress
 
 
 def state_statistics(dataset: LeRobotDatasetReader, column: str, episodes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """(S,) mean and std of the state column over ``episodes`` (std floored at 1e-2 so
-    constant dimensions stay finite), after checking the column exists and is finite."""
-    dataset.require_column(column, f", needed because estimator.data.state={column}", "set estimator.data.state to the dataset's state column, or null")
+    """(S,) mean and std of the (checked, see :func:`check_training_inputs`) state column
+    over ``episodes``; std floored at 1e-2 so constant dimensions stay finite."""
     x = dataset.read_columns([column], episodes)[column].astype(np.float64)
     x = x.reshape(len(x), -1)
-    bad = ~np.isfinite(x).all(axis=1)
-    if bad.any():
-        raise DatasetFormatError(f"{dataset.root}: column {column} has {int(bad.sum())} frames with NaN/inf. Fix: repair the state or drop those episodes")
     return x.mean(axis=0).astype(np.float32), np.maximum(x.std(axis=0), 1e-2).astype(np.float32)
 
 
@@ -210,8 +218,9 @@ def decode_chunk(dataset: LeRobotDatasetReader, plan: ChunkPlan, config: DataCon
 _WORKER_DATASET: LeRobotDatasetReader | None = None
 
 
-def _worker_init(root: str) -> None:
+def _worker_init(root: str, parent: int) -> None:
     global _WORKER_DATASET
+    die_with_parent(parent)
     _WORKER_DATASET = LeRobotDatasetReader(root, check_files=False)
 
 
@@ -252,7 +261,7 @@ class TrainLoader:
             # fork: workers start instantly and need no importable __main__; they use
             # only numpy/PyAV, never torch, so forking a process with torch threads is safe
             method = "fork" if sys.platform.startswith("linux") else "spawn"
-            self._pool = ProcessPoolExecutor(config.num_workers, mp_context=get_context(method), initializer=_worker_init, initargs=(str(dataset.root),))
+            self._pool = ProcessPoolExecutor(config.num_workers, mp_context=get_context(method), initializer=_worker_init, initargs=(str(dataset.root), os.getpid()))
 
     def _chunks(self) -> Iterator[Batch]:
         # fast-forward over planned samples without decoding them (resume)

@@ -1,11 +1,12 @@
 """Stage 2: label a dataset with a trained estimator, episode by episode, resumably.
 
-Each episode's parquet (the source's columns + ``relative_advantage`` (KAI0),
-``absolute_value``, ``absolute_advantage``) is written atomically (temporary file, then
-rename) with its videos hard-linked; a rerun skips episodes whose output exists, so a
-crash loses nothing and recomputes nothing finished (``overwrite`` redoes them). The
-metadata (info.json, episodes, stats) is written once all episodes are done. Under
-torchrun, episode i goes to rank ``i % world_size`` and rank 0 writes the metadata::
+Finished episodes collect in a work folder beside the output, ``.<output>.work/``: each
+episode's parquet (the source's columns + ``relative_advantage`` (KAI0),
+``absolute_value``, ``absolute_advantage``) is written atomically with its videos
+hard-linked, so a crash loses nothing finished and a rerun skips it (``overwrite`` redoes
+them). Once every episode is done, the metadata is written and the work folder is renamed
+to the output: a half dataset is never visible at the output path. Under torchrun,
+episode i goes to rank ``i % world_size``; rank 0 writes the metadata and publishes::
 
     torchrun --nproc_per_node 8 -m adv_pipeline.estimator.estimation \\
         --source DATA --checkpoint RUN_DIR [--step 1200] --out OUT --config estimation.json
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,11 +33,16 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from adv_pipeline.checkpoints import WEIGHTS_FILE, Checkpoint, load_checkpoint
+from adv_pipeline.configs import dataclass_from_dict
+from adv_pipeline.crash import child_dies_with_parent, failpoint
+from adv_pipeline.labeling import STAGE_COLUMN
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.lerobot.format import INFO_PATH, data_relpath, video_relpath
 from adv_pipeline.lerobot.reader import column_to_numpy, read_parquet
 from adv_pipeline.lerobot.writer import feature_spec, index_features_last, link_or_copy, numeric_stats, with_columns, write_meta, write_parquet
+from adv_pipeline.outputs import DATASET, check_output, delegate_locks, output_lock, replace_path, sweep_debris, temporary_path, write_marker
 
+from .config import EstimatorConfig
 from .evaluate import load_estimator
 from .inference import advantage_columns, predict_episode
 from .launch import LaunchConfig
@@ -80,24 +87,17 @@ def _episode_done(out: Path, info: dict, episode: int, length: int) -> bool:
     return md.num_rows == length and "absolute_advantage" in md.schema.names
 
 
-def label_episodes(
-    source: LeRobotDatasetReader,
-    checkpoint: Checkpoint,
-    out: str | Path,
-    config: EstimationConfig,
-    rank: int = 0,
-    world_size: int = 1,
-    on_episode: Callable[[int], None] | None = None,
-) -> dict:
-    """Label this rank's episodes (``i % world_size == rank``) into ``out``; returns
-    ``{"computed", "skipped", "frames", "seconds"}``. ``on_episode(i)`` is called after
-    each written episode (progress reporting; tests inject failures there)."""
+def work_dir(out: str | Path) -> Path:
+    """Where the episodes of output ``out`` collect until it is published."""
     out = Path(out)
-    if out.resolve() == source.root.resolve():
-        raise ValueError(f"{out}: the estimation output cannot be its source dataset. Fix: choose another output path")
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    model, est_config = load_estimator(checkpoint)
+    return out.parent / f".{out.name}.work"
+
+
+def check_estimation_inputs(source: LeRobotDatasetReader, checkpoint: Checkpoint) -> EstimatorConfig:
+    """Every check of Stage 2's input, before anything is written: the estimator's cameras
+    and state column exist in ``source``, and every float column (copied into the
+    output) is finite. Returns the estimator's config."""
+    est_config = EstimatorConfig.from_dict(checkpoint.metadata["config"])
     state = est_config.data.state
     if state is not None:
         source.require_column(
@@ -106,37 +106,63 @@ def label_episodes(
             "label a dataset with that column, or train an estimator with estimator.data.state: null",
         )
     source.resolve_cameras(est_config.data.cameras)
-    if world_size == 1:  # under torchrun, EstimatedDataset.write did this before the ranks started
-        _start_or_resume(out, _identity(source, checkpoint, config))
+    if STAGE_COLUMN in source.features:  # the AWBC labels split stages by it
+        source.check_values([STAGE_COLUMN], ", copied into the estimated dataset, whose AWBC labels split stages by it", ranges={STAGE_COLUMN: (0.0, 1.0)})
+    source.check_values(source.float_columns(), ", copied into the estimated dataset (and read by the estimator when it is the state)")
+    return est_config
+
+
+def label_episodes(
+    source: LeRobotDatasetReader,
+    checkpoint: Checkpoint,
+    work: str | Path,
+    config: EstimationConfig,
+    rank: int = 0,
+    world_size: int = 1,
+    on_episode: Callable[[int], None] | None = None,
+) -> dict:
+    """Label this rank's episodes (``i % world_size == rank``) into the work folder
+    ``work`` (see :func:`start_work`); returns ``{"computed", "skipped", "frames",
+    "seconds"}``. ``on_episode(i)`` is called after each written episode (progress
+    reporting; tests inject failures there)."""
+    work = Path(work)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    check_estimation_inputs(source, checkpoint)
+    model, est_config = load_estimator(checkpoint)
     mine = [ep for ep in source.episodes if ep.episode_index % world_size == rank]
-    todo = [ep for ep in mine if config.overwrite or not _episode_done(out, source.info, ep.episode_index, ep.length)]
+    todo = [ep for ep in mine if config.overwrite or not _episode_done(work, source.info, ep.episode_index, ep.length)]
     stats = {"computed": 0, "skipped": len(mine) - len(todo), "frames": 0, "seconds": 0.0, "peak_window_frames": 0}
     t0 = time.perf_counter()
     for ep in tqdm(todo, desc=f"estimation rank {rank}" if world_size > 1 else "estimation", unit="ep", disable=not todo):
         values = predict_episode(model, est_config, source, ep.episode_index, config.interval, config.batch_size, config.prefetch)
         columns = advantage_columns(values, config.interval)
+        bad = [name for name, col in columns.items() if not np.isfinite(col).all()]
+        if bad:
+            raise FloatingPointError(f"{source.data_path(ep.episode_index)}: episode {ep.episode_index}: the estimator {checkpoint.path} gave NaN/inf {bad}. Fix: check that checkpoint (its training diverged?) and this episode's inputs")
         table = source.read_table(ep.episode_index)
         table = with_columns(table, columns, {name: feature_spec(col) for name, col in columns.items()})
         for key in source.video_keys:
-            dst = out / video_relpath(source.info, ep.episode_index, key)
+            dst = work / video_relpath(source.info, ep.episode_index, key)
             if not dst.exists():
                 link_or_copy(source.video_path(ep.episode_index, key), dst)
-        write_parquet(out / data_relpath(source.info, ep.episode_index), table, atomic=True)
+        write_parquet(work / data_relpath(source.info, ep.episode_index), table, atomic=True)
         stats["computed"] += 1
         stats["frames"] += ep.length
         stats["peak_window_frames"] = max(stats["peak_window_frames"], values.peak_window)
+        failpoint("estimation.episode")
         if on_episode is not None:
             on_episode(ep.episode_index)
     stats["seconds"] = time.perf_counter() - t0
     return stats
 
 
-def finalize(source: LeRobotDatasetReader, checkpoint: Checkpoint, out: str | Path, config: EstimationConfig, runs: list[dict]) -> LeRobotDatasetReader:
-    """Write the metadata of a fully labelled output (after every rank finished)."""
-    out = Path(out)
-    missing = [ep.episode_index for ep in source.episodes if not _episode_done(out, source.info, ep.episode_index, ep.length)]
+def finalize(source: LeRobotDatasetReader, checkpoint: Checkpoint, work: str | Path, config: EstimationConfig, runs: list[dict]) -> None:
+    """Write the metadata of a fully labelled work folder (after every rank finished)."""
+    work = Path(work)
+    missing = [ep.episode_index for ep in source.episodes if not _episode_done(work, source.info, ep.episode_index, ep.length)]
     if missing:
-        raise RuntimeError(f"{out}: episodes {missing[:10]} are not labelled yet; rerun the estimation to finish them")
+        raise RuntimeError(f"{work}: episodes {missing[:10]} are not labelled yet; rerun the estimation to finish them")
     variant = checkpoint.metadata.get("variant", "KAI0")
     names = [c for c in NEW_COLUMNS if variant == "KAI0" or c != "relative_advantage"]
     features = dict(source.features)
@@ -146,12 +172,13 @@ def finalize(source: LeRobotDatasetReader, checkpoint: Checkpoint, out: str | Pa
     src_stats = source.episodes_stats_json  # carried over as parsed
     episodes, all_stats = [], []
     for ep in source.episodes:
-        table = read_parquet(out / data_relpath(source.info, ep.episode_index), names)
+        table = read_parquet(work / data_relpath(source.info, ep.episode_index), names)
         cols = {c: column_to_numpy(table[c]) for c in names}
         all_stats.append({**src_stats.get(ep.episode_index, {}), **numeric_stats(cols, features)})
         episodes.append({"episode_index": ep.episode_index, "tasks": list(ep.tasks), "length": ep.length})
     info = {**source.info, "features": features}
-    write_meta(out, info, source.tasks, episodes, all_stats)
+    write_meta(work, info, source.tasks, episodes, all_stats)
+    failpoint("estimation.finalize")
     computed = sum(r["computed"] for r in runs)
     frames = sum(r["frames"] for r in runs)
     seconds = max((r["seconds"] for r in runs), default=0.0)
@@ -169,14 +196,13 @@ def finalize(source: LeRobotDatasetReader, checkpoint: Checkpoint, out: str | Pa
         "frames_per_s": frames / seconds if seconds > 0 else None,
         "peak_window_frames": max((r["peak_window_frames"] for r in runs), default=0),
     }
-    (out / REPORT_PATH).write_text(json.dumps(report, indent=2))
-    return LeRobotDatasetReader(out, check_files=False)
+    (work / REPORT_PATH).write_text(json.dumps(report, indent=2))
 
 
 IDENTITY_FILE = ".estimation_identity.json"  # what the finished episodes were labelled with
 
 
-def _identity(source: LeRobotDatasetReader, checkpoint: Checkpoint, config: EstimationConfig) -> dict:
+def labels_identity(source: LeRobotDatasetReader, checkpoint: Checkpoint, config: EstimationConfig) -> dict:
     """What decides an episode's labels: the source, the checkpoint's weights (path,
     size and modification time: a retrained checkpoint at the same step differs) and I."""
     weights = (checkpoint.path / WEIGHTS_FILE).stat()
@@ -189,23 +215,84 @@ def _identity(source: LeRobotDatasetReader, checkpoint: Checkpoint, config: Esti
     }
 
 
-def _start_or_resume(out: Path, identity: dict) -> None:
-    """Keep finished episodes only if they were labelled with ``identity``; otherwise
-    (another checkpoint, source or interval) clear the output and start afresh, so a
-    resumed output never mixes labels of two estimators."""
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = out / IDENTITY_FILE
-    previous = json.loads(stamp.read_text()) if stamp.is_file() else None
-    if previous != identity and any(out.iterdir()):
-        logger.warning("%s: earlier output came from another checkpoint, source or interval (%s); relabelling every episode", out, previous)
-        for child in out.iterdir():
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
-    stamp.write_text(json.dumps(identity, indent=2))
+def _stamp(folder: Path) -> dict | None:
+    path = folder / IDENTITY_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _invalidate(out: Path) -> None:
-    """Mark an output as in progress: without info.json no reader accepts it."""
-    (out / INFO_PATH).unlink(missing_ok=True)
+def start_work(out: Path, identity: dict, overwrite: bool) -> Path:
+    """The work folder of ``out``, keeping its finished episodes only if they were labelled
+    with ``identity`` (and not ``overwrite``); otherwise emptied, so an output never
+    mixes labels of two estimators. Temporary files of dead writers inside are swept."""
+    work = work_dir(out)
+    if work.exists() and (overwrite or _stamp(work) != identity):
+        if _stamp(work) not in (None, identity):
+            logger.warning("%s: earlier episodes came from another checkpoint, source or interval (%s); relabelling every episode", work, _stamp(work))
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    sweep_debris(work, recursive=True)
+    (work / INFO_PATH).unlink(missing_ok=True)  # metadata of an interrupted finalize
+    (work / IDENTITY_FILE).write_text(json.dumps(identity, indent=2))
+    return work
+
+
+def publish(work: Path, out: Path) -> LeRobotDatasetReader:
+    """Mark the finished work folder as a dataset and rename it to ``out`` (replacing
+    the previous output, which this project wrote: see :func:`estimate`)."""
+    write_marker(work, DATASET)
+    replace_path(work, out)
+    return LeRobotDatasetReader(out, check_files=False)
+
+
+def estimate(
+    source: LeRobotDatasetReader,
+    checkpoint: Checkpoint,
+    out: str | Path,
+    config: EstimationConfig = EstimationConfig(),
+    overwrite_output: bool = False,
+) -> LeRobotDatasetReader:
+    """Label ``source`` with ``checkpoint`` into the dataset ``out`` (Stage 2).
+
+    Checks the input and the output path first: ``out`` may not be, hold or lie in the
+    source or the checkpoint, and is replaced only if this project wrote it (or
+    ``overwrite_output``). An output already labelled with the same checkpoint, source
+    and interval is kept as it is (unless ``config.overwrite``); otherwise the episodes
+    are labelled in the work folder (resuming an interrupted run) and published. Under
+    torchrun (``config.launch``) the ranks label in parallel.
+    """
+    out = Path(out)
+    inputs = {"target dataset": source.root, "estimator checkpoint": checkpoint.path}
+    check_output(out, DATASET, inputs=inputs, overwrite=overwrite_output)
+    check_estimation_inputs(source, checkpoint)
+    identity = labels_identity(source, checkpoint, config)
+    with output_lock(out):
+        sweep_debris(out.parent, out.name)
+        if not config.overwrite and (out / INFO_PATH).is_file() and _stamp(out) == identity and not work_dir(out).exists():
+            logger.info("%s: already labelled by %s with the same source and interval; nothing to do", out, checkpoint.path)
+            return LeRobotDatasetReader(out, check_files=False)
+        work = start_work(out, identity, config.overwrite)
+        if not config.launch.distributed:
+            run = label_episodes(source, checkpoint, work, config)
+            finalize(source, checkpoint, work, config, [run])
+            return publish(work, out)
+        config_file = temporary_path(work / "estimation_config.json")
+        config_file.write_text(json.dumps({k: v for k, v in asdict(config).items() if k != "launch"}))
+        launch = config.launch
+        cmd = [
+            sys.executable, "-m", "torch.distributed.run",
+            f"--nproc_per_node={launch.nproc_per_node}", f"--nnodes={launch.nnodes}", f"--node_rank={launch.node_rank}",
+            f"--master_addr={launch.master_addr}", f"--master_port={launch.master_port}",
+            "-m", "adv_pipeline.estimator.estimation",
+            "--source", str(source.root), "--checkpoint", str(checkpoint.run_dir), "--step", str(checkpoint.step),
+            "--out", str(out), "--config", str(config_file),
+        ]
+        try:
+            proc = subprocess.run(cmd, env=delegate_locks(), preexec_fn=child_dies_with_parent)
+        finally:
+            config_file.unlink(missing_ok=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"torchrun estimation failed with exit code {proc.returncode}: {' '.join(cmd)}")
+        return LeRobotDatasetReader(out, check_files=False)
 
 
 @dataclass(frozen=True)
@@ -217,32 +304,8 @@ class EstimatedDataset:
     checkpoint: Checkpoint
     config: EstimationConfig = field(default_factory=EstimationConfig)
 
-    def write(self, root: str | Path, overwrite: bool = True) -> LeRobotDatasetReader:
-        # ``overwrite`` (the catalog's) is ignored: outputs are resumed, and
-        # ``config.overwrite`` decides whether finished episodes are recomputed.
-        out = Path(root)
-        out.mkdir(parents=True, exist_ok=True)
-        _invalidate(out)
-        if not self.config.launch.distributed:
-            run = label_episodes(self.source, self.checkpoint, out, self.config)
-            return finalize(self.source, self.checkpoint, out, self.config, [run])
-        _start_or_resume(out, _identity(self.source, self.checkpoint, self.config))  # once, before the ranks start
-        config_file = out / ".estimation_config.json"
-        config_file.write_text(json.dumps({k: v for k, v in asdict(self.config).items() if k != "launch"}))
-        launch = self.config.launch
-        cmd = [
-            sys.executable, "-m", "torch.distributed.run",
-            f"--nproc_per_node={launch.nproc_per_node}", f"--nnodes={launch.nnodes}", f"--node_rank={launch.node_rank}",
-            f"--master_addr={launch.master_addr}", f"--master_port={launch.master_port}",
-            "-m", "adv_pipeline.estimator.estimation",
-            "--source", str(self.source.root), "--checkpoint", str(self.checkpoint.run_dir), "--step", str(self.checkpoint.step),
-            "--out", str(out), "--config", str(config_file),
-        ]
-        proc = subprocess.run(cmd)
-        config_file.unlink(missing_ok=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"torchrun estimation failed with exit code {proc.returncode}: {' '.join(cmd)}")
-        return LeRobotDatasetReader(out, check_files=False)
+    def write(self, root: str | Path, overwrite: bool = False) -> LeRobotDatasetReader:
+        return estimate(self.source, self.checkpoint, root, self.config, overwrite)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -250,23 +313,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--source", required=True)
     parser.add_argument("--checkpoint", required=True, help="the estimator's run directory")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True, help="the output dataset (published when complete)")
     parser.add_argument("--config", default=None, help="JSON of EstimationConfig fields")
+    parser.add_argument("--overwrite-output", action="store_true", help="replace what sits at --out even if adv_pipeline did not write it")
     args = parser.parse_args(argv)
-    config = EstimationConfig(**json.loads(Path(args.config).read_text())) if args.config else EstimationConfig()
+    config = dataclass_from_dict(EstimationConfig, json.loads(Path(args.config).read_text()) if args.config else {}, "--config")
     env = init_distributed()
     source = LeRobotDatasetReader(args.source, check_files=env.is_main)
     checkpoint = load_checkpoint(args.checkpoint, args.step)
-    run = label_episodes(source, checkpoint, args.out, config, env.rank, env.world_size)
-    runs = [run]
-    if env.world_size > 1:
+    out = Path(args.out)
+    if env.world_size == 1:
+        estimate(source, checkpoint, out, config, args.overwrite_output)
+        return
+    with output_lock(out) if env.is_main else nullcontext():
+        if env.is_main:
+            check_output(out, DATASET, inputs={"target dataset": source.root, "estimator checkpoint": checkpoint.path}, overwrite=args.overwrite_output)
+            start_work(out, labels_identity(source, checkpoint, config), False)  # keeps finished episodes of the same identity
+        dist.barrier()
+        run = label_episodes(source, checkpoint, work_dir(out), config, env.rank, env.world_size)
         runs = [None] * env.world_size
         dist.all_gather_object(runs, run)
-    if env.is_main:
-        finalize(source, checkpoint, args.out, config, runs)
-    if dist.is_initialized():
+        if env.is_main:
+            finalize(source, checkpoint, work_dir(out), config, runs)
+            publish(work_dir(out), out)
         dist.barrier()
-        dist.destroy_process_group()
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":

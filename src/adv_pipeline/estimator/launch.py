@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from adv_pipeline.checkpoints import Checkpoint, load_checkpoint
+from adv_pipeline.checkpoints import Checkpoint, Runs, list_steps, load_checkpoint, open_run
+from adv_pipeline.crash import child_dies_with_parent
 from adv_pipeline.lerobot import LeRobotDatasetReader
+from adv_pipeline.outputs import temporary_path
 
 from .config import EstimatorConfig
-from .train import train
+from .data import check_training_inputs
+from .train import run_identity, train
 
 
 @dataclass(frozen=True)
@@ -47,17 +51,40 @@ def torchrun_command(dataset_root: Path, run_dir: Path, config_file: Path, launc
     ]
 
 
-def run_training(dataset: LeRobotDatasetReader, run_dir: str | Path, config: EstimatorConfig, launch: LaunchConfig = LaunchConfig()) -> Checkpoint:
-    """Train in-process for one process, else launch torchrun and wait; returns the
-    latest checkpoint of ``run_dir``."""
-    run_dir = Path(run_dir)
+def run_training(
+    dataset: LeRobotDatasetReader,
+    runs: Runs | str | Path,
+    config: EstimatorConfig,
+    launch: LaunchConfig = LaunchConfig(),
+    overwrite: bool = False,
+) -> Checkpoint:
+    """Train in a run folder of ``runs`` (a new run, or the one ``train.resume`` continues,
+    see :func:`adv_pipeline.checkpoints.open_run`) in this process for one process, else
+    under torchrun; returns the run's latest checkpoint. The input is checked before any
+    folder is created."""
+    runs = runs if isinstance(runs, Runs) else Runs(Path(runs))
+    check_training_inputs(dataset, config)
+    if launch.nnodes > 1 and not runs.run:
+        raise ValueError(
+            f"{runs.root}: a training over {launch.nnodes} nodes needs a run name that every node agrees on. "
+            'Fix: --params "estimator_run=<name>" on every node'
+        )
+    identity = run_identity(dataset, config)
+    if launch.node_rank > 0:  # node 0 creates the run; the others only join it
+        run_dir = runs.root / str(runs.run)
+    else:
+        run_dir = open_run(runs, identity, config.train.resume, overwrite)
+    if config.train.resume == "auto":  # open_run chose: continue that run if it has checkpoints
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, resume=bool(list_steps(run_dir))))
     if not launch.distributed:
         return train(dataset.root, run_dir, config, dataset=dataset)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_file = run_dir / "launch_config.json"
+    config_file = temporary_path(run_dir / "launch_config.json")
     config_file.write_text(json.dumps(config.to_dict(), indent=2))
     cmd = torchrun_command(dataset.root, run_dir, config_file, launch)
-    proc = subprocess.run(cmd)
+    try:
+        proc = subprocess.run(cmd, preexec_fn=child_dies_with_parent)
+    finally:
+        config_file.unlink(missing_ok=True)
     if proc.returncode != 0:
         raise RuntimeError(f"torchrun failed with exit code {proc.returncode}: {' '.join(cmd)}")
     return load_checkpoint(run_dir)

@@ -20,8 +20,8 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +32,13 @@ from scipy.stats import spearmanr
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from adv_pipeline.checkpoints import Checkpoint, list_steps, load_checkpoint, prune_checkpoints, write_checkpoint
+from adv_pipeline.checkpoints import Checkpoint, begin_run, list_steps, load_checkpoint, prune_checkpoints, write_checkpoint
+from adv_pipeline.crash import failpoint
 from adv_pipeline.lerobot import LeRobotDatasetReader
+from adv_pipeline.outputs import output_lock
 
 from .config import EstimatorConfig
-from .data import TrainLoader, ValidationSet, episode_progress, load_validation, split_episodes, state_statistics
+from .data import TrainLoader, ValidationSet, check_training_inputs, load_validation, split_episodes, state_statistics
 from .model import AdvantageEstimator, random_shift, to_model_input, value_loss
 
 METRICS_FILE = "metrics.jsonl"
@@ -138,6 +140,24 @@ def _params_checksum(model: torch.nn.Module) -> float:
     return float(sum(p.detach().double().sum().item() for p in model.parameters()))
 
 
+# Settings that may change when a run is resumed: they do not change what is learned.
+_FREE_ON_RESUME = {
+    "train": ("steps", "resume", "save_interval", "keep_period", "eval_interval", "log_interval", "threads"),
+    "data": ("num_workers", "prefetch_chunks", "val_episodes_max", "val_frame_stride"),
+}
+
+
+def run_identity(dataset: LeRobotDatasetReader, config: EstimatorConfig) -> dict:
+    """What a run trains on: the dataset's fingerprint and every setting that changes the
+    learned weights (resuming with a different identity is refused)."""
+    cfg = config.to_dict()
+    for section, keys in _FREE_ON_RESUME.items():
+        for key in keys:
+            cfg[section].pop(key, None)
+    cfg["model"].pop("state_dim", None)  # derived from the data
+    return {"dataset_fingerprint": dataset.fingerprint(), "config": json.loads(json.dumps(cfg, default=list))}
+
+
 def train(
     dataset_root: str | Path,
     run_dir: str | Path,
@@ -145,32 +165,38 @@ def train(
     dataset: LeRobotDatasetReader | None = None,
     stop_after: int | None = None,
 ) -> Checkpoint:
-    """Train (or resume) the estimator; returns the latest checkpoint (on every rank).
+    """Train (or resume) the estimator in the run folder ``run_dir``; returns the latest
+    checkpoint (on every rank).
 
+    The input is checked first (:func:`check_training_inputs`), then the run: a run with
+    checkpoints is only continued (``train.resume``) on the same data and settings, never
+    deleted (:func:`adv_pipeline.checkpoints.begin_run`). Rank 0 holds the run's lock.
     ``stop_after`` ends this call after that many steps (saving a checkpoint), as a
     preempted job would; a later call with ``resume`` continues exactly where it stopped.
     """
     env = init_distributed()
-    tc, dc, mc = config.train, config.data, config.model
     run_dir = Path(run_dir)
+    if config.train.resume == "auto":  # continue this run if it has checkpoints
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, resume=bool(list_steps(run_dir))))
+    tc = config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
     device = torch.device("cuda", env.local_rank) if torch.cuda.is_available() else torch.device("cpu")
     dataset = dataset or LeRobotDatasetReader(dataset_root)
-    dataset.resolve_cameras(dc.cameras)  # clear error for unknown cameras, before any work
-    progress = episode_progress(dataset)
+    progress = check_training_inputs(dataset, config)
+    identity = run_identity(dataset, config)
+    with output_lock(run_dir) if env.is_main else nullcontext():
+        if env.is_main:
+            begin_run(run_dir, identity, tc.resume)
+        if env.world_size > 1:
+            dist.barrier()
+        return _train(dataset, run_dir, config, progress, env, device, stop_after)
+
+
+def _train(dataset: LeRobotDatasetReader, run_dir: Path, config: EstimatorConfig, progress: dict, env: Distributed, device: torch.device, stop_after: int | None) -> Checkpoint:
+    tc, dc, mc = config.train, config.data, config.model
     train_eps, val_eps = split_episodes(list(progress), dc.val_fraction, tc.seed)
     paired = mc.timesteps == 2
-
-    if env.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not tc.resume:  # a new run: earlier checkpoints and metrics in this directory go
-            for s in list_steps(run_dir):
-                shutil.rmtree(run_dir / str(s))
-            (run_dir / METRICS_FILE).unlink(missing_ok=True)
-    if env.world_size > 1:
-        dist.barrier()
-
     norm = None
     if dc.state is not None:
         norm = state_statistics(dataset, dc.state, train_eps)
@@ -192,8 +218,8 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start = ckpt.step
-        if env.is_main:
-            _truncate_metrics(run_dir, start)
+    if env.is_main:
+        _truncate_metrics(run_dir, start)  # rows of steps after the last checkpoint (a killed run)
     ddp = DistributedDataParallel(model) if env.world_size > 1 else model
 
     meta = {
@@ -260,6 +286,7 @@ def train(
                 bar.set_postfix(loss=f"{loss.item():.4f}", samples_s=f"{rate:.0f}")
                 _log(run_dir, step, {"train_loss": loss.item(), "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0], "samples_per_s": rate})
             bar.update(1)
+            failpoint("estimator.step")
             if step % tc.eval_interval == 0 or step == tc.steps:
                 evaluate(step)
             stopping = stop_after is not None and step == start + stop_after

@@ -6,8 +6,8 @@ episodes) or :class:`DerivedDataset` (changed columns of an existing dataset).
 
 from .format import CODEBASE_VERSION, DatasetFormatError
 from .reader import EpisodeMeta, LeRobotDatasetReader, column_to_numpy
-from .video import VideoInfo, VideoOptions, VideoReader, VideoWriter, encode_video, iter_lockstep, probe, resize_with_pad
-from .writer import DerivedDataset, EpisodeData, NewDataset, atomic_directory, feature_spec, video_feature_spec
+from .video import VideoDecodeError, VideoInfo, VideoOptions, VideoReader, VideoWriter, encode_video, iter_lockstep, probe, resize_with_pad
+from .writer import DerivedDataset, EpisodeData, NewDataset, feature_spec, video_feature_spec
 
 __all__ = [
     "CODEBASE_VERSION",
@@ -17,11 +17,11 @@ __all__ = [
     "EpisodeMeta",
     "LeRobotDatasetReader",
     "NewDataset",
+    "VideoDecodeError",
     "VideoInfo",
     "VideoOptions",
     "VideoReader",
     "VideoWriter",
-    "atomic_directory",
     "column_to_numpy",
     "encode_video",
     "feature_spec",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import av
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 
 from .format import (
     CODEBASE_VERSION,
+    TIMESTAMP_TOLERANCE_S,
     EPISODES_PATH,
     EPISODES_STATS_PATH,
     INFO_PATH,
@@ -76,6 +78,45 @@ def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _kind(t: pa.DataType) -> str:
+    if pa.types.is_floating(t):
+        return "f"
+    if pa.types.is_integer(t):
+        return "i"
+    if pa.types.is_boolean(t):
+        return "b"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "U"
+    return str(t)
+
+
+def _type_problem(arrow_type: pa.DataType, spec: dict) -> str | None:
+    """Why a parquet column's type does not fit its info.json feature, or None."""
+    dtype, shape = str(spec.get("dtype")), list(spec.get("shape") or [1])
+    width = int(np.prod(shape)) if shape else 1
+    t = arrow_type
+    if pa.types.is_fixed_size_list(t):
+        size = t.list_size
+        while pa.types.is_fixed_size_list(t.value_type):  # (T, A, B) features nest lists
+            t = t.value_type
+            size *= t.list_size
+        if size != width:
+            return f"has {size} values per frame, but shape {shape} means {width}"
+        t = t.value_type
+    elif pa.types.is_list(t) or pa.types.is_large_list(t):
+        t = t.value_type
+    elif width != 1:
+        return f"has one value per frame, but shape {shape} means {width}"
+    want = {"f": "f", "i": "i", "u": "i", "b": "b", "U": "U", "O": "U"}.get(np.dtype(dtype).kind if dtype != "string" else "U")
+    if _kind(t) != want:
+        return f"holds {t} values"
+    return None
+
+
 def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
     """One parquet file as an Arrow table, single-threaded (callers read files in
     parallel). ``ParquetFile.read`` skips ``pq.read_table``'s dataset layer: about 2x
@@ -109,6 +150,7 @@ class LeRobotDatasetReader:
         self.video_keys: list[str] = video_keys(self.features)
         self.tasks: list[str] = self._load_tasks()
         self.episodes: list[EpisodeMeta] = self._load_episodes()
+        self._checked: set[tuple] = set()  # (column, range) pairs check_values passed
         if check_files:
             self._check_parquet()
         if check_files and check_videos:
@@ -163,7 +205,11 @@ class LeRobotDatasetReader:
         episodes.sort(key=lambda e: e.episode_index)
         indices = [e.episode_index for e in episodes]
         if len(set(indices)) != len(indices):
-            raise format_error(self.root, EPISODES_PATH, "repeats an episode_index", "keep one line per episode")
+            dup = sorted({i for i in indices if indices.count(i) > 1})
+            raise format_error(self.root, EPISODES_PATH, f"repeats episode_index {dup}", "keep one line per episode")
+        if indices != list(range(len(indices))):
+            gap = next(k for k, i in enumerate(indices) if i != k)
+            raise format_error(self.root, EPISODES_PATH, f"episode indices are not 0..{len(indices) - 1} (no episode {gap}); LeRobot indexes episodes by position", "renumber the episodes contiguously from 0 (e.g. `lerobot-doctor fix <dataset> --fixes reindex`)")
         if len(episodes) != int(self.info["total_episodes"]):
             raise format_error(self.root, INFO_PATH, f"total_episodes is {self.info['total_episodes']} but {EPISODES_PATH} lists {len(episodes)} episodes", "make them agree")
         total = sum(e.length for e in episodes)
@@ -172,38 +218,64 @@ class LeRobotDatasetReader:
         return episodes
 
     def _check_parquet(self) -> None:
-        def rows_and_task_range(ep: EpisodeMeta):
+        """Every parquet file: readable, rows = episodes.jsonl length, columns typed as
+        info.json says, ``episode_index`` = its episode, ``frame_index`` = 0..n-1,
+        ``timestamp`` within 1e-4 s of frame_index / fps, ``task_index`` in tasks.jsonl."""
+        index_cols = [c for c in ("timestamp", "frame_index", "episode_index", "task_index") if c in self.features]
+        typed = {k: ft for k, ft in self.features.items() if ft.get("dtype") not in ("video", "image")}
+
+        def check(ep: EpisodeMeta) -> DatasetFormatError | None:
             rel = self.data_relpath(ep.episode_index)
             path = self.root / rel
             if not path.is_file():
-                return ep, rel, None, None
-            md = pq.read_metadata(path)
-            lo = hi = None
-            names = md.schema.names
-            if "task_index" in names and md.num_rows:
-                col = names.index("task_index")
-                mins, maxs = [], []
-                for g in range(md.num_row_groups):
-                    st = md.row_group(g).column(col).statistics
-                    if st is None or not st.has_min_max:
-                        t = pq.read_table(path, columns=["task_index"])["task_index"]
-                        mins, maxs = [pc.min(t).as_py()], [pc.max(t).as_py()]
-                        break
-                    mins.append(st.min)
-                    maxs.append(st.max)
-                lo, hi = min(mins), max(maxs)
-            return ep, rel, md.num_rows, (lo, hi)
+                return format_error(self.root, rel, f"parquet file of episode {ep.episode_index} is missing", "restore it, or remove the episode from meta/episodes.jsonl and fix info.json totals")
+            try:
+                with pq.ParquetFile(path) as file:
+                    n_rows, schema = file.metadata.num_rows, file.schema_arrow
+                    present = [c for c in index_cols if c in schema.names]
+                    table = file.read(columns=present, use_threads=False)
+            except (pa.ArrowException, OSError) as exc:
+                return format_error(self.root, rel, f"parquet file of episode {ep.episode_index} cannot be read ({exc})", "the file is truncated or not parquet: restore it from the source, or rewrite the episode")
+            if n_rows != ep.length:
+                return format_error(self.root, rel, f"episode {ep.episode_index} has {n_rows} rows but {EPISODES_PATH} says length {ep.length}", f"set its length to {n_rows} in {EPISODES_PATH} (and total_frames in {INFO_PATH})")
+            for name, spec in typed.items():
+                problem = "is missing" if name not in schema.names else _type_problem(schema.field(name).type, spec)
+                if problem:
+                    return format_error(self.root, rel, f"episode {ep.episode_index}: column {name} {problem} (info.json: dtype {spec.get('dtype')}, shape {spec.get('shape')})", f"rewrite the column as info.json declares it, or correct its entry in {INFO_PATH}")
+            return self._check_index_columns(ep, rel, {c: column_to_numpy(table[c]) for c in present})
 
         with ThreadPoolExecutor(IO_THREADS) as pool:
-            results = list(pool.map(rows_and_task_range, self.episodes))
-        for ep, rel, n_rows, task_range in results:
-            if n_rows is None:
-                raise format_error(self.root, rel, f"parquet file of episode {ep.episode_index} is missing", "restore it, or remove the episode from meta/episodes.jsonl and fix info.json totals")
-            if n_rows != ep.length:
-                raise format_error(self.root, rel, f"episode {ep.episode_index} has {n_rows} rows but {EPISODES_PATH} says length {ep.length}", f"set its length to {n_rows} in {EPISODES_PATH} (and total_frames in {INFO_PATH})")
-            lo, hi = task_range
-            if lo is not None and (lo < 0 or hi >= len(self.tasks)):
-                raise format_error(self.root, rel, f"episode {ep.episode_index} has task_index in [{lo}, {hi}] but {TASKS_PATH} defines {len(self.tasks)} tasks (0..{len(self.tasks) - 1})", f"add the missing tasks to {TASKS_PATH} or relabel the episode")
+            errors = list(pool.map(check, self.episodes))
+        for error in errors:
+            if error is not None:
+                raise error
+
+    def _check_index_columns(self, ep: EpisodeMeta, rel: str, cols: dict[str, np.ndarray]) -> DatasetFormatError | None:
+        def first(bad: np.ndarray) -> int:
+            return int(np.flatnonzero(bad)[0])
+
+        n, e = ep.length, ep.episode_index
+        if "episode_index" in cols and (bad := cols["episode_index"] != e).any():
+            r = first(bad)
+            return format_error(self.root, rel, f"the file of episode {e} has episode_index {int(cols['episode_index'][r])} at row {r}: two files claim that episode", f"set episode_index to {e} in this file (or check which file holds which episode)")
+        frames = np.arange(n)
+        if "frame_index" in cols and (bad := cols["frame_index"] != frames).any():
+            r = first(bad)
+            return format_error(self.root, rel, f"episode {e}: frame_index is not 0, 1, 2, ... (row {r} has {int(cols['frame_index'][r])})", "sort the rows by time and renumber frame_index from 0")
+        if "timestamp" in cols:
+            err = np.abs(cols["timestamp"].astype(np.float64) - frames / self.fps)
+            if (bad := ~(err <= TIMESTAMP_TOLERANCE_S)).any():
+                r = first(bad)
+                return format_error(
+                    self.root, rel,
+                    f"episode {e}: timestamp {float(cols['timestamp'][r]):.6f} s at frame {r} is {float(err[r]):.4g} s from frame_index / fps = {r / self.fps:.6f} s (tolerance {TIMESTAMP_TOLERANCE_S} s; {int(bad.sum())} frames off)",
+                    f"rewrite timestamp as frame_index / {self.fps} (e.g. `lerobot-doctor fix <dataset> --fixes timestamps`)",
+                )
+        if "task_index" in cols and n:
+            lo, hi = int(cols["task_index"].min()), int(cols["task_index"].max())
+            if lo < 0 or hi >= len(self.tasks):
+                return format_error(self.root, rel, f"episode {e} has task_index in [{lo}, {hi}] but {TASKS_PATH} defines {len(self.tasks)} tasks (0..{len(self.tasks) - 1})", f"add the missing tasks to {TASKS_PATH} or relabel the episode")
+        return None
 
     def _check_videos(self) -> None:
         jobs = [(ep, key) for ep in self.episodes for key in self.video_keys]
@@ -211,12 +283,17 @@ class LeRobotDatasetReader:
         def frames(job):
             ep, key = job
             path = self.video_path(ep.episode_index, key)
-            return probe(path).n_frames if path.is_file() else None
+            try:
+                return probe(path).n_frames if path.is_file() else None
+            except (av.FFmpegError, IndexError) as exc:  # IndexError: no video stream
+                return exc
 
         with ThreadPoolExecutor(IO_THREADS) as pool:
             counts = list(pool.map(frames, jobs))
         for (ep, key), n in zip(jobs, counts):
             rel = self.video_relpath(ep.episode_index, key)
+            if isinstance(n, Exception):
+                raise format_error(self.root, rel, f"video {key} of episode {ep.episode_index} cannot be read ({n})", "re-encode it from the episode's source frames, or drop the episode")
             if n is None:
                 raise format_error(self.root, rel, f"video {key} of episode {ep.episode_index} is missing", "restore it (derived datasets link the source's videos: is the source still there?)")
             if n < ep.length:
@@ -278,12 +355,14 @@ class LeRobotDatasetReader:
         return {e: stats_from_json(s) for e, s in self.episodes_stats_json.items()}
 
     def fingerprint(self) -> str:
-        """Short hash of the metadata (info, episodes, tasks): identifies the dataset."""
+        """Short hash of the metadata (info, episodes, tasks, per-episode stats, which
+        change with any column's values): identifies the dataset's content."""
         import hashlib
 
         h = hashlib.sha256()
-        for rel in (INFO_PATH, EPISODES_PATH, TASKS_PATH):
-            h.update((self.root / rel).read_bytes())
+        for rel in (INFO_PATH, EPISODES_PATH, TASKS_PATH, EPISODES_STATS_PATH):
+            if (self.root / rel).is_file():
+                h.update((self.root / rel).read_bytes())
         return h.hexdigest()[:16]
 
     # ------------------------------------------------------------------ columns
@@ -316,7 +395,7 @@ class LeRobotDatasetReader:
         path = self.data_path(episode_index)
         try:
             table = read_parquet(path, columns)
-        except (pa.ArrowInvalid, OSError) as exc:
+        except (pa.ArrowException, OSError) as exc:
             raise DatasetFormatError(f"{path}: episode {episode_index} cannot be read ({exc}). Fix: rewrite the episode from its source") from exc
         if columns is None:
             return table
@@ -356,6 +435,67 @@ class LeRobotDatasetReader:
         table = pa.concat_tables(tables)
         return {c: column_to_numpy(table[c]) for c in columns}
 
+    def float_columns(self) -> list[str]:
+        """Parquet features holding floating-point values (those that can be NaN/inf)."""
+        floats = [k for k, ft in self.features.items() if ft.get("dtype") in ("float16", "float32", "float64")]
+        return [k for k in floats if k != "timestamp"]
+
+    def check_values(
+        self,
+        columns: Sequence[str],
+        why: str = "",
+        ranges: dict[str, tuple[float, float]] | None = None,
+    ) -> None:
+        """Raise :class:`DatasetFormatError` unless every value of ``columns`` is finite
+        (floats) and inside ``ranges[column]`` (inclusive) where given.
+
+        Reads the columns episode by episode (memory: one episode); the message names
+        the first bad episode's file, the column, the frame and value, how many frames
+        are bad in all, ``why`` the column is needed, and the fix.
+        """
+        ranges = ranges or {}
+        columns = [c for c in dict.fromkeys(columns) if (c, ranges.get(c)) not in self._checked]
+        if not columns:
+            return
+        self._require_columns(columns)
+
+        def scan(ep: EpisodeMeta) -> list[tuple]:
+            try:
+                cols = self.read_episode(ep.episode_index, columns)
+            except DatasetFormatError as exc:  # say why the column is needed
+                raise DatasetFormatError(str(exc).replace(". Fix:", f"{why}. Fix:", 1)) from exc
+            found = []
+            for c in columns:
+                x = cols[c].reshape(ep.length, -1)
+                problem, bad = None, np.zeros(ep.length, dtype=bool)
+                if x.dtype.kind == "f":
+                    bad = ~np.isfinite(x).all(axis=1)
+                    problem = "NaN/inf"
+                if c in ranges and not bad.any():
+                    lo, hi = ranges[c]
+                    bad = ((x < lo) | (x > hi)).any(axis=1)
+                    problem = f"values outside [{lo}, {hi}]"
+                if bad.any():
+                    r = int(np.flatnonzero(bad)[0])
+                    found.append((c, problem, r, x[r].tolist(), int(bad.sum())))
+            return found
+
+        with ThreadPoolExecutor(IO_THREADS) as pool:
+            results = list(pool.map(scan, self.episodes))
+        bad_eps = [(ep, f) for ep, f in zip(self.episodes, results) if f]
+        if not bad_eps:
+            self._checked.update((c, ranges.get(c)) for c in columns)  # files do not change under a reader
+            return
+        ep, found = bad_eps[0]
+        column, problem, row, value, _ = found[0]
+        frames = sum(n for _, f in bad_eps for *_, n in f)
+        value = value[0] if len(value) == 1 else value
+        fix = "repair the annotation (stage progress lies in [0, 1])" if problem.startswith("values") else "repair or drop those episodes (e.g. `lerobot-doctor fix <dataset> --fixes nan`)"
+        raise DatasetFormatError(
+            f"{self.data_path(ep.episode_index)}: episode {ep.episode_index}, column {column}: {problem} at frame {row} "
+            f"(value {value}){why}; {_count(frames, 'bad frame')} in {_count(len(bad_eps), 'episode')} in all. Fix: {fix}"
+        )
+
     # ------------------------------------------------------------------ frames
     def _video_paths(self, episode_index: int, cameras: Sequence[str] | None) -> dict[str, Path]:
         keys = self.resolve_cameras(cameras)
@@ -386,7 +526,7 @@ class LeRobotDatasetReader:
         """Stream ``{video_key: (H, W, 3) uint8}`` for frames start..stop-1, cameras in step."""
         ep = self.episode(episode_index)
         stop = ep.length if stop is None else min(stop, ep.length)
-        return iter_lockstep(self._video_paths(episode_index, cameras), start, stop, size, threads)
+        return iter_lockstep(self._video_paths(episode_index, cameras), start, stop, size, threads, f"episode {episode_index}")
 
     def get_frames(
         self,
@@ -400,7 +540,7 @@ class LeRobotDatasetReader:
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= ep.length):
             raise IndexError(f"{self.root}: episode {episode_index} has {ep.length} frames; asked for {idx.min()}..{idx.max()}")
-        return {k: VideoReader(p, size=size).get(idx) for k, p in self._video_paths(episode_index, cameras).items()}
+        return {k: VideoReader(p, size=size, context=f"episode {episode_index}").get(idx) for k, p in self._video_paths(episode_index, cameras).items()}
 
     def __repr__(self) -> str:
         return f"LeRobotDatasetReader({str(self.root)!r}, episodes={self.num_episodes}, frames={self.num_frames}, videos={self.video_keys})"

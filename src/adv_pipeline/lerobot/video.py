@@ -15,7 +15,21 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .format import DatasetFormatError
+
 Size = tuple[int, int]  # (height, width) in pixels
+
+
+class VideoDecodeError(DatasetFormatError):
+    """A video cannot be decoded; the message names the file, the episode and the frame."""
+
+
+def decode_error(path: Path, context: str, frame: int, exc: Exception) -> VideoDecodeError:
+    where = f"{context}, " if context else ""
+    return VideoDecodeError(
+        f"{path}: {where}frame {frame} cannot be decoded ({exc}). Fix: re-encode this video from the "
+        "episode's source frames, or drop the episode"
+    )
 
 
 @dataclass(frozen=True)
@@ -113,17 +127,26 @@ class VideoReader:
         path: the video file.
         size: optional (height, width) to resize to, with padding that keeps the aspect.
         threads: decoder threads (0 = FFmpeg's choice; 1 = none, best for tiny frames).
+        context: what the video is, for error messages (e.g. ``"episode 3"``).
+
+    Raises:
+        VideoDecodeError: from the iterators, naming the file and frame, when FFmpeg
+            cannot demux or decode it.
     """
 
-    def __init__(self, path: str | Path, size: Size | None = None, threads: int = 1):
+    def __init__(self, path: str | Path, size: Size | None = None, threads: int = 1, context: str = ""):
         self.path = Path(path)
         self.size = tuple(size) if size is not None else None
         self.threads = int(threads)
+        self.context = context
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: video file not found")
 
     def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
-        container = av.open(str(self.path))
+        try:
+            container = av.open(str(self.path))
+        except av.FFmpegError as exc:
+            raise decode_error(self.path, self.context, 0, exc) from exc
         stream = container.streams.video[0]
         if self.threads != 1:
             stream.thread_type = "AUTO"
@@ -140,17 +163,20 @@ class VideoReader:
     def iter(self, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
         """Yield frames ``start .. stop-1`` in order (seeking to ``start`` first)."""
         container, stream = self._open()
+        i = start - 1
         try:
             index_of = self._index_fn(stream)
             if start > 0:
                 self._seek(container, stream, start)
             for frame in container.decode(stream):
-                i = index_of(frame.pts) if frame.pts is not None else start
+                i = index_of(frame.pts) if frame.pts is not None else i + 1
                 if i < start:
                     continue
                 if stop is not None and i >= stop:
                     break
                 yield _frame_to_array(frame, self.size)
+        except av.FFmpegError as exc:
+            raise decode_error(self.path, self.context, max(i + 1, start), exc) from exc
         finally:
             container.close()
 
@@ -176,9 +202,9 @@ class VideoReader:
         order = np.unique(idx)
         got: dict[int, np.ndarray] = {}
         container, stream = self._open()
+        pos = -1  # index of the last decoded frame
         try:
             index_of = self._index_fn(stream)
-            pos = -1  # index of the last decoded frame
             k = 0
             while k < len(order):
                 target = int(order[k])
@@ -206,6 +232,8 @@ class VideoReader:
                         )
                 if not found_any:
                     break
+        except av.FFmpegError as exc:
+            raise decode_error(self.path, self.context, pos + 1, exc) from exc
         finally:
             container.close()
         return np.stack([got[int(i)] for i in idx])
@@ -217,12 +245,13 @@ def iter_lockstep(
     stop: int | None = None,
     size: Size | None = None,
     threads: int = 1,
+    context: str = "",
 ) -> Iterator[dict[str, np.ndarray]]:
     """Yield ``{camera: frame}`` for frames ``start .. stop-1`` of several videos in step.
 
     Stops at the shortest video. Memory: one frame per camera.
     """
-    readers = {k: VideoReader(p, size=size, threads=threads).iter(start, stop) for k, p in paths.items()}
+    readers = {k: VideoReader(p, size=size, threads=threads, context=context).iter(start, stop) for k, p in paths.items()}
     keys = list(readers)
     for frames in zip(*(readers[k] for k in keys)):
         yield dict(zip(keys, frames))

@@ -2,8 +2,9 @@
 existing dataset (changed/added columns, new tasks) with the videos linked.
 
 Every write goes to a hidden temporary directory beside the destination and is renamed
-into place at the end, so a failed run leaves no half dataset and never touches its
-input. Metadata (episodes.jsonl tasks, info.json totals, episodes_stats, stats.json) is
+into place at the end (:func:`adv_pipeline.outputs.atomic_directory`), so a failed run
+leaves no half dataset and never touches its input; the destination is replaced only if
+this project wrote it, and never when it is, holds or lies inside the input. Metadata (episodes.jsonl tasks, info.json totals, episodes_stats, stats.json) is
 regenerated from what was written, so it stays true.
 """
 
@@ -12,10 +13,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -24,6 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
+
+from adv_pipeline.crash import die_with_parent, failpoint
+from adv_pipeline.outputs import DATASET, atomic_directory, temporary_path
 
 from .format import (
     CODEBASE_VERSION,
@@ -172,7 +174,7 @@ def write_parquet(path: Path, table: pa.Table, atomic: bool = False) -> None:
     reader never sees a half-written file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    target = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}" if atomic else path
+    target = temporary_path(path) if atomic else path
     pq.write_table(table, target, compression="snappy", use_dictionary=_dictionary_columns(table.schema))
     if atomic:
         os.replace(target, path)
@@ -191,29 +193,6 @@ def link_or_copy(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
-
-
-@contextmanager
-def atomic_directory(root: str | Path, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary directory that replaces ``root`` only if the block succeeds."""
-    root = Path(root)
-    if root.exists() and not overwrite:
-        raise FileExistsError(f"{root}: already exists. Fix: remove it or allow overwrite")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if root.exists():
-        old = root.parent / f".{root.name}.old-{uuid.uuid4().hex[:8]}"
-        root.rename(old)
-    tmp.rename(root)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_meta(
@@ -317,7 +296,9 @@ class NewDataset:
     workers: int = 1
     chunks_size: int = DEFAULT_CHUNKS_SIZE
 
-    def write(self, root: str | Path, overwrite: bool = True) -> LeRobotDatasetReader:
+    def write(self, root: str | Path, overwrite: bool = False) -> LeRobotDatasetReader:
+        """Write to ``root`` (replacing a dataset this project wrote there; anything
+        else only with ``overwrite``, see :func:`adv_pipeline.outputs.check_output`)."""
         features = {**self.features, **INDEX_FEATURES}
         info = {
             "codebase_version": CODEBASE_VERSION,
@@ -328,10 +309,10 @@ class NewDataset:
             "video_path": VIDEO_PATH if video_keys(features) else None,
             "features": features,
         }
-        with atomic_directory(root, overwrite) as tmp:
+        with atomic_directory(root, DATASET, overwrite=overwrite) as tmp:
             jobs = list(enumerate(self.episodes))
             if self.workers > 1 and len(jobs) > 1:
-                with ProcessPoolExecutor(self.workers) as pool:
+                with ProcessPoolExecutor(self.workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
                     futures = [pool.submit(_encode_episode, f, tmp, info, i, self.video) for i, f in jobs]
                     results = [fut.result() for fut in tqdm(futures, desc="episodes", unit="ep")]
             else:
@@ -347,7 +328,9 @@ class NewDataset:
                 episodes.append({"episode_index": i, "tasks": [res.task], "length": res.length})
                 all_stats.append({**numeric_stats(cols, features), **res.video_stats})
                 start += res.length
+                failpoint("dataset.episode")
             write_meta(tmp, info, tasks, episodes, all_stats)
+            failpoint("dataset.finalize")
         return LeRobotDatasetReader(root, check_files=False)  # just written and validated by construction
 
 
@@ -373,11 +356,12 @@ class DerivedDataset:
     features: Mapping[str, dict] = field(default_factory=dict)
     workers: int = 2
 
-    def write(self, root: str | Path, overwrite: bool = True) -> LeRobotDatasetReader:
+    def write(self, root: str | Path, overwrite: bool = False) -> LeRobotDatasetReader:
+        """Write to ``root``: never the source, inside it or a folder holding it; a
+        dataset this project wrote there is replaced, anything else only with
+        ``overwrite`` (see :func:`adv_pipeline.outputs.check_output`)."""
         src = self.source
         root = Path(root)
-        if root.resolve() == src.root.resolve():
-            raise ValueError(f"{root}: a derived dataset cannot overwrite its source. Fix: choose another output path")
         n = src.num_frames
         for name, values in self.columns.items():
             if len(values) != n:
@@ -412,13 +396,15 @@ class DerivedDataset:
             missing = [k for k in numeric if k not in stats and k not in new_stats]  # source without stats for them
             stats.update(numeric_stats({k: column_to_numpy(table[k]) for k in missing}, features))
             stats.update({k: v[pos] for k, v in new_stats.items()})
+            failpoint("dataset.episode")
             return stats
 
-        with atomic_directory(root, overwrite) as tmp:
+        with atomic_directory(root, DATASET, inputs={"source dataset": src.root}, overwrite=overwrite) as tmp:
             with ThreadPoolExecutor(max(1, self.workers)) as pool:
                 all_stats = list(tqdm(pool.map(rewrite, range(src.num_episodes)), total=src.num_episodes, desc="episodes", unit="ep"))
             rows = [{"episode_index": ep.episode_index, "tasks": t, "length": ep.length} for ep, t in zip(src.episodes, episode_tasks)]
             write_meta(tmp, info, tasks, rows, all_stats)
+            failpoint("dataset.finalize")
         return LeRobotDatasetReader(root, check_files=False)  # just written and validated by construction
 
     def _episode_tasks(self, tasks: list[str]) -> list[list[str]]:

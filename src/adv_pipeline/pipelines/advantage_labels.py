@@ -27,6 +27,9 @@ def read_inputs(dataset: LeRobotDatasetReader, params: dict[str, Any]) -> lab.La
     return lab.read_label_inputs(dataset, lab.LabelingConfig.from_params(params))
 
 
+read_inputs.preflight = read_inputs  # every check of the labelling's input (its reads are memoised)
+
+
 def compute_advantage(inputs: lab.LabelInputs, params: dict[str, Any]) -> np.ndarray:
     return lab.frame_advantage(inputs, lab.LabelingConfig.from_params(params))
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from adv_pipeline.configs import dataclass_from_dict
+from adv_pipeline.configs import check_resume, dataclass_from_dict
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,10 @@ class TrainConfig:
         save_interval: steps between checkpoints (the last step is always saved).
         keep_period: checkpoints kept besides the latest (multiples of it); None keeps all.
         log_interval: steps between logged metrics (mean over the interval).
-        resume: continue from the run directory's latest checkpoint if there is one.
+        resume: ``auto`` continues the latest run when it trained on the same data and
+            settings, else starts a new run; ``true`` continues the named or latest run
+            (refused, saying what changed, if data or settings differ); ``false`` always
+            starts a new run. Earlier runs are never deleted.
         seed: parameter init and data order (batch of step s depends on (seed, s) only).
     """
 
@@ -97,9 +100,12 @@ class TrainConfig:
     save_interval: int = 1000
     keep_period: int | None = None
     log_interval: int = 50
-    resume: bool = True
+    resume: bool | Literal["auto"] = "auto"
     seed: int = 0
     progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        check_resume(self.resume, "awbc.train.resume")
 
 
 @dataclass(frozen=True)

@@ -115,8 +115,18 @@ def decode_images(reader: LeRobotDatasetReader, camera_keys: list[str], size: in
     return np.concatenate(parts) if parts else np.zeros((0, len(camera_keys), size, size, 3), np.uint8)
 
 
+def check_policy_inputs(reader: LeRobotDatasetReader, config: DataConfig) -> None:
+    """Every check of Stage 3's input, before anything is written: the cameras exist, and
+    the state and action columns exist and are finite."""
+    reader.resolve_cameras(list(config.cameras))
+    for key, option in ((config.state_key, "awbc.data.state_key"), (config.action_key, "awbc.data.action_key")):
+        reader.require_column(key, f", needed because {option}={key}", f"set {option} to one of the dataset's columns")
+    reader.check_values([config.state_key, config.action_key], ", read by the policy")
+
+
 def load_training_data(reader: LeRobotDatasetReader, config: DataConfig, tokenizer: HashTokenizer) -> TrainingData:
     """Decode and index a LeRobot dataset for training (see :class:`TrainingData`)."""
+    check_policy_inputs(reader, config)
     camera_keys = reader.resolve_cameras(list(config.cameras))
     cols = reader.read_columns([config.state_key, config.action_key, "task_index"])
     states, actions = cols[config.state_key].astype(np.float32), cols[config.action_key].astype(np.float32)

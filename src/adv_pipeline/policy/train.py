@@ -17,12 +17,13 @@ must go to storage all hosts can read for resuming.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
-import shutil
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +35,10 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
-from adv_pipeline.checkpoints import Checkpoint, list_steps, load_checkpoint, prune_checkpoints
+from adv_pipeline.checkpoints import Checkpoint, Runs, begin_run, list_steps, load_checkpoint, open_run, prune_checkpoints
+from adv_pipeline.crash import failpoint
 from adv_pipeline.lerobot import LeRobotDatasetReader
+from adv_pipeline.outputs import output_lock
 
 from .checkpoint_io import (
     PolicyAssets,
@@ -148,28 +151,16 @@ def _append(metrics: Metrics, name: str, value: float, step: int) -> None:
 _RESULT_FIELDS = ("steps", "batch_size", "lr", "warmup_steps", "end_lr_ratio", "weight_decay", "grad_clip", "seed")
 
 
-def _result_fields(train_config: dict) -> dict:
-    return {k: train_config.get(k) for k in _RESULT_FIELDS}
-
-
-def _resume_point(run_dir: Path, policy_config: PolicyConfig, train_config: TrainConfig, dhash: str) -> Checkpoint | None:
-    """The checkpoint to resume from, or None (and an emptied run directory) to start over."""
-    steps = list_steps(run_dir)
-    if not steps:
-        return None
-    if train_config.resume:
-        ckpt = load_checkpoint(run_dir)
-        same = (
-            ckpt.metadata.get("data_hash") == dhash
-            and ckpt.metadata.get("policy_config") == config_to_dict(policy_config)
-            and _result_fields(ckpt.metadata.get("train_config", {})) == _result_fields(config_to_dict(train_config))
-        )
-        if same:
-            return ckpt
-        log.warning("%s: latest checkpoint (step %d) was trained on other data or with another config; starting over", run_dir, ckpt.step)
-    for s in steps:
-        shutil.rmtree(run_dir / str(s), ignore_errors=True)
-    return None
+def run_identity(reader: LeRobotDatasetReader, policy_config: PolicyConfig, train_config: TrainConfig, dhash: str) -> dict:
+    """What a run trains on: the training arrays' hash, the dataset's fingerprint, the
+    policy config and the training settings that change the weights."""
+    train = config_to_dict(train_config)
+    return {
+        "data_hash": dhash,
+        "dataset_fingerprint": reader.fingerprint(),
+        "policy_config": config_to_dict(policy_config),
+        "train_config": {k: train.get(k) for k in _RESULT_FIELDS},
+    }
 
 
 def train_policy(
@@ -180,12 +171,16 @@ def train_policy(
     stop_at: int | None = None,
     data: TrainingData | None = None,
 ) -> TrainResult:
-    """Train (or resume training) a policy on a LeRobot dataset; checkpoints go to ``run_dir``.
+    """Train (or resume training) a policy on a LeRobot dataset in the run folder ``run_dir``.
+
+    A run with checkpoints is only continued (``train_config.resume``) on the same data
+    and settings, never deleted (:func:`adv_pipeline.checkpoints.begin_run`); process 0
+    holds the run's lock while training.
 
     Args:
         reader: the training dataset.
         policy_config / train_config: see :mod:`adv_pipeline.policy.config`.
-        run_dir: run directory; ``<run_dir>/<step>/`` every ``save_interval`` steps and at the end.
+        run_dir: the run folder; ``<run_dir>/<step>/`` every ``save_interval`` steps and at the end.
         stop_at: stop (and checkpoint) after this step instead of ``train_config.steps``,
             as an interrupted run would; the schedule still spans ``train_config.steps``.
         data: already decoded training data for this reader and config (saves decoding).
@@ -193,20 +188,52 @@ def train_policy(
     run_dir = Path(run_dir)
     if train_config.batch_size % jax.device_count():
         raise ValueError(f"awbc.train.batch_size={train_config.batch_size} is not divisible by the {jax.device_count()} devices. Fix: choose a multiple")
-    tokenizer = HashTokenizer(policy_config.tokenizer)
     if data is None:
-        data = load_training_data(reader, policy_config.data, tokenizer)
+        data = load_training_data(reader, policy_config.data, HashTokenizer(policy_config.tokenizer))
     dhash = data_hash(data)
+    main = jax.process_index() == 0
+    with output_lock(run_dir) if main else nullcontext():
+        identity = run_identity(reader, policy_config, train_config, dhash)
+        resumed = begin_run(run_dir, identity, bool(train_config.resume)) if main else bool(train_config.resume and list_steps(run_dir))
+        return _train_loop(reader, policy_config, train_config, run_dir, stop_at, data, dhash, resumed)
+
+
+def train_policy_run(
+    reader: LeRobotDatasetReader,
+    policy_config: PolicyConfig,
+    train_config: TrainConfig,
+    runs: Runs,
+    overwrite: bool = False,
+) -> TrainResult:
+    """Train in a run folder of ``runs``: a new run, or the one ``train_config.resume``
+    continues (``"auto"``: the latest run when it trained on the same data and settings),
+    see :func:`adv_pipeline.checkpoints.open_run`."""
+    data = load_training_data(reader, policy_config.data, HashTokenizer(policy_config.tokenizer))
+    identity = run_identity(reader, policy_config, train_config, data_hash(data))
+    run_dir = open_run(runs, identity, train_config.resume, overwrite)
+    resume = train_config.resume is True or (train_config.resume == "auto" and bool(list_steps(run_dir)))
+    return train_policy(reader, policy_config, dataclasses.replace(train_config, resume=resume), run_dir, data=data)
+
+
+def _train_loop(
+    reader: LeRobotDatasetReader,
+    policy_config: PolicyConfig,
+    train_config: TrainConfig,
+    run_dir: Path,
+    stop_at: int | None,
+    data: TrainingData,
+    dhash: str,
+    resumed: bool,
+) -> TrainResult:
     model = model_for(policy_config, data)
     tx, schedule = make_optimizer(train_config)
     cfg, dc = train_config, policy_config.data
     end = cfg.steps if stop_at is None else min(int(stop_at), cfg.steps)
-
     params = init_params(model, sample_batch(data, 0, 1, cfg.seed, 0.0), cfg.seed)
     opt_state = tx.init(params)
     metrics: Metrics = {}
     start = 0
-    resume = _resume_point(run_dir, policy_config, train_config, dhash)
+    resume = load_checkpoint(run_dir) if resumed else None
     if resume is not None:
         params = jax.tree_util.tree_map(jnp.asarray, unflatten_params(resume.load_weights()))
         opt_state = load_optimizer_state(resume, opt_state)
@@ -260,6 +287,7 @@ def train_policy(
             rate = (done - first) * cfg.batch_size / elapsed if elapsed > 0 else 0.0
             bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.0f}")
         bar.update(1)
+        failpoint("policy.step")
         if done % cfg.save_interval == 0 or done == end:
             ckpt = save(done)
     bar.close()

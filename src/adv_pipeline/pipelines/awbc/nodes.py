@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from adv_pipeline.checkpoints import Checkpoint
+from adv_pipeline.checkpoints import Checkpoint, Runs
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.policy import (
     EvalConfig,
@@ -19,25 +18,35 @@ from adv_pipeline.policy import (
     results_figure,
     results_metrics,
     results_table,
-    train_policy,
 )
+from adv_pipeline.pipelines.preflight import checked_by
 from adv_pipeline.policy.config import config_from_dict
+from adv_pipeline.policy.data import check_policy_inputs
+from adv_pipeline.policy.train import train_policy_run
 
 
-def _train(dataset: LeRobotDatasetReader, run_dir: Path, params: dict[str, Any], prompt_from_task: bool) -> tuple[Checkpoint, dict]:
+def _check(dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool) -> None:
+    policy_config, _ = configs_from_params(params)
+    config_from_dict(EvalConfig, params["eval"])
+    check_policy_inputs(dataset, policy_config.data)
+
+
+def _train(dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool, prompt_from_task: bool) -> tuple[Checkpoint, dict]:
     policy_config, train_config = configs_from_params(params, prompt_from_task=prompt_from_task)
-    result = train_policy(dataset, policy_config, train_config, run_dir)
+    result = train_policy_run(dataset, policy_config, train_config, runs, overwrite)
     return result.checkpoint, result.metrics
 
 
-def train_awbc_policy(dataset: LeRobotDatasetReader, run_dir: Path, params: dict[str, Any]) -> tuple[Checkpoint, dict]:
+@checked_by(_check)
+def train_awbc_policy(dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool) -> tuple[Checkpoint, dict]:
     """AWBC: prompts ``tasks[task_index]``; returns the final checkpoint and metric history."""
-    return _train(dataset, run_dir, params, prompt_from_task=True)
+    return _train(dataset, runs, params, overwrite, prompt_from_task=True)
 
 
-def train_bc_policy(dataset: LeRobotDatasetReader, run_dir: Path, params: dict[str, Any]) -> tuple[Checkpoint, dict]:
+@checked_by(_check)
+def train_bc_policy(dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool) -> tuple[Checkpoint, dict]:
     """Plain BC baseline: same data, model and budget, every prompt the plain task text."""
-    return _train(dataset, run_dir, params, prompt_from_task=False)
+    return _train(dataset, runs, params, overwrite, prompt_from_task=False)
 
 
 def evaluate_awbc(awbc_policy: Checkpoint, bc_policy: Checkpoint, params: dict[str, Any]) -> tuple[pd.DataFrame, dict, Figure]:

@@ -26,6 +26,9 @@ def make_demo_dataset(params: dict[str, Any]) -> NewDataset:
     )
 
 
+make_demo_dataset.preflight = make_demo_dataset  # the parameters are checked before any work
+
+
 def summarize_dataset(dataset: LeRobotDatasetReader) -> tuple[dict, dict, Figure]:
     """Summary JSON, MLflow metrics and an overview figure of a dataset."""
     summary = dataset_summary(dataset)

@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 train_estimator,
-                ["gt_labeled_dataset", "estimator_run_dir", "params:estimator"],
+                ["gt_labeled_dataset", "estimator_runs", "params:estimator", "params:overwrite"],
                 ["estimator_checkpoint", "estimator_metrics"],
                 name="train_estimator",
             ),

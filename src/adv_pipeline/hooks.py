@@ -1,0 +1,166 @@
+"""Kedro hooks: before a pipeline does any work (and before kedro-mlflow opens a run),
+check every output path against every input, lock the outputs, sweep debris of killed
+runs, and run the nodes' input checks (:mod:`adv_pipeline.pipelines.preflight`).
+
+The rules themselves live in :mod:`adv_pipeline.outputs`; this module only finds the
+paths of a pipeline's catalog entries and applies them.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+from kedro.pipeline import Pipeline
+
+from adv_pipeline.outputs import FILES, RUNS, OutputError, check_output, output_lock, record_file, resolved, sweep_debris
+from adv_pipeline.pipelines.preflight import run_preflight
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A catalog entry with a local path: what it is, where, and its role in the run."""
+
+    name: str
+    path: Path
+    kind: str
+
+
+def catalog_target(name: str, dataset: Any) -> Target | None:
+    """The local path and kind of a catalog dataset, or None (memory, MLflow metrics...)."""
+    kind = getattr(dataset, "output_kind", None)
+    if kind is not None and hasattr(dataset, "path"):
+        return Target(name, Path(dataset.path), kind)
+    filepath = getattr(dataset, "_filepath", None)
+    if filepath is not None and getattr(dataset, "_protocol", "file") in ("file", None):
+        return Target(name, Path(str(filepath)), FILES)
+    return None
+
+
+def _relation(a: Path, b: Path) -> str | None:
+    if a == b:
+        return "equal to"
+    if b in a.parents:
+        return "inside"
+    if a in b.parents:
+        return "containing"
+    return None
+
+
+def _produced_upstream(pipeline: Pipeline, output: str, input_name: str) -> bool:
+    """True if every node reading ``input_name`` runs after the node writing ``output``
+    (the input is that output under another catalog name, as ``target_dataset`` and
+    ``raw_dataset`` in the default run)."""
+    producer = next(n for n in pipeline.nodes if output in n.outputs)
+    consumers = {n.name for n in pipeline.nodes if input_name in n.inputs}
+    downstream = {n.name for n in pipeline.from_nodes(producer.name).nodes} - {producer.name}
+    return bool(consumers) and consumers <= downstream
+
+
+def check_pipeline_outputs(pipeline: Pipeline, catalog, overwrite: bool) -> list[Target]:
+    """Apply the output rules to every catalog output of ``pipeline`` (and to the run
+    folders it trains into); returns the outputs. Raises :class:`OutputError`."""
+    produced = set(pipeline.all_outputs())
+    outputs, inputs = [], []
+    for name in sorted(produced | set(pipeline.inputs())):
+        if name.startswith("params:") or name == "parameters":
+            continue
+        target = catalog_target(name, catalog.get(name))
+        if target is None:
+            continue
+        (outputs if name in produced or _is_workspace(catalog.get(name)) else inputs).append(target)
+    for out in outputs:
+        for inp in inputs:
+            relation = _relation(resolved(out.path), resolved(inp.path))
+            if relation is None or (relation == "equal to" and out.name in produced and _produced_upstream(pipeline, out.name, inp.name)):
+                continue
+            raise OutputError(
+                f"{out.path}: the output {out.name} is {relation} the input {inp.name} ({inp.path}); writing it would "
+                f"modify or delete that input. Fix: {_fix(out)}"
+            )
+    for i, a in enumerate(outputs):
+        for b in outputs[i + 1 :]:
+            relation = _relation(resolved(a.path), resolved(b.path))
+            if relation and not (relation == "equal to" and a.kind == b.kind == RUNS):
+                raise OutputError(f"{a.path}: the outputs {a.name} and {b.name} ({b.path}) overlap ({relation}); one would destroy the other. Fix: {_fix(a)}")
+    for out in outputs:
+        check_output(out.path, out.kind, overwrite=overwrite, name=_option_name(out, outputs))
+    return outputs
+
+
+def _is_workspace(dataset: Any) -> bool:
+    """A dataset a node trains into (loaded, but written through)."""
+    from adv_pipeline.datasets import RunsDataset
+
+    return isinstance(dataset, RunsDataset)
+
+
+def _option_name(target: Target, outputs: list[Target]) -> str | None:
+    """The catalog name whose ``<name>_path`` runtime parameter sets this path."""
+    if target.kind == FILES:
+        return None
+    same = [o.name for o in outputs if o.path == target.path and o.name.endswith("_runs")]
+    return same[0] if same else target.name
+
+
+def _fix(target: Target) -> str:
+    if target.kind == FILES:
+        return "move that file away"
+    return f'choose another output path (--params "{target.name}_path=<new path>")'
+
+
+def _param(catalog, name: str, default: Any) -> Any:
+    key = f"params:{name}"
+    return catalog.load(key) if key in catalog else default
+
+
+class SafetyHooks:
+    """Output rules, locks, debris sweeping and input checks around every run."""
+
+    def __init__(self) -> None:
+        self._locks: ExitStack | None = None
+        self._catalog = None
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow opens its run
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
+        outputs = check_pipeline_outputs(pipeline, catalog, bool(_param(catalog, "overwrite", False)))
+        locks = ExitStack()
+        try:
+            for path in sorted({resolved(o.path) for o in outputs}):
+                locks.enter_context(output_lock(path))
+                sweep_debris(path.parent, path.name)
+            run_preflight(pipeline, catalog)
+        except BaseException:
+            locks.close()
+            raise
+        self._locks, self._catalog = locks, catalog
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        if self._catalog is None:
+            return
+        target = catalog_target(dataset_name, self._catalog.get(dataset_name))
+        if target is not None and target.kind == FILES and target.path.is_file():
+            record_file(target.path)
+
+    def _release(self) -> None:
+        if self._locks is not None:
+            self._locks.close()
+        self._locks, self._catalog = None, None
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog) -> None:
+        self._release()
+
+    @hook_impl
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        self._release()
+
+
+__all__ = ["OutputError", "SafetyHooks", "Target", "catalog_target", "check_pipeline_outputs"]
