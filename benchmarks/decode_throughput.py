@@ -2,7 +2,7 @@
 
     python benchmarks/decode_throughput.py [DATASET_DIR] [--repeats 3]
 
-DATASET_DIR defaults to data/01_raw/demo (run `kedro run --pipeline demo` first).
+DATASET_DIR defaults to data/01_raw/demo (run `kedro run --pipelines demo` first).
 Raw PyAV = open each MP4, decode every frame, convert to an RGB ndarray, nothing else.
 Reader = ``LeRobotDatasetReader.iter_frames`` (all cameras in lockstep, per episode).
 Prints frames/s (one frame = one camera image) and the reader/raw ratio (target >= 0.8).

@@ -11,7 +11,7 @@ Then prints:
 - gt_labeling's whole process: open + validate the dataset, read the columns, advantage,
   per-stage thresholds, labels, statistics, and the derived dataset written atomically
   with its metadata and stats (the same functions the Kedro nodes call);
-- optionally (``--kedro``) the wall time of ``kedro run --pipeline gt_labeling`` on it.
+- optionally (``--kedro``) the wall time of ``kedro run --pipelines gt_labeling`` on it.
 Target: whole process within 1.3x of the floor.
 """
 
@@ -117,7 +117,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/adv_bench"))
     parser.add_argument("--workers", type=int, default=2, help="threads rewriting episode files")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--kedro", action="store_true", help="also time `kedro run --pipeline gt_labeling`")
+    parser.add_argument("--kedro", action="store_true", help="also time `kedro run --pipelines gt_labeling`")
     args = parser.parse_args()
     root = args.dir / f"large_{args.episodes}x{args.frames}"
     t0 = time.perf_counter()
@@ -142,10 +142,10 @@ def main() -> None:
     if args.kedro:
         out = args.dir / "labeled_kedro"
         t0 = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).parent / "kedro"), "run", "--pipeline", "gt_labeling", "--params",
+        subprocess.run([str(Path(sys.executable).parent / "kedro"), "run", "--pipelines", "gt_labeling", "--params",
                         f"raw_dataset_path={root},gt_labeled_dataset_path={out},gt_labeling.threshold=30,gt_labeling.stage_nums=2"],
                        check=True, capture_output=True)
-        print(f"kedro run --pipeline gt_labeling (incl. start-up, MLflow, plots): {time.perf_counter() - t0:7.2f} s")
+        print(f"kedro run --pipelines gt_labeling (incl. start-up, MLflow, plots): {time.perf_counter() - t0:7.2f} s")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 
-from adv_pipeline.outputs import FILES, RUNS, OutputError, check_output, output_lock, record_file, resolved, sweep_debris
+from adv_pipeline.outputs import FILES, RUNS, OutputError, check_output, output_lock, path_fix, record_file, relation, resolved, sweep_debris
 from adv_pipeline.pipelines.preflight import run_preflight
 
 log = logging.getLogger(__name__)
@@ -40,16 +40,6 @@ def catalog_target(name: str, dataset: Any) -> Target | None:
     filepath = getattr(dataset, "_filepath", None)
     if filepath is not None and getattr(dataset, "_protocol", "file") in ("file", None):
         return Target(name, Path(str(filepath)), FILES)
-    return None
-
-
-def _relation(a: Path, b: Path) -> str | None:
-    if a == b:
-        return "equal to"
-    if b in a.parents:
-        return "inside"
-    if a in b.parents:
-        return "containing"
     return None
 
 
@@ -77,18 +67,18 @@ def check_pipeline_outputs(pipeline: Pipeline, catalog, overwrite: bool) -> list
         (outputs if name in produced or _is_workspace(catalog.get(name)) else inputs).append(target)
     for out in outputs:
         for inp in inputs:
-            relation = _relation(resolved(out.path), resolved(inp.path))
-            if relation is None or (relation == "equal to" and out.name in produced and _produced_upstream(pipeline, out.name, inp.name)):
+            how = relation(resolved(out.path), resolved(inp.path))
+            if how is None or (how == "equal to" and out.name in produced and _produced_upstream(pipeline, out.name, inp.name)):
                 continue
             raise OutputError(
-                f"{out.path}: the output {out.name} is {relation} the input {inp.name} ({inp.path}); writing it would "
-                f"modify or delete that input. Fix: {_fix(out)}"
+                f"{out.path}: the output {out.name} is {how} the input {inp.name} ({inp.path}); writing it would "
+                f"modify or delete that input. Fix: {path_fix(_option_name(out, outputs), out.kind)}"
             )
     for i, a in enumerate(outputs):
         for b in outputs[i + 1 :]:
-            relation = _relation(resolved(a.path), resolved(b.path))
-            if relation and not (relation == "equal to" and a.kind == b.kind == RUNS):
-                raise OutputError(f"{a.path}: the outputs {a.name} and {b.name} ({b.path}) overlap ({relation}); one would destroy the other. Fix: {_fix(a)}")
+            how = relation(resolved(a.path), resolved(b.path))
+            if how and not (how == "equal to" and a.kind == b.kind == RUNS):
+                raise OutputError(f"{a.path}: the outputs {a.name} and {b.name} ({b.path}) overlap ({how}); one would destroy the other. Fix: {path_fix(_option_name(a, outputs), a.kind)}")
     for out in outputs:
         check_output(out.path, out.kind, overwrite=overwrite, name=_option_name(out, outputs))
     return outputs
@@ -109,12 +99,6 @@ def _option_name(target: Target, outputs: list[Target]) -> str | None:
     return same[0] if same else target.name
 
 
-def _fix(target: Target) -> str:
-    if target.kind == FILES:
-        return "move that file away"
-    return f'choose another output path (--params "{target.name}_path=<new path>")'
-
-
 def _param(catalog, name: str, default: Any) -> Any:
     key = f"params:{name}"
     return catalog.load(key) if key in catalog else default
@@ -132,7 +116,9 @@ class SafetyHooks:
         outputs = check_pipeline_outputs(pipeline, catalog, bool(_param(catalog, "overwrite", False)))
         locks = ExitStack()
         try:
-            for path in sorted({resolved(o.path) for o in outputs}):
+            # datasets and runs first: a clash is reported on the output that matters
+            paths = {resolved(o.path): o.kind == FILES for o in outputs}
+            for path in sorted(paths, key=lambda p: (paths[p], p)):
                 locks.enter_context(output_lock(path))
                 sweep_debris(path.parent, path.name)
             run_preflight(pipeline, catalog)

@@ -116,8 +116,9 @@ def _owned(path: Path, kind: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- rules
-def _related(a: Path, b: Path) -> str | None:
-    """How output ``a`` relates to input ``b``: "equal to", "inside", "containing" or None."""
+def relation(a: Path, b: Path) -> str | None:
+    """How path ``a`` relates to path ``b`` (both resolved): "equal to", "inside",
+    "containing" or None."""
     if a == b:
         return "equal to"
     if b in a.parents:
@@ -153,19 +154,25 @@ def check_output(
     out = resolved(path)
     named = inputs.items() if isinstance(inputs, Mapping) else ((None, p) for p in inputs)
     for in_name, in_path in named:
-        relation = _related(out, resolved(in_path))
-        if relation:
+        how = relation(out, resolved(in_path))
+        if how:
             what = f"the input {in_name} ({in_path})" if in_name else f"the input {in_path}"
-            raise OutputError(f"{path}: this output is {relation} {what}; writing it would modify or delete that input. Fix: {_path_fix(name)}")
+            raise OutputError(f"{path}: this output is {how} {what}; writing it would modify or delete that input. Fix: {path_fix(name, kind)}")
     if not os.path.lexists(out) or overwrite or _owned(Path(path), kind):
         return
     raise OutputError(
-        f"{path}: already holds {_describe(Path(path))} that adv_pipeline did not write as a {kind.replace('_', ' ')}, "
-        f"so it is not replaced. Fix: {_path_fix(name)}, or {OVERWRITE_FIX}"
+        f"{path}: already holds {_describe(Path(path))} that adv_pipeline did not write as {KIND_NAMES.get(kind, kind)}, "
+        f"so it is not replaced. Fix: {path_fix(name, kind)}, or {OVERWRITE_FIX}"
     )
 
 
-def _path_fix(name: str | None) -> str:
+KIND_NAMES = {DATASET: "a LeRobot dataset", RUNS: "a folder of training runs", RUN: "a training run", FILES: "a report", "checkpoint": "a checkpoint"}
+
+
+def path_fix(name: str | None, kind: str) -> str:
+    """How to write an output elsewhere: its ``<name>_path`` runtime parameter."""
+    if kind == FILES:
+        return "move that file away"
     return f'choose another output path (--params "{name}_path=<new path>")' if name else "choose another output path"
 
 

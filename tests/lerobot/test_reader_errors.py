@@ -14,7 +14,7 @@ import pytest
 
 from adv_pipeline.lerobot import DatasetFormatError, DerivedDataset, LeRobotDatasetReader, encode_video
 
-from ..conftest import SyntheticEpisode, synthetic_frame, synthetic_plan
+from ..conftest import synthetic_frame, synthetic_plan
 
 
 def _edit_json(path: Path, **changes) -> None:

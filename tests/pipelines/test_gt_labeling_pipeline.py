@@ -22,12 +22,12 @@ TASK = "hand over the block and place it in the goal"
 def test_gt_labeling_on_demo_data(kedro_project, tmp_path):
     raw = tmp_path / "raw"
     out = tmp_path / "labeled"
-    run_kedro(kedro_project, "run", "--pipeline", "demo", "--params", f"demo.n_episodes=6,raw_dataset_path={raw}")
+    run_kedro(kedro_project, "run", "--pipelines", "demo", "--params", f"demo.n_episodes=6,raw_dataset_path={raw}")
     before = {p: p.stat().st_mtime_ns for p in raw.rglob("*") if p.is_file()}
 
     # the seed's example, as one line
     run_kedro(
-        kedro_project, "run", "--pipeline", "gt_labeling", "--params",
+        kedro_project, "run", "--pipelines", "gt_labeling", "--params",
         f"raw_dataset_path={raw},gt_labeled_dataset_path={out},gt_labeling.threshold=30,gt_labeling.chunk_size=50,"
         "gt_labeling.discretization=binary,gt_labeling.advantage_source=progress,gt_labeling.stage_nums=2",
     )
@@ -63,7 +63,7 @@ def test_gt_labeling_on_demo_data(kedro_project, tmp_path):
 
     # statistics only (the seed's --dry-run): no dataset written
     dry = tmp_path / "dry"
-    run_kedro(kedro_project, "run", "--pipeline", "gt_labeling", "--to-outputs", "gt_label_stats", "--params",
+    run_kedro(kedro_project, "run", "--pipelines", "gt_labeling", "--to-outputs", "gt_label_stats", "--params",
               f"raw_dataset_path={raw},gt_labeled_dataset_path={dry},gt_labeling.discretization=n_slices")
     assert not dry.exists()
     stats = json.loads((kedro_project / "data/08_reporting/gt_label_stats.json").read_text())
@@ -72,7 +72,7 @@ def test_gt_labeling_on_demo_data(kedro_project, tmp_path):
     # bad input: a clear error before anything is written
     bad = tmp_path / "bad"
     proc = subprocess.run(
-        [str(BIN / "kedro"), "run", "--pipeline", "gt_labeling", "--params",
+        [str(BIN / "kedro"), "run", "--pipelines", "gt_labeling", "--params",
          f"raw_dataset_path={raw},gt_labeled_dataset_path={bad},gt_labeling.advantage_source=absolute_advantage"],
         cwd=kedro_project, capture_output=True, text=True,
     )

@@ -257,7 +257,8 @@ class LeRobotDatasetReader:
         n, e = ep.length, ep.episode_index
         if "episode_index" in cols and (bad := cols["episode_index"] != e).any():
             r = first(bad)
-            return format_error(self.root, rel, f"the file of episode {e} has episode_index {int(cols['episode_index'][r])} at row {r}: two files claim that episode", f"set episode_index to {e} in this file (or check which file holds which episode)")
+            other = int(cols["episode_index"][r])
+            return format_error(self.root, rel, f"episode {e}: its file has episode_index {other} at row {r}: two files claim episode {other}", f"set episode_index to {e} in this file (or check which file holds which episode)")
         frames = np.arange(n)
         if "frame_index" in cols and (bad := cols["frame_index"] != frames).any():
             r = first(bad)
@@ -285,8 +286,10 @@ class LeRobotDatasetReader:
             path = self.video_path(ep.episode_index, key)
             try:
                 return probe(path).n_frames if path.is_file() else None
-            except (av.FFmpegError, IndexError) as exc:  # IndexError: no video stream
+            except av.FFmpegError as exc:
                 return exc
+            except IndexError:  # the container has no video stream
+                return ValueError("no video stream in it")
 
         with ThreadPoolExecutor(IO_THREADS) as pool:
             counts = list(pool.map(frames, jobs))

@@ -267,7 +267,7 @@ def _train_loop(
     t0 = time.perf_counter()
     t_compiled, pending = None, []
     ckpt = None
-    bar = tqdm(total=end, initial=start, desc=f"train {run_dir.name}", disable=not cfg.progress_bar, dynamic_ncols=True)
+    bar = tqdm(total=end, initial=start, desc=f"train {run_dir.parent.name}/{run_dir.name}", disable=not cfg.progress_bar, dynamic_ncols=True)
     for step in range(start, end):
         batch = shard_batch(sample_batch(data, step, cfg.batch_size, cfg.seed, dc.prompt_dropout if dc.prompt_from_task else 0.0), mesh)
         params, opt_state, m = train_step(params, opt_state, batch)
