@@ -126,14 +126,19 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
         if not dtype.startswith(("float", "int", "uint")):
             first = dataset.episodes[0].episode_index
             raise DatasetFormatError(f"{dataset.data_path(first)}: column {column} holds {dtype} values, not numbers{why[column]}. Fix: store it as float32")
-    for column in needed:
-        dataset.check_values([column], why[column])
-    if STAGE_COLUMN in available:
-        dataset.check_values([STAGE_COLUMN], why.get(STAGE_COLUMN, " (stage progress, read by the estimator)"), ranges={STAGE_COLUMN: (0.0, 1.0)})
-    dataset.check_values(dataset.float_columns(), ", copied into the labelled dataset")
     use_intervention = config.force_intervention and INTERVENTION_COLUMN in available
-    columns = list(needed) + ([INTERVENTION_COLUMN] if use_intervention else [])
-    data = dataset.read_columns(columns)
+    has_stage = STAGE_COLUMN in available
+    columns = list(dict.fromkeys([*needed, *([STAGE_COLUMN] if has_stage else []), *([INTERVENTION_COLUMN] if use_intervention else [])]))
+    try:
+        data = dataset.read_columns(columns)
+    except DatasetFormatError as exc:  # a later episode lacks a column: say why it is needed
+        missing = [c for c in needed if repr(c) in str(exc)]
+        raise DatasetFormatError(str(exc).replace(". Fix:", f"{''.join(why[c] for c in missing)}. Fix:", 1)) from exc
+    for column in needed:
+        dataset.check_array(column, data[column], why[column], (0.0, 1.0) if column == STAGE_COLUMN else None)
+    if has_stage:  # checked whenever present: the estimator trains on it
+        dataset.check_array(STAGE_COLUMN, data[STAGE_COLUMN], " (stage progress, read by the estimator)", (0.0, 1.0))
+    dataset.check_values(dataset.float_columns(), ", copied into the labelled dataset")
     eps, off = dataset.episode_indices, dataset.offsets
     source = np.asarray(data[config.advantage_source], dtype=np.float64).reshape(len(data[config.advantage_source]), -1)[:, 0]
     stage = np.asarray(data[STAGE_COLUMN], dtype=np.float64).reshape(-1) if config.stage_nums > 1 else None

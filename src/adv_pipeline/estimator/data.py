@@ -82,8 +82,9 @@ def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
             f"{dataset.data_path(ep.episode_index)}: episode {ep.episode_index} has {ep.length} frame; the estimator pairs each "
             "frame with another frame of the same episode. Fix: drop episodes shorter than 2 frames"
         )
-    dataset.check_values([TARGET_COLUMN], ", needed as the estimator's training target", ranges={TARGET_COLUMN: (0.0, 1.0)})
-    sp = dataset.read_columns([TARGET_COLUMN])[TARGET_COLUMN].astype(np.float32).reshape(-1)
+    sp = dataset.read_columns([TARGET_COLUMN])[TARGET_COLUMN]
+    dataset.check_array(TARGET_COLUMN, sp, ", needed as the estimator's training target", (0.0, 1.0))
+    sp = sp.astype(np.float32).reshape(-1)
     return {ep.episode_index: sp[dataset.offsets[pos] : dataset.offsets[pos + 1]] for pos, ep in enumerate(dataset.episodes)}
 
 

@@ -106,9 +106,14 @@ def check_estimation_inputs(source: LeRobotDatasetReader, checkpoint: Checkpoint
             "label a dataset with that column, or train an estimator with estimator.data.state: null",
         )
     source.resolve_cameras(est_config.data.cameras)
+    why = {c: ", copied into the estimated dataset" for c in source.float_columns()}
+    if state is not None:
+        why[state] = ", read by the estimator and copied into the estimated dataset"
+    ranges = {}
     if STAGE_COLUMN in source.features:  # the AWBC labels split stages by it
-        source.check_values([STAGE_COLUMN], ", copied into the estimated dataset, whose AWBC labels split stages by it", ranges={STAGE_COLUMN: (0.0, 1.0)})
-    source.check_values(source.float_columns(), ", copied into the estimated dataset (and read by the estimator when it is the state)")
+        why[STAGE_COLUMN] = ", copied into the estimated dataset, whose AWBC labels split stages by it"
+        ranges[STAGE_COLUMN] = (0.0, 1.0)
+    source.check_values(list(why), why, ranges)
     return est_config
 
 

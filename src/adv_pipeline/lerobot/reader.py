@@ -10,7 +10,7 @@ touching videos; frames are decoded on demand, streamed, never a whole video at 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
@@ -76,6 +76,25 @@ def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         flat = pc.list_flatten(arr).to_numpy(zero_copy_only=False)
         return flat.reshape(len(arr), -1) if len(arr) else flat.reshape(0, 0)
     return arr.to_numpy(zero_copy_only=False)
+
+
+def _bad_rows(values: np.ndarray, value_range: tuple[float, float] | None) -> tuple[np.ndarray, str] | None:
+    """(rows with a non-finite or out-of-range value, what is wrong), or None if none."""
+    x = values.reshape(len(values), -1)
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(x).all(axis=1)
+        if bad.any():
+            return bad, "NaN/inf"
+    if value_range is not None:
+        lo, hi = value_range
+        bad = ((x < lo) | (x > hi)).any(axis=1)
+        if bad.any():
+            return bad, f"values outside [{lo}, {hi}]"
+    return None
+
+
+def _why(why: str | Mapping[str, str], column: str) -> str:
+    return why.get(column, "") if isinstance(why, Mapping) else why
 
 
 def _count(n: int, noun: str) -> str:
@@ -223,6 +242,7 @@ class LeRobotDatasetReader:
         ``timestamp`` within 1e-4 s of frame_index / fps, ``task_index`` in tasks.jsonl."""
         index_cols = [c for c in ("timestamp", "frame_index", "episode_index", "task_index") if c in self.features]
         typed = {k: ft for k, ft in self.features.items() if ft.get("dtype") not in ("video", "image")}
+        schema_problems: dict[pa.Schema, tuple | None] = {}
 
         def check(ep: EpisodeMeta) -> DatasetFormatError | None:
             rel = self.data_relpath(ep.episode_index)
@@ -238,11 +258,12 @@ class LeRobotDatasetReader:
                 return format_error(self.root, rel, f"parquet file of episode {ep.episode_index} cannot be read ({exc})", "the file is truncated or not parquet: restore it from the source, or rewrite the episode")
             if n_rows != ep.length:
                 return format_error(self.root, rel, f"episode {ep.episode_index} has {n_rows} rows but {EPISODES_PATH} says length {ep.length}", f"set its length to {n_rows} in {EPISODES_PATH} (and total_frames in {INFO_PATH})")
-            for name, spec in typed.items():
-                problem = "is missing" if name not in schema.names else _type_problem(schema.field(name).type, spec)
-                if problem:
-                    return format_error(self.root, rel, f"episode {ep.episode_index}: column {name} {problem} (info.json: dtype {spec.get('dtype')}, shape {spec.get('shape')})", f"rewrite the column as info.json declares it, or correct its entry in {INFO_PATH}")
-            return self._check_index_columns(ep, rel, {c: column_to_numpy(table[c]) for c in present})
+            if schema not in schema_problems:  # files nearly always share one schema
+                schema_problems[schema] = self._schema_problem(schema, typed)
+            if schema_problems[schema]:
+                name, spec, problem = schema_problems[schema]
+                return format_error(self.root, rel, f"episode {ep.episode_index}: column {name} {problem} (info.json: dtype {spec.get('dtype')}, shape {spec.get('shape')})", f"rewrite the column as info.json declares it, or correct its entry in {INFO_PATH}")
+            return self._check_index_columns(ep, rel, {c: table.column(c).to_numpy() for c in present})
 
         with ThreadPoolExecutor(IO_THREADS) as pool:
             errors = list(pool.map(check, self.episodes))
@@ -250,22 +271,32 @@ class LeRobotDatasetReader:
             if error is not None:
                 raise error
 
+    @staticmethod
+    def _schema_problem(schema: pa.Schema, typed: dict[str, dict]) -> tuple | None:
+        """(column, feature, problem) of the first column not as info.json declares it."""
+        for name, spec in typed.items():
+            problem = "is missing" if name not in schema.names else _type_problem(schema.field(name).type, spec)
+            if problem:
+                return name, spec, problem
+        return None
+
     def _check_index_columns(self, ep: EpisodeMeta, rel: str, cols: dict[str, np.ndarray]) -> DatasetFormatError | None:
         def first(bad: np.ndarray) -> int:
             return int(np.flatnonzero(bad)[0])
 
         n, e = ep.length, ep.episode_index
-        if "episode_index" in cols and (bad := cols["episode_index"] != e).any():
-            r = first(bad)
+        if "episode_index" in cols and not (cols["episode_index"] == e).all():
+            r = first(cols["episode_index"] != e)
             other = int(cols["episode_index"][r])
             return format_error(self.root, rel, f"episode {e}: its file has episode_index {other} at row {r}: two files claim episode {other}", f"set episode_index to {e} in this file (or check which file holds which episode)")
         frames = np.arange(n)
-        if "frame_index" in cols and (bad := cols["frame_index"] != frames).any():
-            r = first(bad)
+        if "frame_index" in cols and not np.array_equal(cols["frame_index"], frames):
+            r = first(cols["frame_index"] != frames)
             return format_error(self.root, rel, f"episode {e}: frame_index is not 0, 1, 2, ... (row {r} has {int(cols['frame_index'][r])})", "sort the rows by time and renumber frame_index from 0")
         if "timestamp" in cols:
-            err = np.abs(cols["timestamp"].astype(np.float64) - frames / self.fps)
-            if (bad := ~(err <= TIMESTAMP_TOLERANCE_S)).any():
+            err = np.abs(cols["timestamp"] - frames / self.fps)
+            if not (err <= TIMESTAMP_TOLERANCE_S).all():
+                bad = ~(err <= TIMESTAMP_TOLERANCE_S)
                 r = first(bad)
                 return format_error(
                     self.root, rel,
@@ -446,18 +477,19 @@ class LeRobotDatasetReader:
     def check_values(
         self,
         columns: Sequence[str],
-        why: str = "",
-        ranges: dict[str, tuple[float, float]] | None = None,
+        why: str | Mapping[str, str] = "",
+        ranges: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         """Raise :class:`DatasetFormatError` unless every value of ``columns`` is finite
         (floats) and inside ``ranges[column]`` (inclusive) where given.
 
-        Reads the columns episode by episode (memory: one episode); the message names
-        the first bad episode's file, the column, the frame and value, how many frames
-        are bad in all, ``why`` the column is needed, and the fix.
+        Reads the columns episode by episode in one pass (memory: one episode); the
+        message names the first bad episode's file, the column, the frame and value, how
+        many frames are bad in all, ``why`` the column is needed (one text, or one per
+        column), and the fix. Columns already checked by this reader are skipped.
         """
         ranges = ranges or {}
-        columns = [c for c in dict.fromkeys(columns) if (c, ranges.get(c)) not in self._checked]
+        columns = [c for c in dict.fromkeys(columns) if not self._was_checked(c, ranges.get(c))]
         if not columns:
             return
         self._require_columns(columns)
@@ -466,21 +498,14 @@ class LeRobotDatasetReader:
             try:
                 cols = self.read_episode(ep.episode_index, columns)
             except DatasetFormatError as exc:  # say why the column is needed
-                raise DatasetFormatError(str(exc).replace(". Fix:", f"{why}. Fix:", 1)) from exc
+                raise DatasetFormatError(str(exc).replace(". Fix:", f"{_why(why, columns[0])}. Fix:", 1)) from exc
             found = []
             for c in columns:
-                x = cols[c].reshape(ep.length, -1)
-                problem, bad = None, np.zeros(ep.length, dtype=bool)
-                if x.dtype.kind == "f":
-                    bad = ~np.isfinite(x).all(axis=1)
-                    problem = "NaN/inf"
-                if c in ranges and not bad.any():
-                    lo, hi = ranges[c]
-                    bad = ((x < lo) | (x > hi)).any(axis=1)
-                    problem = f"values outside [{lo}, {hi}]"
-                if bad.any():
-                    r = int(np.flatnonzero(bad)[0])
-                    found.append((c, problem, r, x[r].tolist(), int(bad.sum())))
+                bad = _bad_rows(cols[c], ranges.get(c))
+                if bad is not None:
+                    rows, problem = bad
+                    r = int(np.flatnonzero(rows)[0])
+                    found.append((c, problem, r, cols[c].reshape(ep.length, -1)[r], int(rows.sum())))
             return found
 
         with ThreadPoolExecutor(IO_THREADS) as pool:
@@ -489,14 +514,40 @@ class LeRobotDatasetReader:
         if not bad_eps:
             self._checked.update((c, ranges.get(c)) for c in columns)  # files do not change under a reader
             return
-        ep, found = bad_eps[0]
-        column, problem, row, value, _ = found[0]
-        frames = sum(n for _, f in bad_eps for *_, n in f)
+        ep, ((column, problem, row, value, _), *_) = bad_eps[0]
+        frames = sum(f[4] for _, found in bad_eps for f in found if f[0] == column)
+        episodes = sum(1 for _, found in bad_eps if any(f[0] == column for f in found))
+        raise self._values_error(ep.episode_index, column, problem, row, value, frames, episodes, _why(why, column))
+
+    def check_array(self, column: str, values: np.ndarray, why: str = "", value_range: tuple[float, float] | None = None) -> None:
+        """:meth:`check_values` on a column already read for all episodes ((N,) or (N, D)
+        in episode order, as :meth:`read_columns` returns it)."""
+        if self._was_checked(column, value_range):
+            return
+        bad = _bad_rows(values, value_range)
+        if bad is None:
+            self._checked.add((column, value_range))
+            return
+        rows, problem = bad
+        where = np.flatnonzero(rows)
+        positions = np.searchsorted(self.offsets, where, side="right") - 1
+        first, pos = int(where[0]), int(positions[0])
+        frame = first - int(self.offsets[pos])
+        raise self._values_error(
+            int(self.episode_indices[pos]), column, problem, frame, values.reshape(len(values), -1)[first], len(where), len(np.unique(positions)), why
+        )
+
+    def _was_checked(self, column: str, value_range: tuple[float, float] | None) -> bool:
+        """A check passed before for ``column`` (with this range; any range covers none)."""
+        return (column, value_range) in self._checked or (value_range is None and any(c == column for c, _ in self._checked))
+
+    def _values_error(self, episode: int, column: str, problem: str, frame: int, value: np.ndarray, frames: int, episodes: int, why: str) -> DatasetFormatError:
+        value = value.tolist()
         value = value[0] if len(value) == 1 else value
         fix = "repair the annotation (stage progress lies in [0, 1])" if problem.startswith("values") else "repair or drop those episodes (e.g. `lerobot-doctor fix <dataset> --fixes nan`)"
-        raise DatasetFormatError(
-            f"{self.data_path(ep.episode_index)}: episode {ep.episode_index}, column {column}: {problem} at frame {row} "
-            f"(value {value}){why}; {_count(frames, 'bad frame')} in {_count(len(bad_eps), 'episode')} in all. Fix: {fix}"
+        return DatasetFormatError(
+            f"{self.data_path(episode)}: episode {episode}, column {column}: {problem} at frame {frame} "
+            f"(value {value}){why}; {_count(frames, 'bad frame')} in {_count(episodes, 'episode')} in all. Fix: {fix}"
         )
 
     # ------------------------------------------------------------------ frames
