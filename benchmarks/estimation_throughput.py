@@ -59,6 +59,7 @@ def prepare(root: Path, lengths=(1000, 8000)) -> dict[int, Path]:
     from project_params import project_params
 
     from adv_pipeline.checkpoints import list_steps, write_checkpoint
+    from adv_pipeline.configs import from_params, to_params
     from adv_pipeline.estimator import EstimatorConfig
     from adv_pipeline.estimator.model import AdvantageEstimator
     from adv_pipeline.lerobot import NewDataset, VideoOptions, feature_spec, video_feature_spec
@@ -81,10 +82,10 @@ def prepare(root: Path, lengths=(1000, 8000)) -> dict[int, Path]:
         params["train"]["steps"] = 1
         params["data"]["state"] = "observation.state"
         params["model"]["state_dim"] = STATE_DIM
-        config = EstimatorConfig.from_dict({k: params[k] for k in ("model", "data", "train")})
+        config = from_params(EstimatorConfig, params, "estimator")
         torch.manual_seed(0)
         model = AdvantageEstimator(config.model, config.data)
-        write_checkpoint(ckpt_dir, 1, {k: v.numpy() for k, v in model.state_dict().items()}, {"config": config.to_dict(), "variant": "KAI0"})
+        write_checkpoint(ckpt_dir, 1, {k: v.numpy() for k, v in model.state_dict().items()}, {"config": to_params(config), "variant": "KAI0"})
     return out
 
 
@@ -92,7 +93,7 @@ def child(dataset: str, ckpt: str, out: str) -> None:
     import shutil
 
     from adv_pipeline.checkpoints import load_checkpoint
-    from adv_pipeline.estimator.estimation import EstimatedDataset, EstimationConfig
+    from adv_pipeline.estimation import EstimatedDataset, EstimationConfig
     from adv_pipeline.lerobot import LeRobotDatasetReader
 
     src = LeRobotDatasetReader(dataset)

@@ -20,6 +20,7 @@ import torch
 
 from project_params import project_params
 
+from adv_pipeline.configs import from_params
 from adv_pipeline.estimator import EstimatorConfig
 from adv_pipeline.estimator.data import TrainLoader, episode_progress, plan_stream
 from adv_pipeline.estimator.model import AdvantageEstimator, to_model_input, value_loss
@@ -77,7 +78,7 @@ def main() -> None:
     parser.add_argument("--naive-samples", type=int, default=100)
     args = parser.parse_args()
     params = project_params()["estimator"]
-    config = EstimatorConfig.from_dict({k: params[k] for k in ("model", "data", "train")})
+    config = from_params(EstimatorConfig, params, "estimator")
     ds = LeRobotDatasetReader(args.dataset)
     if config.data.state:  # as the trainer does: the state's width comes from the dataset
         config = dataclasses.replace(config, model=dataclasses.replace(config.model, state_dim=int(np.prod(ds.features[config.data.state]["shape"]))))

@@ -142,3 +142,37 @@ def write_column_dataset(root: Path, episodes: list[dict[str, np.ndarray]]):
     features = {k: feature_spec(v) for k, v in episodes[0].items()} if episodes else {}
     plan = NewDataset(fps=30, features=features, episodes=[partial(_column_episode, e) for e in episodes])
     return plan.write(root)
+
+
+def mlflow_runs(project: Path) -> list:
+    """The MLflow runs a Kedro run of ``project`` recorded (none if there is no database)."""
+    import mlflow
+
+    db = project / "mlflow.db"
+    if not db.is_file():
+        return []
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    return mlflow.search_runs(search_all_experiments=True, output_format="list")
+
+
+@pytest.fixture
+def session_run(kedro_project, monkeypatch):
+    """``session_run(pipeline, **runtime_params)``: a real ``kedro run`` of the project copy,
+    in this process (seconds faster than the CLI; the CLI is tested elsewhere)."""
+    import mlflow
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    monkeypatch.chdir(kedro_project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{kedro_project / 'mlflow.db'}")
+
+    def run(pipeline: str, **params):
+        bootstrap_project(kedro_project)
+        try:
+            with KedroSession.create(project_path=kedro_project, runtime_params=params) as session:
+                return session.run(pipeline_names=[pipeline])
+        finally:  # as a new process would start: no MLflow run left open
+            while mlflow.active_run():
+                mlflow.end_run()
+
+    return run

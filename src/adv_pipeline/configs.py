@@ -1,29 +1,87 @@
-"""Build frozen config dataclasses from plain dicts (parameters YAML, checkpoint JSON)."""
+"""The one path from parameters (YAML, runtime ``--params``, checkpoint JSON) to the frozen
+config dataclasses of every stage, and back.
+
+``from_params(Config, values, "estimator")`` builds nested dataclasses field by field,
+turns lists into tuples (frozen configs stay hashable) and refuses an unknown key,
+naming where it is and the closest known key: a typo never runs silently on defaults.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-def dataclass_from_dict(cls: type[T], values: Mapping[str, Any] | None, where: str = "parameters") -> T:
-    """``cls(**values)`` with unknown keys reported (naming ``where`` and the known
-    fields) and YAML/JSON lists turned into tuples (frozen configs stay hashable)."""
-    values = dict(values or {})
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+class ConfigError(ValueError):
+    """A parameter is unknown or invalid; the message names it and the fix."""
+
+
+def closest(name: str, known: typing.Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the known name closest to ``name`` (or "")."""
+    match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def _dataclass_of(annotation: Any) -> type | None:
+    """The dataclass an annotation names (``X`` or ``X | None``), or None."""
+    if dataclasses.is_dataclass(annotation):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if dataclasses.is_dataclass(arg):
+            return arg
+    return None
+
+
+def from_params(cls: type[T], values: Mapping[str, Any] | None, where: str) -> T:
+    """``cls`` built from ``values`` (a parameters namespace such as ``estimator``).
+
+    Nested dataclass fields are built from nested mappings; lists become tuples; a key
+    that ``cls`` does not have raises :class:`ConfigError` naming ``where.key``, the
+    closest known key and all known keys. Missing keys take the dataclass defaults.
+    """
+    if values is None:
+        values = {}
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"parameters {where}: expected a mapping of {cls.__name__} fields, got {values!r}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in values if k not in names]
     if unknown:
-        raise ValueError(f"{where}: unknown {cls.__name__} parameters {unknown}; known: {sorted(names)}")
-    for f in dataclasses.fields(cls):
-        if f.name in values and isinstance(values[f.name], list):
-            values[f.name] = tuple(values[f.name])
-    return cls(**values)
+        key = unknown[0]
+        raise ConfigError(f"parameters: unknown key {where}.{key}{closest(str(key), names)} Known keys of {where}: {', '.join(names)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in values.items():
+        nested = _dataclass_of(hints.get(name))
+        if nested is not None and isinstance(value, Mapping):
+            value = from_params(nested, value, f"{where}.{name}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"parameters {where}: {exc}") from exc
+
+
+def to_params(config: Any) -> Any:
+    """A config (nested dataclasses) as plain JSON-able values: tuples become lists."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {f.name: to_params(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, Mapping):
+        return {str(k): to_params(v) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [to_params(v) for v in config]
+    return config
 
 
 def check_resume(value: Any, name: str) -> None:
     """``resume`` options of the trainers: true, false or "auto"."""
     if value not in (True, False, "auto"):
-        raise ValueError(f"{name} must be true, false or auto, got {value!r}")
+        raise ConfigError(f"{name} must be true, false or auto, got {value!r}")

@@ -1,6 +1,7 @@
 """Kedro hooks: before a pipeline does any work (and before kedro-mlflow opens a run),
-check every output path against every input, lock the outputs, sweep debris of killed
-runs, and run the nodes' input checks (:mod:`adv_pipeline.pipelines.preflight`).
+parse every parameters namespace (:mod:`adv_pipeline.pipelines.params`), check every
+output path against every input, lock the outputs, sweep debris of killed runs, and run
+the nodes' input checks (:mod:`adv_pipeline.pipelines.preflight`).
 
 The rules themselves live in :mod:`adv_pipeline.outputs`; this module only finds the
 paths of a pipeline's catalog entries and applies them.
@@ -9,6 +10,7 @@ paths of a pipeline's catalog entries and applies them.
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 
 from adv_pipeline.outputs import FILES, RUNS, OutputError, check_output, output_lock, path_fix, record_file, relation, resolved, sweep_debris
+from adv_pipeline.pipelines.params import check_parameters
 from adv_pipeline.pipelines.preflight import run_preflight
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,14 @@ def _option_name(target: Target, outputs: list[Target]) -> str | None:
     return same[0] if same else target.name
 
 
+def runtime_parameter_names(conf: Path) -> set[str]:
+    """Names the configuration reads with ``${runtime_params:<name>, ...}``."""
+    names: set[str] = set()
+    for path in conf.rglob("*.yml"):
+        names |= set(re.findall(r"runtime_params:\s*([\w.-]+)", path.read_text()))
+    return names
+
+
 def _param(catalog, name: str, default: Any) -> Any:
     key = f"params:{name}"
     return catalog.load(key) if key in catalog else default
@@ -113,6 +124,8 @@ class SafetyHooks:
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow opens its run
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
+        if "parameters" in catalog:
+            check_parameters(catalog.load("parameters"), runtime_parameter_names(Path(run_params["project_path"]) / "conf"))
         outputs = check_pipeline_outputs(pipeline, catalog, bool(_param(catalog, "overwrite", False)))
         locks = ExitStack()
         try:

@@ -1,19 +1,12 @@
-"""Dataset summaries, MLflow metric dicts and overview figures (no Kedro imports)."""
+"""Dataset summaries and MLflow metric dicts (no Kedro imports)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from adv_pipeline.lerobot import LeRobotDatasetReader  # noqa: E402
-
-PROGRESS_COLUMNS = ("progress", "progress_gt", "stage_progress_gt")
+from adv_pipeline.lerobot import LeRobotDatasetReader
 
 
 def dataset_summary(dataset: LeRobotDatasetReader) -> dict:
@@ -60,37 +53,3 @@ def metrics_for_mlflow(summary: Mapping, prefix: str = "") -> dict[str, dict]:
 
     walk(summary, prefix)
     return out
-
-
-def dataset_overview_figure(dataset: LeRobotDatasetReader, n_episodes: int = 4) -> Figure:
-    """Progress columns of a few episodes (top) and first/middle/last frames of the
-    first episode for every camera (bottom)."""
-    cols = [c for c in PROGRESS_COLUMNS if c in dataset.column_names()]
-    cams = dataset.video_keys
-    n_show = min(n_episodes, dataset.num_episodes)
-    fig = plt.figure(figsize=(3.2 * max(n_show, 3), 3.0 + 2.2 * len(cams)), constrained_layout=True)
-    grid = fig.add_gridspec(1 + len(cams), max(n_show, 3))
-    picks = np.linspace(0, dataset.num_episodes - 1, n_show).round().astype(int) if n_show else []
-    for j, pos in enumerate(picks):
-        ep = dataset.episodes[pos].episode_index
-        ax = fig.add_subplot(grid[0, j])
-        if cols:
-            data = dataset.read_episode(ep, cols)
-            for c in cols:
-                ax.plot(np.asarray(data[c]).reshape(len(data[c]), -1)[:, 0], label=c)
-        ax.set_title(f"episode {ep}")
-        ax.set_xlabel("frame")
-        ax.set_ylim(-0.05, 1.05)
-        if j == 0:
-            ax.legend(fontsize=7)
-    if cams and dataset.num_episodes:
-        ep = dataset.episodes[0]
-        idx = sorted({0, ep.length // 2, ep.length - 1})
-        frames = dataset.get_frames(ep.episode_index, idx)
-        for i, cam in enumerate(cams):
-            for j, t in enumerate(idx):
-                ax = fig.add_subplot(grid[1 + i, j])
-                ax.imshow(frames[cam][j])
-                ax.set_title(f"{cam.rsplit('.', 1)[-1]} t={t}", fontsize=8)
-                ax.axis("off")
-    return fig

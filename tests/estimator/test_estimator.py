@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,7 +11,9 @@ import pytest
 import torch
 
 from adv_pipeline.checkpoints import list_steps
-from adv_pipeline.estimator import DataConfig, EstimatorConfig, LaunchConfig, ModelConfig, TrainConfig, run_training
+from adv_pipeline.configs import ConfigError, from_params
+from adv_pipeline.distributed import LaunchConfig
+from adv_pipeline.estimator import DataConfig, EstimatorConfig, ModelConfig, TrainConfig, run_training
 from adv_pipeline.estimator.data import TrainLoader, decode_chunk, episode_progress, plan_stream, split_episodes
 from adv_pipeline.estimator.evaluate import load_estimator
 from adv_pipeline.estimator.model import AdvantageEstimator, to_model_input
@@ -158,7 +161,8 @@ def test_keep_period_prunes_old_checkpoints(dataset, tmp_path):
 
 
 def test_two_process_ddp_with_gloo(dataset, tmp_path):
-    ckpt = run_training(dataset, tmp_path / "ddp", tiny_config(steps=4), LaunchConfig(nproc_per_node=2, master_port=29517))
+    config = dataclasses.replace(tiny_config(steps=4), launch=LaunchConfig(nproc_per_node=2, master_port=29517))
+    ckpt = run_training(dataset, tmp_path / "ddp", config)
     assert ckpt.step == 4 and ckpt.metadata["world_size"] == 2
     sums = ckpt.metadata["rank_param_checksums"]
     assert len(sums) == 2 and sums[0] == sums[1]
@@ -195,7 +199,7 @@ def test_unknown_camera(dataset, tmp_path):
 
 
 def test_unknown_parameters_and_backbone():
-    with pytest.raises(ValueError, match=r"parameters_estimator.yml: unknown TrainConfig parameters \['stepz'\]"):
-        EstimatorConfig.from_dict({"train": {"stepz": 3}})
+    with pytest.raises(ConfigError, match=r"unknown key estimator.train.stepz; did you mean 'steps'\?"):
+        from_params(EstimatorConfig, {"train": {"stepz": 3}}, "estimator")
     with pytest.raises(ValueError, match="unknown estimator backbone 'vit'"):
         AdvantageEstimator(ModelConfig(backbone="vit"), DataConfig())

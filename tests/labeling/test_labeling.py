@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from adv_pipeline import labeling as lab
+from adv_pipeline.configs import from_params
 from adv_pipeline.lerobot import DatasetFormatError
 
 from ..conftest import write_column_dataset
@@ -100,12 +101,12 @@ def test_intervention_forcing_both_modes(discretization, top):
         ({"stage_nums": 0}, "stage_nums must be >= 1"),
         ({"discretization": "ternary"}, "discretization must be one of"),
         ({"advantage_source": "reward"}, "advantage_source must be one of"),
-        ({"thresold": 30}, r"unknown labelling parameters \['thresold'\]"),
+        ({"thresold": 30}, r"unknown key gt_labeling.thresold; did you mean 'threshold'\?"),
     ],
 )
 def test_bad_parameters(params, match):
     with pytest.raises(ValueError, match=match):
-        lab.LabelingConfig.from_params(params)
+        from_params(lab.LabelingConfig, params, "gt_labeling")
 
 
 def _episode(n, progress=None, stage=None, intervention=None):

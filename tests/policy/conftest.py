@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adv_pipeline.demo_dataset import demo_dataset_plan
+from adv_pipeline.sim.dataset import DemoDatasetConfig, demo_dataset_plan
 from adv_pipeline.lerobot import DerivedDataset, LeRobotDatasetReader, VideoOptions
 from adv_pipeline.policy import DataConfig, ModelConfig, PolicyConfig, TokenizerConfig, TrainConfig
-from adv_pipeline.sim import TASK_TEXT, DemoTaskConfig
+from adv_pipeline.sim import TASK_TEXT
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS = [f"{TASK_TEXT}, Advantage: negative", f"{TASK_TEXT}, Advantage: positive"]
@@ -21,10 +21,8 @@ TASKS = [f"{TASK_TEXT}, Advantage: negative", f"{TASK_TEXT}, Advantage: positive
 def labeled_dataset(tmp_path_factory) -> LeRobotDatasetReader:
     """3 demo episodes (32x32 cameras) with random binary advantage labels."""
     root = tmp_path_factory.mktemp("policy_data")
-    raw = demo_dataset_plan(
-        DemoTaskConfig(image_size=32), n_episodes=3, mix={"expert": 1.0}, seed=1, task=TASK_TEXT,
-        video=VideoOptions(crf=10, gop=10),
-    ).write(root / "raw")
+    config = DemoDatasetConfig(n_episodes=3, mix={"expert": 1.0}, seed=1, image_size=32, workers=1, video=VideoOptions(crf=10, gop=10))
+    raw = demo_dataset_plan(config).write(root / "raw")
     labels = np.random.default_rng(0).integers(0, 2, raw.num_frames)
     return DerivedDataset(raw, {"task_index": labels}, tasks=TASKS).write(root / "labeled")
 

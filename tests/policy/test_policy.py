@@ -20,13 +20,13 @@ from adv_pipeline.policy import (
     evaluate_conditions,
     load_policy,
     load_training_data,
-    results_figure,
     results_metrics,
     results_table,
     sample_batch,
     train_policy,
     wilson_interval,
 )
+from adv_pipeline.figures import results_figure
 from adv_pipeline.policy.data import chunk_indices
 from adv_pipeline.sim import TASK_TEXT, DemoTask, DemoTaskConfig
 

@@ -8,7 +8,6 @@ import os
 import shutil
 from pathlib import Path
 
-import mlflow
 import pytest
 
 from adv_pipeline.estimator.train import train
@@ -39,36 +38,6 @@ def tree_digest(root: Path) -> dict[str, str]:
 def debris(root: Path) -> list[str]:
     """Temporary files, lock files and work folders left under ``root``."""
     return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if ".tmp-" in p.name or ".old-" in p.name or p.name.endswith((".lock", ".work")))
-
-
-def mlflow_runs(project: Path) -> list:
-    db = project / "mlflow.db"
-    if not db.is_file():
-        return []
-    mlflow.set_tracking_uri(f"sqlite:///{db}")
-    return mlflow.search_runs(search_all_experiments=True, output_format="list")
-
-
-@pytest.fixture
-def session_run(kedro_project, monkeypatch):
-    """``session_run(pipeline, **runtime_params)``: a real ``kedro run`` of the project copy,
-    in this process (seconds faster than the CLI; the CLI is tested elsewhere)."""
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
-    monkeypatch.chdir(kedro_project)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{kedro_project / 'mlflow.db'}")
-
-    def run(pipeline: str, **params):
-        bootstrap_project(kedro_project)
-        try:
-            with KedroSession.create(project_path=kedro_project, runtime_params=params) as session:
-                return session.run(pipeline_names=[pipeline])
-        finally:  # as a new process would start: no MLflow run left open
-            while mlflow.active_run():
-                mlflow.end_run()
-
-    return run
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ from kedro.io import DatasetError
 
 from adv_pipeline.lerobot import DatasetFormatError
 
-from .conftest import copy_dataset, debris, mlflow_runs, tree_digest
+from ..conftest import mlflow_runs
+from .conftest import copy_dataset, debris, tree_digest
 
 
 def _edit(root, episode: int, column: str, fn) -> None:

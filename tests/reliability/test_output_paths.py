@@ -10,7 +10,8 @@ import pytest
 from adv_pipeline.lerobot import DerivedDataset, LeRobotDatasetReader
 from adv_pipeline.outputs import OutputError, read_marker
 
-from .conftest import copy_dataset, debris, mlflow_runs, tree_digest
+from ..conftest import mlflow_runs
+from .conftest import copy_dataset, debris, tree_digest
 
 
 @pytest.fixture

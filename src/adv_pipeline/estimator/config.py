@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from adv_pipeline.configs import check_resume, dataclass_from_dict
+from adv_pipeline.configs import check_resume
+from adv_pipeline.distributed import LaunchConfig
 
 VARIANTS = ("KAI0", "PI06")
 
@@ -47,7 +47,7 @@ class DataConfig:
 
     Attributes:
         cameras: camera names or video keys (e.g. ``top_head``) fed to the model, in order.
-        state: parquet column of the proprioceptive state fed with the images (SEMANTICS.md:
+        state: parquet column of the proprioceptive state fed with the images (docs/semantics.md:
             "+ state"), e.g. ``observation.state``; None: images only.
         image_size: (height, width) the frames are resized to (with padding), in pixels.
         samples_per_episode: training samples drawn from one episode per visit; their
@@ -66,9 +66,9 @@ class DataConfig:
     """
 
     cameras: tuple[str, ...] = ("top_head", "hand_left", "hand_right")
-    state: str | None = None
+    state: str | None = "observation.state"
     image_size: tuple[int, int] = (64, 64)
-    samples_per_episode: int = 64
+    samples_per_episode: int = 128
     first_frame_fraction: float = 0.5
     episodes_per_chunk: int = 4
     num_workers: int = 1
@@ -122,7 +122,7 @@ class TrainConfig:
     bf16: bool = True
     save_interval: int = 200
     keep_period: int | None = None
-    eval_interval: int = 200
+    eval_interval: int = 100
     log_interval: int = 10
     resume: bool | Literal["auto"] = False
     seed: int = 0
@@ -134,17 +134,11 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EstimatorConfig:
+    """Everything that defines a training of the estimator (``parameters_estimator.yml``'s
+    ``estimator``; built with :func:`adv_pipeline.configs.from_params`). ``launch`` is the
+    torchrun layout (see :mod:`adv_pipeline.distributed`)."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> EstimatorConfig:
-        """Build from nested dicts (parameters_estimator.yml); unknown keys are errors."""
-        def make(kind, values):
-            return dataclass_from_dict(kind, values, "parameters_estimator.yml")
-
-        return cls(make(ModelConfig, d.get("model")), make(DataConfig, d.get("data")), make(TrainConfig, d.get("train")))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)

@@ -24,10 +24,9 @@ import numpy as np
 
 from adv_pipeline.crash import die_with_parent
 from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
+from adv_pipeline.schema import STAGE_PROGRESS
 
 from .config import DataConfig, EstimatorConfig
-
-TARGET_COLUMN = "stage_progress_gt"
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ def concat_batches(batches: Sequence[Batch]) -> Batch:
 
 def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
     """``stage_progress_gt`` per episode, checked: finite, in [0, 1], >= 2 frames."""
-    dataset.require_column(TARGET_COLUMN, ", needed as the estimator's training target", "annotate stage progress (see SEMANTICS.md) or train on a dataset that has it")
+    dataset.require_column(STAGE_PROGRESS, ", needed as the estimator's training target", "annotate stage progress (see docs/semantics.md) or train on a dataset that has it")
     short = [ep for ep in dataset.episodes if ep.length < 2]
     if short:
         ep = short[0]
@@ -82,8 +81,8 @@ def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
             f"{dataset.data_path(ep.episode_index)}: episode {ep.episode_index} has {ep.length} frame; the estimator pairs each "
             "frame with another frame of the same episode. Fix: drop episodes shorter than 2 frames"
         )
-    sp = dataset.read_columns([TARGET_COLUMN])[TARGET_COLUMN]
-    dataset.check_array(TARGET_COLUMN, sp, ", needed as the estimator's training target", (0.0, 1.0))
+    sp = dataset.read_columns([STAGE_PROGRESS])[STAGE_PROGRESS]
+    dataset.check_array(STAGE_PROGRESS, sp, ", needed as the estimator's training target", (0.0, 1.0))
     sp = sp.astype(np.float32).reshape(-1)
     return {ep.episode_index: sp[dataset.offsets[pos] : dataset.offsets[pos + 1]] for pos, ep in enumerate(dataset.episodes)}
 
@@ -146,7 +145,7 @@ def sample_pairs(rng: np.random.Generator, length: int, n: int, paired: bool, fi
 
 
 def targets(progress: np.ndarray, current: np.ndarray, compare: np.ndarray, paired: bool) -> np.ndarray:
-    """KAI0: ``clip(sp[t] - sp[t'], -1, 1)``; PI06: ``sp[t]`` (SEMANTICS.md, Stage 1)."""
+    """KAI0: ``clip(sp[t] - sp[t'], -1, 1)``; PI06: ``sp[t]`` (docs/semantics.md, Stage 1)."""
     if paired:
         return np.clip(progress[current] - progress[compare], -1.0, 1.0).astype(np.float32)
     return progress[current].astype(np.float32)

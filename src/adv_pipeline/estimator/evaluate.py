@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from adv_pipeline.checkpoints import Checkpoint
+from adv_pipeline.configs import from_params
 from adv_pipeline.lerobot import LeRobotDatasetReader
 
 from .config import EstimatorConfig
@@ -16,7 +17,7 @@ from .train import validate
 
 def load_estimator(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> tuple[AdvantageEstimator, EstimatorConfig]:
     """The model of a checkpoint (eval mode) and its configuration."""
-    config = EstimatorConfig.from_dict(checkpoint.metadata["config"])
+    config = from_params(EstimatorConfig, checkpoint.metadata["config"], f"estimator config of {checkpoint.path}")
     model = AdvantageEstimator(config.model, config.data)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in checkpoint.load_weights().items()})
     return model.to(device).eval(), config

@@ -1,4 +1,4 @@
-"""The advantage estimator: backbone summary token -> value head (SEMANTICS.md, Stage 1)."""
+"""The advantage estimator: backbone summary token -> value head (docs/semantics.md, Stage 1)."""
 
 from __future__ import annotations
 

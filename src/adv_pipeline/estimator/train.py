@@ -19,10 +19,8 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +31,9 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from adv_pipeline.checkpoints import Checkpoint, begin_run, list_steps, load_checkpoint, prune_checkpoints, write_checkpoint
+from adv_pipeline.configs import from_params, to_params
 from adv_pipeline.crash import failpoint
+from adv_pipeline.distributed import Distributed, init_distributed
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.outputs import output_lock
 
@@ -43,30 +43,6 @@ from .model import AdvantageEstimator, random_shift, to_model_input, value_loss
 
 METRICS_FILE = "metrics.jsonl"
 OPTIMIZER_FILE = "optimizer.pt"
-
-
-@dataclass(frozen=True)
-class Distributed:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed() -> Distributed:
-    """Join the torchrun process group if launched by torchrun (env RANK/WORLD_SIZE)."""
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return Distributed()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend)
-    info = Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(info.local_rank)
-    return info
 
 
 def lr_lambda(config) -> callable:
@@ -150,12 +126,13 @@ _FREE_ON_RESUME = {
 def run_identity(dataset: LeRobotDatasetReader, config: EstimatorConfig) -> dict:
     """What a run trains on: the dataset's fingerprint and every setting that changes the
     learned weights (resuming with a different identity is refused)."""
-    cfg = config.to_dict()
+    cfg = to_params(config)
+    cfg.pop("launch", None)  # the process layout does not change what is learned
     for section, keys in _FREE_ON_RESUME.items():
         for key in keys:
             cfg[section].pop(key, None)
     cfg["model"].pop("state_dim", None)  # derived from the data
-    return {"dataset_fingerprint": dataset.fingerprint(), "config": json.loads(json.dumps(cfg, default=list))}
+    return {"dataset_fingerprint": dataset.fingerprint(), "config": cfg}
 
 
 def train(
@@ -223,7 +200,7 @@ def _train(dataset: LeRobotDatasetReader, run_dir: Path, config: EstimatorConfig
     ddp = DistributedDataParallel(model) if env.world_size > 1 else model
 
     meta = {
-        "config": config.to_dict(),
+        "config": to_params(config),
         "variant": mc.variant,
         "backbone": mc.backbone,
         "dataset": str(dataset.root),
@@ -245,7 +222,7 @@ def _train(dataset: LeRobotDatasetReader, run_dir: Path, config: EstimatorConfig
         def extra(tmp: Path) -> None:
             torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / OPTIMIZER_FILE)
             (tmp / "assets").mkdir()
-            (tmp / "assets" / "estimator_config.json").write_text(json.dumps(config.to_dict(), indent=2))
+            (tmp / "assets" / "estimator_config.json").write_text(json.dumps(to_params(config), indent=2))
 
         tensors = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
         write_checkpoint(run_dir, step, tensors, {**meta, "rank_param_checksums": sums}, extra)
@@ -308,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-dir", required=True, help="where checkpoints and metrics go")
     parser.add_argument("--config", required=True, help="JSON file of EstimatorConfig (as parameters_estimator.yml's model/data/train)")
     args = parser.parse_args(argv)
-    config = EstimatorConfig.from_dict(json.loads(Path(args.config).read_text()))
+    config = from_params(EstimatorConfig, json.loads(Path(args.config).read_text()), f"estimator ({args.config})")
     train(args.dataset, args.run_dir, config)
     if dist.is_initialized():
         dist.destroy_process_group()

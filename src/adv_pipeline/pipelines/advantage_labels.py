@@ -19,34 +19,39 @@ from matplotlib.figure import Figure
 
 from adv_pipeline import labeling as lab
 from adv_pipeline.lerobot import DerivedDataset, LeRobotDatasetReader
-from adv_pipeline.plots import advantage_histogram
+from adv_pipeline.configs import from_params
+from adv_pipeline.figures import advantage_histogram
 from adv_pipeline.reporting import metrics_for_mlflow
 
 
+def _config(params: dict[str, Any]) -> lab.LabelingConfig:
+    return from_params(lab.LabelingConfig, params, "labeling")
+
+
 def read_inputs(dataset: LeRobotDatasetReader, params: dict[str, Any]) -> lab.LabelInputs:
-    return lab.read_label_inputs(dataset, lab.LabelingConfig.from_params(params))
+    return lab.read_label_inputs(dataset, _config(params))
 
 
 read_inputs.preflight = read_inputs  # every check of the labelling's input (its reads are memoised)
 
 
 def compute_advantage(inputs: lab.LabelInputs, params: dict[str, Any]) -> np.ndarray:
-    return lab.frame_advantage(inputs, lab.LabelingConfig.from_params(params))
+    return lab.frame_advantage(inputs, _config(params))
 
 
 def compute_cuts(inputs: lab.LabelInputs, advantage: np.ndarray, params: dict[str, Any]) -> list[np.ndarray]:
-    config = lab.LabelingConfig.from_params(params)
+    config = _config(params)
     return lab.stage_cuts(advantage, lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage)), config)
 
 
 def assign_labels(inputs: lab.LabelInputs, advantage: np.ndarray, cuts: list[np.ndarray], params: dict[str, Any]) -> np.ndarray:
-    config = lab.LabelingConfig.from_params(params)
+    config = _config(params)
     stage = lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage))
     return lab.assign_task_index(advantage, stage, cuts, config, inputs.intervention)
 
 
 def summarize(inputs: lab.LabelInputs, advantage: np.ndarray, cuts: list[np.ndarray], labels: np.ndarray, params: dict[str, Any]) -> tuple[dict, dict, Figure]:
-    config = lab.LabelingConfig.from_params(params)
+    config = _config(params)
     stage = lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage))
     stats = lab.label_statistics(advantage, stage, cuts, labels, config, inputs.intervention)
     metrics = metrics_for_mlflow({"stages": {str(s["stage"]): {k: v for k, v in s.items() if k in ("frames", "mean", "std", "positive_fraction", "threshold", "forced_frames")} for s in stats["stages"]}, "positive_fraction": stats["positive_fraction"]})
@@ -54,7 +59,7 @@ def summarize(inputs: lab.LabelInputs, advantage: np.ndarray, cuts: list[np.ndar
 
 
 def write_labeled(dataset: LeRobotDatasetReader, labels: np.ndarray, params: dict[str, Any]) -> DerivedDataset:
-    return lab.labeled_dataset(dataset, labels, lab.LabelingConfig.from_params(params))
+    return lab.labeled_dataset(dataset, labels, _config(params))
 
 
 def labeling_template() -> Pipeline:

@@ -6,7 +6,7 @@ flow-matching policy conditioned on camera images, state and a prompt.
 * :func:`evaluate_conditions` rolls policies out in the demo simulator.
 """
 
-from .config import DataConfig, EvalConfig, ModelConfig, PolicyConfig, TokenizerConfig, TrainConfig, configs_from_params
+from .config import AwbcParams, DataConfig, EvalConfig, ModelConfig, PolicyConfig, TokenizerConfig, TrainConfig, configs_from_params
 from .data import TrainingData, load_training_data, sample_batch
 from .evaluate import (
     EvalCondition,
@@ -14,7 +14,6 @@ from .evaluate import (
     awbc_conditions,
     batched_rollouts,
     evaluate_conditions,
-    results_figure,
     results_metrics,
     results_table,
     wilson_interval,
@@ -24,8 +23,8 @@ from .tokenizer import HashTokenizer
 from .train import TrainResult, train_policy
 
 __all__ = [
-    "DataConfig", "EvalCondition", "EvalConfig", "HashTokenizer", "ModelConfig", "Policy", "PolicyConfig",
+    "AwbcParams", "DataConfig", "EvalCondition", "EvalConfig", "HashTokenizer", "ModelConfig", "Policy", "PolicyConfig",
     "RolloutBatch", "TokenizerConfig", "TrainConfig", "TrainResult", "TrainingData", "awbc_conditions",
     "batched_rollouts", "configs_from_params", "evaluate_conditions", "load_policy", "load_training_data",
-    "results_figure", "results_metrics", "results_table", "sample_batch", "train_policy", "wilson_interval",
+    "results_metrics", "results_table", "sample_batch", "train_policy", "wilson_interval",
 ]

@@ -21,7 +21,9 @@ from safetensors.numpy import load_file, save_file
 
 from adv_pipeline.checkpoints import Checkpoint, write_checkpoint
 
-from .config import PolicyConfig, TrainConfig, config_from_dict, config_to_dict
+from adv_pipeline.configs import from_params, to_params
+
+from .config import PolicyConfig, TrainConfig
 from .normalize import NormStats
 
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -42,7 +44,7 @@ class PolicyAssets:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "config": config_to_dict(self.config),
+            "config": to_params(self.config),
             "tasks": list(self.tasks),
             "camera_keys": list(self.camera_keys),
             "norm_stats": {"state": self.state_stats.to_json(), "action": self.action_stats.to_json()},
@@ -51,7 +53,7 @@ class PolicyAssets:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> PolicyAssets:
         return cls(
-            config=config_from_dict(PolicyConfig, d["config"]),
+            config=from_params(PolicyConfig, d["config"], "policy config of a checkpoint"),
             tasks=tuple(d["tasks"]),
             camera_keys=tuple(d["camera_keys"]),
             state_stats=NormStats.from_json(d["norm_stats"]["state"]),
@@ -83,7 +85,7 @@ def save_policy_checkpoint(
     def extra(tmp: Path) -> None:
         save_file({f"{i:05d}": np.ascontiguousarray(np.atleast_1d(x)) for i, x in enumerate(leaves)}, str(tmp / OPTIMIZER_FILE))
         (tmp / POLICY_FILE).write_text(json.dumps(assets.to_json(), indent=2))
-        (tmp / TRAIN_CONFIG_FILE).write_text(json.dumps(config_to_dict(train_config), indent=2))
+        (tmp / TRAIN_CONFIG_FILE).write_text(json.dumps(to_params(train_config), indent=2))
         (tmp / METRICS_FILE).write_text(json.dumps(metrics))
 
     return write_checkpoint(run_dir, step, flatten_params(params), {**metadata, "policy": POLICY_FILE}, extra)

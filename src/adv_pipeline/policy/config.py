@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from adv_pipeline.configs import check_resume, dataclass_from_dict
+from adv_pipeline.configs import check_resume, from_params
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class DataConfig:
             part (classifier-free guidance training); 0 disables.
     """
 
-    cameras: tuple[str, ...] = ("top_head",)
+    cameras: tuple[str, ...] = ()
     image_size: int = 48
     horizon: int = 16
     state_key: str = "observation.state"
@@ -90,7 +90,7 @@ class TrainConfig:
         seed: parameter init and data order (batch of step s depends on (seed, s) only).
     """
 
-    steps: int = 3000
+    steps: int = 5000
     batch_size: int = 64
     lr: float = 1e-3
     warmup_steps: int = 100
@@ -122,7 +122,7 @@ class EvalConfig:
         sample_seed: seed of the flow's initial noise.
     """
 
-    n_episodes: int = 50
+    n_episodes: int = 100
     replan_every: int = 8
     guidance_scale: float = 2.0
     seed_offset: int = 10_000
@@ -142,43 +142,25 @@ class PolicyConfig:
     tokenizer: TokenizerConfig = TokenizerConfig()
 
 
-def _build(cls, values: Mapping[str, Any] | None):
-    return dataclass_from_dict(cls, values, "parameters_awbc.yml")
+@dataclass(frozen=True)
+class AwbcParams:
+    """``parameters_awbc.yml``'s ``awbc`` namespace (built with
+    :func:`adv_pipeline.configs.from_params`): what both runs share."""
 
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
 
-def config_from_dict(cls, values: Mapping[str, Any] | None):
-    """Build a (nested) config dataclass from a plain dict (parameters or JSON)."""
-    if cls is PolicyConfig:
-        values = dict(values or {})
-        return PolicyConfig(
-            model=_build(ModelConfig, values.get("model")),
-            data=_build(DataConfig, values.get("data")),
-            tokenizer=_build(TokenizerConfig, values.get("tokenizer")),
-        )
-    return _build(cls, values)
-
-
-def config_to_dict(config) -> dict[str, Any]:
-    """A config as JSON-able dict (tuples become lists)."""
-    return json_ready(dataclasses.asdict(config))
-
-
-def json_ready(obj):
-    if isinstance(obj, Mapping):
-        return {str(k): json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_ready(v) for v in obj]
-    return obj
+    def policy(self, prompt_from_task: bool | None = None) -> PolicyConfig:
+        """The policy config; ``prompt_from_task`` overrides ``data.prompt_from_task``
+        (the BC baseline is the same run with it off)."""
+        data = self.data if prompt_from_task is None else dataclasses.replace(self.data, prompt_from_task=bool(prompt_from_task))
+        return PolicyConfig(self.model, data, self.tokenizer)
 
 
 def configs_from_params(params: Mapping[str, Any], prompt_from_task: bool | None = None) -> tuple[PolicyConfig, TrainConfig]:
-    """Policy and training configs from the ``awbc`` parameters.
-
-    ``prompt_from_task`` overrides ``params["data"]["prompt_from_task"]`` (the BC baseline
-    is the same run with it off); without the task prompt there is nothing to drop.
-    """
-    policy = config_from_dict(PolicyConfig, params)
-    if prompt_from_task is not None:
-        policy = dataclasses.replace(policy, data=dataclasses.replace(policy.data, prompt_from_task=bool(prompt_from_task)))
-    train = _build(TrainConfig, params.get("train"))
-    return policy, train
+    """Policy and training configs from the ``awbc`` parameters (see :class:`AwbcParams`)."""
+    awbc = from_params(AwbcParams, params, "awbc")
+    return awbc.policy(prompt_from_task), awbc.train

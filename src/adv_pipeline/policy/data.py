@@ -17,7 +17,7 @@ from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
 from .config import DataConfig
 from .images import downsample
 from .normalize import NormStats
-from .prompts import base_task
+from adv_pipeline.schema import base_task
 from .tokenizer import HashTokenizer
 
 DECODE_THREADS = 2

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from adv_pipeline.sim import DemoTask, DemoTaskConfig, render
 
@@ -152,28 +151,6 @@ def results_metrics(table: pd.DataFrame) -> dict[str, dict[str, float]]:
         for col in ("success_rate", "success_ci_low", "success_ci_high", "mean_final_progress"):
             out[f"{row['condition']}.{col}"] = {"value": float(row[col]), "step": 0}
     return out
-
-
-def results_figure(table: pd.DataFrame) -> Figure:
-    """Success rate with 95% Wilson intervals, and mean final progress, per condition."""
-    fig = Figure(figsize=(9, 3.8), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2)
-    x = np.arange(len(table))
-    rate = table["success_rate"].to_numpy()
-    err = np.stack([rate - table["success_ci_low"].to_numpy(), table["success_ci_high"].to_numpy() - rate])
-    colors = [f"C{i}" for i in range(len(table))]
-    ax1.bar(x, rate, yerr=err, capsize=4, color=colors)
-    ax1.set_ylim(0, 1.05)
-    ax1.set_ylabel("success rate (95% Wilson CI)")
-    ax2.bar(x, table["mean_final_progress"].to_numpy(), color=colors)
-    ax2.set_ylim(0, 1.05)
-    ax2.set_ylabel("mean final progress")
-    n = int(table["n_episodes"].max()) if len(table) else 0
-    for ax in (ax1, ax2):
-        ax.set_xticks(x, table["condition"].tolist(), rotation=20, ha="right")
-        ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"closed-loop evaluation, {n} seeded rollouts per condition")
-    return fig
 
 
 def awbc_conditions(awbc: Policy, bc: Policy, guidance_scale: float) -> list[EvalCondition]:

@@ -15,7 +15,7 @@ from adv_pipeline.checkpoints import Checkpoint, load_checkpoint
 from .checkpoint_io import PolicyAssets, load_assets, unflatten_params
 from .images import downsample
 from .model import build_model, sample_actions
-from .prompts import base_task, default_prompt
+from adv_pipeline.schema import base_task, default_prompt
 from .tokenizer import HashTokenizer
 
 

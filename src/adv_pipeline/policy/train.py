@@ -36,6 +36,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from adv_pipeline.checkpoints import Checkpoint, Runs, begin_run, list_steps, load_checkpoint, open_run, prune_checkpoints
+from adv_pipeline.configs import to_params
 from adv_pipeline.crash import failpoint
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.outputs import output_lock
@@ -47,7 +48,7 @@ from .checkpoint_io import (
     save_policy_checkpoint,
     unflatten_params,
 )
-from .config import PolicyConfig, TrainConfig, config_to_dict
+from .config import PolicyConfig, TrainConfig
 from .data import TrainingData, load_training_data, sample_batch
 from .model import ActionPolicy, build_model, training_loss
 from .tokenizer import HashTokenizer
@@ -154,11 +155,11 @@ _RESULT_FIELDS = ("steps", "batch_size", "lr", "warmup_steps", "end_lr_ratio", "
 def run_identity(reader: LeRobotDatasetReader, policy_config: PolicyConfig, train_config: TrainConfig, dhash: str) -> dict:
     """What a run trains on: the training arrays' hash, the dataset's fingerprint, the
     policy config and the training settings that change the weights."""
-    train = config_to_dict(train_config)
+    train = to_params(train_config)
     return {
         "data_hash": dhash,
         "dataset_fingerprint": reader.fingerprint(),
-        "policy_config": config_to_dict(policy_config),
+        "policy_config": to_params(policy_config),
         "train_config": {k: train.get(k) for k in _RESULT_FIELDS},
     }
 
@@ -245,8 +246,8 @@ def _train_loop(
         "data_hash": dhash,
         "dataset": str(reader.root),
         "dataset_fingerprint": reader.fingerprint(),
-        "policy_config": config_to_dict(policy_config),
-        "train_config": config_to_dict(train_config),
+        "policy_config": to_params(policy_config),
+        "train_config": to_params(train_config),
         "tasks": list(data.tasks),
     }
     if start >= end:

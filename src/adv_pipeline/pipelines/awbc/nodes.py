@@ -10,25 +10,22 @@ from matplotlib.figure import Figure
 from adv_pipeline.checkpoints import Checkpoint, Runs
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.policy import (
-    EvalConfig,
     awbc_conditions,
     configs_from_params,
     evaluate_conditions,
     load_policy,
-    results_figure,
     results_metrics,
     results_table,
 )
+from adv_pipeline.figures import results_figure
+from adv_pipeline.pipelines.params import parse
 from adv_pipeline.pipelines.preflight import checked_by
-from adv_pipeline.policy.config import config_from_dict
 from adv_pipeline.policy.data import check_policy_inputs
 from adv_pipeline.policy.train import train_policy_run
 
 
 def _check(dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool) -> None:
-    policy_config, _ = configs_from_params(params)
-    config_from_dict(EvalConfig, params["eval"])
-    check_policy_inputs(dataset, policy_config.data)
+    check_policy_inputs(dataset, parse("awbc", params).data)
 
 
 def _train(dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool, prompt_from_task: bool) -> tuple[Checkpoint, dict]:
@@ -51,7 +48,7 @@ def train_bc_policy(dataset: LeRobotDatasetReader, runs: Runs, params: dict[str,
 
 def evaluate_awbc(awbc_policy: Checkpoint, bc_policy: Checkpoint, params: dict[str, Any]) -> tuple[pd.DataFrame, dict, Figure]:
     """Closed-loop rollouts of AWBC (positive, negative, guided prompts) and BC."""
-    config = config_from_dict(EvalConfig, params["eval"])
+    config = parse("awbc", params).eval
     conditions = awbc_conditions(load_policy(awbc_policy), load_policy(bc_policy), config.guidance_scale)
     table = results_table(evaluate_conditions(conditions, config))
     return table, results_metrics(table), results_figure(table)

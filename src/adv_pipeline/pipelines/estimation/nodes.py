@@ -7,30 +7,23 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from adv_pipeline.checkpoints import Checkpoint
-from adv_pipeline.estimator import LaunchConfig
-from adv_pipeline.estimator.agreement import estimation_report
-from adv_pipeline.configs import dataclass_from_dict
-from adv_pipeline.estimator.estimation import EstimatedDataset, EstimationConfig, check_estimation_inputs
+from adv_pipeline.estimation import EstimatedDataset, check_estimation_inputs, estimation_report
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.pipelines.preflight import checked_by
-from adv_pipeline.plots import estimated_vs_gt_advantage
+from adv_pipeline.figures import estimated_vs_gt_advantage
+from adv_pipeline.pipelines.params import parse
 from adv_pipeline.reporting import metrics_for_mlflow
 
 
-def _config(params: dict[str, Any]) -> EstimationConfig:
-    launch = dataclass_from_dict(LaunchConfig, params.get("launch"), "parameters_estimation.yml (estimation.launch)")
-    return dataclass_from_dict(EstimationConfig, {**{k: v for k, v in params.items() if k != "launch"}, "launch": launch}, "parameters_estimation.yml")
-
-
 def _check(target: LeRobotDatasetReader, checkpoint: Checkpoint, params: dict[str, Any]) -> None:
-    _config(params)
+    parse("estimation", params)
     check_estimation_inputs(target, checkpoint)
 
 
 @checked_by(_check)
 def estimate_advantages(target: LeRobotDatasetReader, checkpoint: Checkpoint, params: dict[str, Any]) -> EstimatedDataset:
     """Write plan of the estimated dataset (labelled when the catalog saves it)."""
-    return EstimatedDataset(target, checkpoint, _config(params))
+    return EstimatedDataset(target, checkpoint, parse("estimation", params))
 
 
 def report_estimation(

@@ -7,32 +7,25 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from adv_pipeline.checkpoints import Checkpoint, Runs
-from adv_pipeline.estimator import EstimatorConfig, LaunchConfig, run_training
+from adv_pipeline.estimator import run_training
 from adv_pipeline.estimator.data import check_training_inputs
 from adv_pipeline.estimator.evaluate import evaluate_checkpoint
 from adv_pipeline.estimator.train import read_metrics
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.pipelines.preflight import checked_by
-from adv_pipeline.plots import predicted_vs_true
-
-LAUNCH_KEYS = ("nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port")
-
-
-def _configs(params: dict[str, Any]) -> tuple[EstimatorConfig, LaunchConfig]:
-    config = EstimatorConfig.from_dict({k: params[k] for k in ("model", "data", "train")})
-    return config, LaunchConfig(**{k: params[k] for k in LAUNCH_KEYS if k in params})
+from adv_pipeline.figures import predicted_vs_true
+from adv_pipeline.pipelines.params import parse
 
 
 def _check(dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool) -> None:
-    check_training_inputs(dataset, _configs(params)[0])
+    check_training_inputs(dataset, parse("estimator", params))
 
 
 @checked_by(_check)
 def train_estimator(dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool) -> tuple[Checkpoint, dict]:
     """Train in a new run of ``runs`` (or continue one, ``train.resume``); the final
     checkpoint and the run's metric histories."""
-    config, launch = _configs(params)
-    checkpoint = run_training(dataset, runs, config, launch, overwrite)
+    checkpoint = run_training(dataset, runs, parse("estimator", params), overwrite)
     history = {name: [{"step": s, "value": v} for s, v in points] for name, points in read_metrics(checkpoint.run_dir).items()}
     return checkpoint, history
 

@@ -1,4 +1,4 @@
-"""Streaming inference of a trained estimator along an episode (SEMANTICS.md, Stage 2).
+"""Streaming inference of a trained estimator along an episode (docs/semantics.md, Stage 2).
 
 The cameras of an episode are decoded in lockstep into a sliding window just large
 enough for the current batch and its look-ahead (``batch_size + interval`` frames, plus
@@ -18,9 +18,9 @@ import torch
 
 from adv_pipeline.lerobot import LeRobotDatasetReader
 
-from .config import EstimatorConfig
-from .data import episode_states
-from .model import AdvantageEstimator, to_model_input
+from adv_pipeline.estimator.config import EstimatorConfig
+from adv_pipeline.estimator.data import episode_states
+from adv_pipeline.estimator.model import AdvantageEstimator, to_model_input
 
 
 class FrameWindow:

@@ -1,5 +1,5 @@
 """Stage 0: per-frame advantage from progress, per-stage statistics, and its
-discretisation into ``task_index`` with advantage prompts (SEMANTICS.md, "Stage 0").
+discretisation into ``task_index`` with advantage prompts (docs/semantics.md, "Stage 0").
 
 Pure numpy over whole datasets: every array is frame-aligned over all episodes in
 episode order, with ``offsets`` (E + 1,) giving each episode's row range. No Kedro here.
@@ -8,20 +8,17 @@ episode order, with ``offsets`` (E + 1,) giving each episode's row range. No Ked
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
 
 from adv_pipeline.lerobot import DatasetFormatError, DerivedDataset, LeRobotDatasetReader
+from adv_pipeline.schema import ADVANTAGE_SOURCES, INTERVENTION, PROGRESS, STAGE_PROGRESS, advantage_labels, advantage_prompt
 
 log = logging.getLogger(__name__)
 
-ADVANTAGE_SOURCES = ("progress", "absolute_advantage", "relative_advantage")
 DISCRETIZATIONS = ("binary", "n_slices")
-STAGE_COLUMN = "stage_progress_gt"
-INTERVENTION_COLUMN = "intervention"
 DECILES = tuple(range(0, 101, 10))
 
 
@@ -66,23 +63,13 @@ class LabelingConfig:
         if int(self.stage_nums) < 1:
             raise ValueError(f"stage_nums must be >= 1, got {self.stage_nums}")
 
-    @classmethod
-    def from_params(cls, params: Mapping) -> LabelingConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(params) - known
-        if unknown:
-            raise ValueError(f"unknown labelling parameters {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**params)
-
     @property
     def n_bins(self) -> int:
         return 2 if self.discretization == "binary" else int(self.n_slices)
 
     def prompts(self) -> list[str]:
-        """tasks.jsonl rows: task_index k -> prompt."""
-        if self.discretization == "binary":
-            return [f"{self.task_text}, Advantage: negative", f"{self.task_text}, Advantage: positive"]
-        return [f"{self.task_text}, Advantage: {i}" for i in range(self.n_slices)]
+        """tasks.jsonl rows: task_index k -> ``"<task_text>, Advantage: <label k>"``."""
+        return [advantage_prompt(self.task_text, label) for label in advantage_labels(self.discretization, self.n_slices)]
 
 
 @dataclass(frozen=True)
@@ -115,10 +102,10 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
         raise DatasetFormatError(f"{dataset.root}: the dataset has no frames. Fix: label a dataset with at least one episode")
     needed = {config.advantage_source: f"advantage_source={config.advantage_source}"}
     if config.stage_nums > 1:
-        needed[STAGE_COLUMN] = f"stage_nums={config.stage_nums}"
+        needed[STAGE_PROGRESS] = f"stage_nums={config.stage_nums}"
     available = dataset.column_names()
     for column, because in needed.items():
-        hint = " (written by the estimation pipeline)" if column != "progress" and column != STAGE_COLUMN else ""
+        hint = " (written by the estimation pipeline)" if column not in (PROGRESS, STAGE_PROGRESS) else ""
         dataset.require_column(column, f"{hint}, needed because {because}", "choose another option or a dataset with that column")
     why = {c: f", needed because {b}" for c, b in needed.items()}
     for column in needed:
@@ -126,25 +113,25 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
         if not dtype.startswith(("float", "int", "uint")):
             first = dataset.episodes[0].episode_index
             raise DatasetFormatError(f"{dataset.data_path(first)}: column {column} holds {dtype} values, not numbers{why[column]}. Fix: store it as float32")
-    use_intervention = config.force_intervention and INTERVENTION_COLUMN in available
-    has_stage = STAGE_COLUMN in available
-    columns = list(dict.fromkeys([*needed, *([STAGE_COLUMN] if has_stage else []), *([INTERVENTION_COLUMN] if use_intervention else [])]))
+    use_intervention = config.force_intervention and INTERVENTION in available
+    has_stage = STAGE_PROGRESS in available
+    columns = list(dict.fromkeys([*needed, *([STAGE_PROGRESS] if has_stage else []), *([INTERVENTION] if use_intervention else [])]))
     try:
         data = dataset.read_columns(columns)
     except DatasetFormatError as exc:  # a later episode lacks a column: say why it is needed
         missing = [c for c in needed if repr(c) in str(exc)]
         raise DatasetFormatError(str(exc).replace(". Fix:", f"{''.join(why[c] for c in missing)}. Fix:", 1)) from exc
     for column in needed:
-        dataset.check_array(column, data[column], why[column], (0.0, 1.0) if column == STAGE_COLUMN else None)
+        dataset.check_array(column, data[column], why[column], (0.0, 1.0) if column == STAGE_PROGRESS else None)
     if has_stage:  # checked whenever present: the estimator trains on it
-        dataset.check_array(STAGE_COLUMN, data[STAGE_COLUMN], " (stage progress, read by the estimator)", (0.0, 1.0))
+        dataset.check_array(STAGE_PROGRESS, data[STAGE_PROGRESS], " (stage progress, read by the estimator)", (0.0, 1.0))
     dataset.check_values(dataset.float_columns(), ", copied into the labelled dataset")
     eps, off = dataset.episode_indices, dataset.offsets
     source = np.asarray(data[config.advantage_source], dtype=np.float64).reshape(len(data[config.advantage_source]), -1)[:, 0]
-    stage = np.asarray(data[STAGE_COLUMN], dtype=np.float64).reshape(-1) if config.stage_nums > 1 else None
+    stage = np.asarray(data[STAGE_PROGRESS], dtype=np.float64).reshape(-1) if config.stage_nums > 1 else None
     intervention = None
     if use_intervention:
-        flag = np.asarray(data[INTERVENTION_COLUMN])
+        flag = np.asarray(data[INTERVENTION])
         intervention = (flag.reshape(len(flag), -1)[:, 0] == 1)
     return LabelInputs(eps, off, source, stage, intervention)
 
@@ -177,7 +164,7 @@ def progress_advantage(progress: np.ndarray, offsets: np.ndarray, chunk_size: in
 
 def frame_advantage(inputs: LabelInputs, config: LabelingConfig) -> np.ndarray:
     """(N,) advantage per frame from the configured source."""
-    if config.advantage_source == "progress":
+    if config.advantage_source == PROGRESS:
         return progress_advantage(inputs.source, inputs.offsets, int(config.chunk_size))
     return inputs.source.copy()
 

@@ -7,14 +7,14 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from adv_pipeline.estimator import LaunchConfig
-from adv_pipeline.estimator.estimation import EstimatedDataset, EstimationConfig, label_episodes, labels_identity, start_work
-from adv_pipeline.estimator.inference import EpisodeValues, advantage_columns, predict_episode
+from adv_pipeline.distributed import LaunchConfig
+from adv_pipeline.estimation.estimate import EstimatedDataset, EstimationConfig, label_episodes, labels_identity, start_work
+from adv_pipeline.estimation.inference import EpisodeValues, advantage_columns, predict_episode
 from adv_pipeline.estimator.train import train
 from adv_pipeline.lerobot import LeRobotDatasetReader
 
 from ..conftest import doctor_failures, synthetic_plan
-from .test_estimator import tiny_config
+from ..estimator.test_estimator import tiny_config
 
 
 def test_formulas_at_episode_ends_intervals_and_clipping():

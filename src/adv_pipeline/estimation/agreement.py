@@ -7,6 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import rankdata, spearmanr
 
+from adv_pipeline import labeling as lab
+from adv_pipeline.configs import from_params
+
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     """Area under the ROC curve of ``scores`` for the binary ``positive`` labels (the
@@ -58,9 +61,7 @@ def rows_of(offsets: np.ndarray, positions: Sequence[int]) -> np.ndarray:
 
 def _gt_labels(dataset, params: dict) -> tuple[np.ndarray, np.ndarray]:
     """(GT advantage, GT labels) of a dataset with Stage 0's functions and ``params``."""
-    from adv_pipeline import labeling as lab
-
-    cfg = lab.LabelingConfig.from_params(params)
+    cfg = from_params(lab.LabelingConfig, params, "labeling")
     inputs = lab.read_label_inputs(dataset, cfg)
     adv = lab.frame_advantage(inputs, cfg)
     stage = lab.stage_index(inputs.stage_progress, cfg.stage_nums, len(adv))
@@ -84,7 +85,7 @@ def estimation_report(estimated, labeled, checkpoint, stage0_params: dict, awbc_
     """
     import json
 
-    from .estimation import REPORT_PATH
+    from .estimate import REPORT_PATH
 
     run = json.loads((estimated.root / REPORT_PATH).read_text()) if (estimated.root / REPORT_PATH).is_file() else {}
     report: dict = {"estimation": run, "frames_labelled": estimated.num_frames}

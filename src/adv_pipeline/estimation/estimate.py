@@ -8,7 +8,7 @@ them). Once every episode is done, the metadata is written and the work folder i
 to the output: a half dataset is never visible at the output path. Under torchrun,
 episode i goes to rank ``i % world_size``; rank 0 writes the metadata and publishes::
 
-    torchrun --nproc_per_node 8 -m adv_pipeline.estimator.estimation \\
+    torchrun --nproc_per_node 8 -m adv_pipeline.estimation.estimate \\
         --source DATA --checkpoint RUN_DIR [--step 1200] --out OUT --config estimation.json
 """
 
@@ -18,8 +18,6 @@ import argparse
 import json
 import logging
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -33,25 +31,24 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from adv_pipeline.checkpoints import WEIGHTS_FILE, Checkpoint, load_checkpoint
-from adv_pipeline.configs import dataclass_from_dict
-from adv_pipeline.crash import child_dies_with_parent, failpoint
-from adv_pipeline.labeling import STAGE_COLUMN
+from adv_pipeline.configs import from_params, to_params
+from adv_pipeline.crash import failpoint
+from adv_pipeline.schema import ESTIMATED_COLUMNS, RELATIVE_ADVANTAGE, STAGE_PROGRESS
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.lerobot.format import INFO_PATH, data_relpath, video_relpath
 from adv_pipeline.lerobot.reader import column_to_numpy, read_parquet
 from adv_pipeline.lerobot.writer import feature_spec, index_features_last, link_or_copy, numeric_stats, with_columns, write_meta, write_parquet
-from adv_pipeline.outputs import DATASET, check_output, delegate_locks, output_lock, replace_path, sweep_debris, temporary_path, write_marker
+from adv_pipeline.outputs import DATASET, check_output, output_lock, replace_path, sweep_debris, temporary_path, write_marker
 
-from .config import EstimatorConfig
-from .evaluate import load_estimator
+from adv_pipeline.distributed import LaunchConfig, init_distributed, torchrun
+from adv_pipeline.estimator.config import EstimatorConfig
+from adv_pipeline.estimator.evaluate import load_estimator
+
 from .inference import advantage_columns, predict_episode
-from .launch import LaunchConfig
-from .train import init_distributed
 
 logger = logging.getLogger(__name__)
 
 REPORT_PATH = "meta/estimation.json"  # our sidecar: what labelled this dataset, and how fast
-NEW_COLUMNS = ("relative_advantage", "absolute_value", "absolute_advantage")
 
 
 @dataclass(frozen=True)
@@ -97,7 +94,7 @@ def check_estimation_inputs(source: LeRobotDatasetReader, checkpoint: Checkpoint
     """Every check of Stage 2's input, before anything is written: the estimator's cameras
     and state column exist in ``source``, and every float column (copied into the
     output) is finite. Returns the estimator's config."""
-    est_config = EstimatorConfig.from_dict(checkpoint.metadata["config"])
+    est_config = from_params(EstimatorConfig, checkpoint.metadata["config"], f"estimator config of {checkpoint.path}")
     state = est_config.data.state
     if state is not None:
         source.require_column(
@@ -110,9 +107,9 @@ def check_estimation_inputs(source: LeRobotDatasetReader, checkpoint: Checkpoint
     if state is not None:
         why[state] = ", read by the estimator and copied into the estimated dataset"
     ranges = {}
-    if STAGE_COLUMN in source.features:  # the AWBC labels split stages by it
-        why[STAGE_COLUMN] = ", copied into the estimated dataset, whose AWBC labels split stages by it"
-        ranges[STAGE_COLUMN] = (0.0, 1.0)
+    if STAGE_PROGRESS in source.features:  # the AWBC labels split stages by it
+        why[STAGE_PROGRESS] = ", copied into the estimated dataset, whose AWBC labels split stages by it"
+        ranges[STAGE_PROGRESS] = (0.0, 1.0)
     source.check_values(list(why), why, ranges)
     return est_config
 
@@ -169,7 +166,7 @@ def finalize(source: LeRobotDatasetReader, checkpoint: Checkpoint, work: str | P
     if missing:
         raise RuntimeError(f"{work}: episodes {missing[:10]} are not labelled yet; rerun the estimation to finish them")
     variant = checkpoint.metadata.get("variant", "KAI0")
-    names = [c for c in NEW_COLUMNS if variant == "KAI0" or c != "relative_advantage"]
+    names = [c for c in ESTIMATED_COLUMNS if variant == "KAI0" or c != RELATIVE_ADVANTAGE]
     features = dict(source.features)
     for c in names:
         features[c] = {"dtype": "float32", "shape": [1], "names": None}
@@ -281,22 +278,12 @@ def estimate(
             finalize(source, checkpoint, work, config, [run])
             return publish(work, out)
         config_file = temporary_path(work / "estimation_config.json")
-        config_file.write_text(json.dumps({k: v for k, v in asdict(config).items() if k != "launch"}))
-        launch = config.launch
-        cmd = [
-            sys.executable, "-m", "torch.distributed.run",
-            f"--nproc_per_node={launch.nproc_per_node}", f"--nnodes={launch.nnodes}", f"--node_rank={launch.node_rank}",
-            f"--master_addr={launch.master_addr}", f"--master_port={launch.master_port}",
-            "-m", "adv_pipeline.estimator.estimation",
-            "--source", str(source.root), "--checkpoint", str(checkpoint.run_dir), "--step", str(checkpoint.step),
-            "--out", str(out), "--config", str(config_file),
-        ]
+        config_file.write_text(json.dumps({k: v for k, v in to_params(config).items() if k != "launch"}))
+        args = ["--source", source.root, "--checkpoint", checkpoint.run_dir, "--step", checkpoint.step, "--out", out, "--config", config_file]
         try:
-            proc = subprocess.run(cmd, env=delegate_locks(), preexec_fn=child_dies_with_parent)
+            torchrun("adv_pipeline.estimation.estimate", args, config.launch)
         finally:
             config_file.unlink(missing_ok=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"torchrun estimation failed with exit code {proc.returncode}: {' '.join(cmd)}")
         return LeRobotDatasetReader(out, check_files=False)
 
 
@@ -322,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default=None, help="JSON of EstimationConfig fields")
     parser.add_argument("--overwrite-output", action="store_true", help="replace what sits at --out even if adv_pipeline did not write it")
     args = parser.parse_args(argv)
-    config = dataclass_from_dict(EstimationConfig, json.loads(Path(args.config).read_text()) if args.config else {}, "--config")
+    config = from_params(EstimationConfig, json.loads(Path(args.config).read_text()) if args.config else {}, f"estimation ({args.config})")
     env = init_distributed()
     source = LeRobotDatasetReader(args.source, check_files=env.is_main)
     checkpoint = load_checkpoint(args.checkpoint, args.step)

@@ -1,4 +1,4 @@
-"""Figures logged to MLflow (matplotlib, Agg backend; no Kedro imports)."""
+"""Every figure the pipelines log to MLflow, in one place (matplotlib, Agg backend; no Kedro imports)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from adv_pipeline.lerobot import LeRobotDatasetReader  # noqa: E402
+from adv_pipeline.schema import PROGRESS, STAGE_PROGRESS  # noqa: E402
+
+PROGRESS_COLUMNS = (PROGRESS, "progress_gt", STAGE_PROGRESS)  # plotted when present
 
 
 def advantage_histogram(adv: np.ndarray, stage: np.ndarray, cuts: list[np.ndarray], config) -> Figure:
@@ -67,4 +73,60 @@ def estimated_vs_gt_advantage(episodes: list[dict], title: str = "") -> Figure:
     axes[0][0].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def dataset_overview_figure(dataset: LeRobotDatasetReader, n_episodes: int = 4) -> Figure:
+    """Progress columns of a few episodes (top) and first/middle/last frames of the
+    first episode for every camera (bottom)."""
+    cols = [c for c in PROGRESS_COLUMNS if c in dataset.column_names()]
+    cams = dataset.video_keys
+    n_show = min(n_episodes, dataset.num_episodes)
+    fig = plt.figure(figsize=(3.2 * max(n_show, 3), 3.0 + 2.2 * len(cams)), constrained_layout=True)
+    grid = fig.add_gridspec(1 + len(cams), max(n_show, 3))
+    picks = np.linspace(0, dataset.num_episodes - 1, n_show).round().astype(int) if n_show else []
+    for j, pos in enumerate(picks):
+        ep = dataset.episodes[pos].episode_index
+        ax = fig.add_subplot(grid[0, j])
+        if cols:
+            data = dataset.read_episode(ep, cols)
+            for c in cols:
+                ax.plot(np.asarray(data[c]).reshape(len(data[c]), -1)[:, 0], label=c)
+        ax.set_title(f"episode {ep}")
+        ax.set_xlabel("frame")
+        ax.set_ylim(-0.05, 1.05)
+        if j == 0:
+            ax.legend(fontsize=7)
+    if cams and dataset.num_episodes:
+        ep = dataset.episodes[0]
+        idx = sorted({0, ep.length // 2, ep.length - 1})
+        frames = dataset.get_frames(ep.episode_index, idx)
+        for i, cam in enumerate(cams):
+            for j, t in enumerate(idx):
+                ax = fig.add_subplot(grid[1 + i, j])
+                ax.imshow(frames[cam][j])
+                ax.set_title(f"{cam.rsplit('.', 1)[-1]} t={t}", fontsize=8)
+                ax.axis("off")
+    return fig
+
+
+def results_figure(table: pd.DataFrame) -> Figure:
+    """Success rate with 95% Wilson intervals, and mean final progress, per condition."""
+    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    x = np.arange(len(table))
+    rate = table["success_rate"].to_numpy()
+    err = np.stack([rate - table["success_ci_low"].to_numpy(), table["success_ci_high"].to_numpy() - rate])
+    colors = [f"C{i}" for i in range(len(table))]
+    ax1.bar(x, rate, yerr=err, capsize=4, color=colors)
+    ax1.set_ylim(0, 1.05)
+    ax1.set_ylabel("success rate (95% Wilson CI)")
+    ax2.bar(x, table["mean_final_progress"].to_numpy(), color=colors)
+    ax2.set_ylim(0, 1.05)
+    ax2.set_ylabel("mean final progress")
+    n = int(table["n_episodes"].max()) if len(table) else 0
+    for ax in (ax1, ax2):
+        ax.set_xticks(x, table["condition"].tolist(), rotation=20, ha="right")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"closed-loop evaluation, {n} seeded rollouts per condition")
     return fig

@@ -1,0 +1,45 @@
+"""Parameter namespaces and the configs they build: every parameters file goes through
+:func:`adv_pipeline.configs.from_params`, and the hook checks them all before a run, so a
+typo in ``conf/`` or in ``--params`` is refused naming the closest key."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from adv_pipeline.configs import ConfigError, closest, from_params
+from adv_pipeline.estimation import EstimationConfig
+from adv_pipeline.estimator import EstimatorConfig
+from adv_pipeline.labeling import LabelingConfig
+from adv_pipeline.policy import AwbcParams
+from adv_pipeline.sim.dataset import DemoDatasetConfig
+
+NAMESPACES: dict[str, type] = {
+    "demo": DemoDatasetConfig,
+    "gt_labeling": LabelingConfig,
+    "awbc_labeling": LabelingConfig,
+    "estimator": EstimatorConfig,
+    "estimation": EstimationConfig,
+    "awbc": AwbcParams,
+}
+SHARED = ("overwrite",)  # parameters.yml: read by the hook and the trainers
+
+
+def parse(namespace: str, values: Mapping[str, Any] | None):
+    """The config of a parameters namespace (``estimator`` -> :class:`EstimatorConfig`)."""
+    return from_params(NAMESPACES[namespace], values, namespace)
+
+
+def check_parameters(parameters: Mapping[str, Any], runtime_names: Collection[str]) -> None:
+    """Parse every namespace, and refuse a top-level key that is neither a namespace, a
+    shared parameter, nor a runtime parameter the configuration reads (``raw_dataset_path``,
+    ``estimator_steps``...)."""
+    known = [*NAMESPACES, *SHARED, *runtime_names]
+    for key, values in parameters.items():
+        if key in NAMESPACES:
+            parse(key, values)
+        elif key not in known:
+            raise ConfigError(
+                f"parameters: unknown key {key}{closest(key, known)} It is neither a parameters namespace "
+                f"({', '.join(NAMESPACES)}) nor a runtime parameter of conf/ ({', '.join(sorted(runtime_names))})"
+            )

@@ -1,0 +1,57 @@
+"""Every parameters file goes through one config path: a typo'd key in any namespace, or
+a misspelt runtime parameter, is refused before any work, naming the closest key."""
+
+from __future__ import annotations
+
+import pytest
+
+from adv_pipeline.configs import ConfigError, from_params
+from adv_pipeline.pipelines.params import NAMESPACES, check_parameters, parse
+
+from ..conftest import mlflow_runs
+
+# one typo per stage: (pipeline, runtime parameters, the key named, the closest key)
+TYPOS = {
+    "demo": ("demo", {"demo": {"n_episode": 2}}, "demo.n_episode", "n_episodes"),
+    "gt_labeling": ("gt_labeling", {"gt_labeling": {"thresold": 30}}, "gt_labeling.thresold", "threshold"),
+    "estimator": ("estimator", {"estimator": {"train": {"stepz": 3}}}, "estimator.train.stepz", "steps"),
+    "estimation": ("estimation", {"estimation": {"intervall": 10}}, "estimation.intervall", "interval"),
+    "awbc_labeling": ("estimation", {"awbc_labeling": {"stage_num": 2}}, "awbc_labeling.stage_num", "stage_nums"),
+    "awbc": ("awbc", {"awbc": {"eval": {"guidance": 3.0}}}, "awbc.eval.guidance", "guidance_scale"),
+    "a namespace": ("gt_labeling", {"gt_labelling": {"threshold": 30}}, "gt_labelling", "gt_labeling"),
+    "a runtime parameter": ("gt_labeling", {"raw_datset_path": "/data/x"}, "raw_datset_path", "raw_dataset_path"),
+}
+
+
+@pytest.mark.parametrize("stage", list(TYPOS))
+def test_a_typo_is_refused_naming_the_closest_key(stage, session_run, kedro_project):
+    pipeline, params, key, closest = TYPOS[stage]
+    with pytest.raises(ConfigError, match=rf"unknown key {key}; did you mean '{closest}'\?"):
+        session_run(pipeline, **params)
+    assert mlflow_runs(kedro_project) == [] and not (kedro_project / "data").exists()
+
+
+# fields whose conf/base value differs from the code's default on purpose
+OWN_VALUES = {
+    "gt_labeling": {"task_text"},  # the demo's task; the code keeps the seed's default
+    "awbc_labeling": {"threshold", "stage_nums", "advantage_source", "task_text"},  # Stage 0's options on Stage 2's output
+}
+
+
+def test_every_parameters_file_parses_with_the_one_config_path(session_run, kedro_project):
+    """conf/base's namespaces (resolved by Kedro) build their configs through the one
+    path, and the code's defaults are conf/base's values."""
+    import dataclasses
+
+    from kedro.framework.session import KedroSession
+
+    session_run  # noqa: B018 (the fixture enters the project copy)
+    with KedroSession.create(project_path=kedro_project) as session:
+        params = session.load_context().params
+    assert set(NAMESPACES) <= set(params)
+    check_parameters(params, set())
+    for namespace, cls in NAMESPACES.items():
+        config, default = parse(namespace, params[namespace]), cls()
+        differ = {f.name for f in dataclasses.fields(cls) if getattr(config, f.name) != getattr(default, f.name)}
+        assert differ <= OWN_VALUES.get(namespace, set()), f"{namespace}: conf/base and the code's defaults differ in {differ}"
+    assert from_params(NAMESPACES["estimator"], params["estimator"], "estimator").launch.nproc_per_node == 1
