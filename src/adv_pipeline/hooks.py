@@ -19,7 +19,7 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 
-from adv_pipeline.outputs import FILES, RUNS, OutputError, check_output, output_lock, path_fix, record_file, relation, resolved, sweep_debris
+from adv_pipeline.outputs import FILES, OutputError, check_output, output_lock, path_fix, record_file, relation, resolved, sweep_debris
 from adv_pipeline.pipelines.params import check_parameters
 from adv_pipeline.pipelines.preflight import run_preflight
 
@@ -67,11 +67,13 @@ def check_pipeline_outputs(pipeline: Pipeline, catalog, overwrite: bool) -> list
         target = catalog_target(name, catalog.get(name))
         if target is None:
             continue
-        (outputs if name in produced or _is_workspace(catalog.get(name)) else inputs).append(target)
+        (outputs if name in produced or getattr(catalog.get(name), "workspace", False) else inputs).append(target)
     for out in outputs:
+        # the node output written at this path (a workspace's is the output sharing its path)
+        written = next((o.name for o in outputs if o.name in produced and o.path == out.path), None)
         for inp in inputs:
             how = relation(resolved(out.path), resolved(inp.path))
-            if how is None or (how == "equal to" and out.name in produced and _produced_upstream(pipeline, out.name, inp.name)):
+            if how is None or (how == "equal to" and written and _produced_upstream(pipeline, written, inp.name)):
                 continue
             raise OutputError(
                 f"{out.path}: the output {out.name} is {how} the input {inp.name} ({inp.path}); writing it would "
@@ -80,26 +82,24 @@ def check_pipeline_outputs(pipeline: Pipeline, catalog, overwrite: bool) -> list
     for i, a in enumerate(outputs):
         for b in outputs[i + 1 :]:
             how = relation(resolved(a.path), resolved(b.path))
-            if how and not (how == "equal to" and a.kind == b.kind == RUNS):
+            # a workspace (where a node writes) and the output it produces share a path
+            pair = how == "equal to" and a.kind == b.kind and (a.name in produced) != (b.name in produced)
+            if how and not pair:
                 raise OutputError(f"{a.path}: the outputs {a.name} and {b.name} ({b.path}) overlap ({how}); one would destroy the other. Fix: {path_fix(_option_name(a, outputs), a.kind)}")
     for out in outputs:
         check_output(out.path, out.kind, overwrite=overwrite, name=_option_name(out, outputs))
     return outputs
 
 
-def _is_workspace(dataset: Any) -> bool:
-    """A dataset a node trains into (loaded, but written through)."""
-    from adv_pipeline.datasets import RunsDataset
-
-    return isinstance(dataset, RunsDataset)
-
-
 def _option_name(target: Target, outputs: list[Target]) -> str | None:
-    """The catalog name whose ``<name>_path`` runtime parameter sets this path."""
+    """The catalog name whose ``<name>_path`` runtime parameter sets this path: the
+    folder of runs (``estimator_runs``), or the dataset (``raw_dataset``, not its target)."""
     if target.kind == FILES:
         return None
-    same = [o.name for o in outputs if o.path == target.path and o.name.endswith("_runs")]
-    return same[0] if same else target.name
+    names = [o.name for o in outputs if o.path == target.path]
+    runs = [n for n in names if n.endswith("_runs")]
+    datasets = [n for n in names if not n.endswith("_target")]
+    return (runs or datasets or [target.name.removesuffix("_target")])[0]
 
 
 def runtime_parameter_names(conf: Path) -> set[str]:

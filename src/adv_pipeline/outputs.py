@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,15 @@ LOCK_DELEGATES_ENV = "ADV_PIPELINE_LOCK_DELEGATES"  # pids whose locks child pro
 
 _HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
 _DEBRIS = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    """Where a node writes an output, and whether it may replace what this project did
+    not write there (what a Kedro target dataset gives the node; it creates nothing)."""
+
+    path: Path
+    overwrite: bool = False
 
 
 class OutputError(ValueError):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from adv_pipeline.distributed import LaunchConfig
-from adv_pipeline.estimation.estimate import EstimatedDataset, EstimationConfig, label_episodes, labels_identity, start_work
+from adv_pipeline.estimation.estimate import EstimationConfig, estimate, label_episodes, open_writer
 from adv_pipeline.estimation.inference import EpisodeValues, advantage_columns, predict_episode
 from adv_pipeline.estimator.train import train
 from adv_pipeline.lerobot import LeRobotDatasetReader
@@ -75,7 +75,7 @@ def _tables(root):
 def test_output_is_a_valid_dataset_and_resume_after_a_crash_equals_one_run(trained, tmp_path):
     ds, ckpt = trained
     config = EstimationConfig(interval=5, batch_size=8)
-    whole = EstimatedDataset(ds, ckpt, config).write(tmp_path / "whole")
+    whole = estimate(ds, ckpt, tmp_path / "whole", config)
     assert doctor_failures(whole.root) == []
     assert {"relative_advantage", "absolute_value", "absolute_advantage"} <= set(whole.column_names())
     assert whole.num_frames == ds.num_frames and whole.tasks == ds.tasks
@@ -88,14 +88,14 @@ def test_output_is_a_valid_dataset_and_resume_after_a_crash_equals_one_run(train
             raise Crash
 
     out = tmp_path / "resumed"
-    work = start_work(out, labels_identity(ds, ckpt, config), overwrite=False)
-    with pytest.raises(Crash):
-        label_episodes(ds, ckpt, work, config, on_episode=crash_after_two)
+    with pytest.raises(Crash), open_writer(ds, ckpt, out, config) as writer:
+        label_episodes(ds, ckpt, writer, config, on_episode=crash_after_two)
+    work = writer.staging
     assert not out.exists()  # incomplete: nothing is published at the output path
     finished = {p.name: p.stat().st_mtime_ns for p in (work / "data").rglob("*.parquet")}
     assert sorted(finished) == ["episode_000000.parquet", "episode_000001.parquet"]
-    resumed = EstimatedDataset(ds, ckpt, config).write(out)
-    assert not work.exists()  # published by renaming the work folder
+    resumed = estimate(ds, ckpt, out, config)
+    assert not work.exists() and work.name == ".resumed.work"  # published by renaming the work folder
     # nothing finished was recomputed, and the result equals the uninterrupted run
     assert {p.name: p.stat().st_mtime_ns for p in (out / "data").rglob("*.parquet") if p.name in finished} == finished
     import json
@@ -104,20 +104,20 @@ def test_output_is_a_valid_dataset_and_resume_after_a_crash_equals_one_run(train
     assert report["episodes_computed"] == 3 and report["episodes_skipped"] == 2
     # a rerun with the same checkpoint, source and interval finds the output done
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
-    EstimatedDataset(ds, ckpt, config).write(out)
+    estimate(ds, ckpt, out, config)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
     for a, b in zip(_tables(whole.root), _tables(resumed.root)):
         assert a.equals(b)
     for rel in ("meta/info.json", "meta/episodes.jsonl", "meta/tasks.jsonl", "meta/episodes_stats.jsonl"):
         assert (whole.root / rel).read_text() == (resumed.root / rel).read_text()
     # overwrite recomputes everything
-    again = EstimatedDataset(ds, ckpt, EstimationConfig(interval=5, batch_size=8, overwrite=True)).write(out)
+    again = estimate(ds, ckpt, out, EstimationConfig(interval=5, batch_size=8, overwrite=True))
     assert json.loads((again.root / "meta/estimation.json").read_text())["episodes_computed"] == 5
     # other labels (here another interval; likewise a retrained checkpoint) never mix
     # with finished episodes: the output is relabelled from scratch
-    other = EstimatedDataset(ds, ckpt, EstimationConfig(interval=3, batch_size=8)).write(out)
+    other = estimate(ds, ckpt, out, EstimationConfig(interval=3, batch_size=8))
     assert json.loads((other.root / "meta/estimation.json").read_text())["episodes_computed"] == 5
-    fresh = EstimatedDataset(ds, ckpt, EstimationConfig(interval=3, batch_size=8)).write(tmp_path / "fresh")
+    fresh = estimate(ds, ckpt, tmp_path / "fresh", EstimationConfig(interval=3, batch_size=8))
     for a, b in zip(_tables(fresh.root), _tables(other.root)):
         assert a.equals(b)
 
@@ -130,14 +130,14 @@ def test_an_estimator_with_state_needs_the_state_column(trained, tmp_path):
     _, ckpt = trained
     no_state = write_column_dataset(tmp_path / "no_state", [{"progress": np.linspace(0, 1, 12).astype(np.float32)}])
     with pytest.raises(DatasetFormatError, match=r"episode 0 has no column observation.state, needed because the estimator .* takes the state"):
-        EstimatedDataset(no_state, ckpt, EstimationConfig(interval=5, batch_size=8)).write(tmp_path / "out")
+        estimate(no_state, ckpt, tmp_path / "out", EstimationConfig(interval=5, batch_size=8))
     assert not (tmp_path / "out").exists() and not (tmp_path / ".out.work").exists()
 
 
 def test_two_ranks_produce_the_same_dataset_as_one(trained, tmp_path):
     ds, ckpt = trained
-    one = EstimatedDataset(ds, ckpt, EstimationConfig(interval=5, batch_size=8, threads=1)).write(tmp_path / "one")
-    two = EstimatedDataset(ds, ckpt, EstimationConfig(interval=5, batch_size=8, threads=1, launch=LaunchConfig(nproc_per_node=2, master_port=29518))).write(tmp_path / "two")
+    one = estimate(ds, ckpt, tmp_path / "one", EstimationConfig(interval=5, batch_size=8, threads=1))
+    two = estimate(ds, ckpt, tmp_path / "two", EstimationConfig(interval=5, batch_size=8, threads=1, launch=LaunchConfig(nproc_per_node=2, master_port=29518)))
     for a, b in zip(_tables(one.root), _tables(two.root)):
         assert a.schema == b.schema
         for name in ("absolute_value", "absolute_advantage", "relative_advantage"):
@@ -172,3 +172,16 @@ def test_encoding_each_frame_once_gives_the_same_values(trained, variant, tmp_pa
     if variant == "KAI0":
         np.testing.assert_allclose(fast.relative, slow.relative, atol=1e-5)
     assert fast.peak_window <= 5 + 7 + 5
+
+
+def test_roc_auc_is_the_mann_whitney_statistic_with_half_counted_ties():
+    from adv_pipeline.estimation import roc_auc
+
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, 300).astype(float)  # many ties
+    positive = rng.random(300) < 0.4
+    pos, neg = scores[positive], scores[~positive]
+    pairs = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    assert roc_auc(scores, positive) == pytest.approx(pairs / (len(pos) * len(neg)), abs=1e-12)
+    assert roc_auc(scores, scores > 2) == 1.0 and roc_auc(-scores, scores > 2) == 0.0
+    assert np.isnan(roc_auc(scores, np.zeros(300, bool)))

@@ -7,22 +7,18 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from adv_pipeline.lerobot import DerivedDataset, LeRobotDatasetReader, NewDataset
-from adv_pipeline.lerobot.format import INFO_PATH
-from adv_pipeline.outputs import DATASET
+from adv_pipeline.lerobot import INFO_PATH, LeRobotDatasetReader
+from adv_pipeline.outputs import DATASET, resolved
 
 
-class LeRobotDataset(AbstractDataset[NewDataset | DerivedDataset | LeRobotDatasetReader, LeRobotDatasetReader]):
-    """A LeRobot v2.1 dataset directory.
+class LeRobotDataset(AbstractDataset[LeRobotDatasetReader, LeRobotDatasetReader]):
+    """A LeRobot v2.1 dataset directory; it loads and saves, it never computes.
 
     ``load()`` validates the directory and returns a lightweight
     :class:`~adv_pipeline.lerobot.LeRobotDatasetReader` (metadata only; columns and
-    frames are read on demand). ``save()`` takes the write plan a node returns
-    (:class:`~adv_pipeline.lerobot.NewDataset` or
-    :class:`~adv_pipeline.lerobot.DerivedDataset`) and writes it atomically to ``path``.
-
-    ``overwrite`` lets ``save()`` replace what sits at ``path`` even when this project did
-    not write it (never an input); a dataset this project wrote is replaced without it.
+    frames are read on demand), reused by later nodes of the run. ``save()`` takes the
+    dataset a node has written at ``path`` (through the :class:`LeRobotTarget` of the same
+    path) and only checks that it is there: the work happened in the node.
 
     Example catalog entry::
 
@@ -33,14 +29,17 @@ class LeRobotDataset(AbstractDataset[NewDataset | DerivedDataset | LeRobotDatase
 
     output_kind = DATASET
 
-    def __init__(self, *, path: str, check_videos: bool = True, overwrite: bool = False, metadata: dict[str, Any] | None = None):
+    def __init__(self, *, path: str, check_videos: bool = True, metadata: dict[str, Any] | None = None):
         self._path = Path(path)
         self._check_videos = check_videos
-        self._overwrite = bool(overwrite)
         self.metadata = metadata
-        # One reader per run: later nodes reuse it (no re-validation, shared table cache).
+        # One reader per run: later nodes reuse it (no re-validation, memoised checks).
         self._reader: LeRobotDatasetReader | None = None
         self._stamp: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._path
 
     def _info_stamp(self) -> int | None:
         try:
@@ -54,29 +53,22 @@ class LeRobotDataset(AbstractDataset[NewDataset | DerivedDataset | LeRobotDatase
         if not (self._path / INFO_PATH).is_file():
             raise DatasetError(
                 f"{self._path}: no LeRobot dataset here ({INFO_PATH} missing). Fix: run the pipeline "
-                "that writes it (e.g. `kedro run --pipeline demo`) or pass its path as a runtime "
+                "that writes it (e.g. `kedro run --pipelines demo`) or pass its path as a runtime "
                 "parameter (`--params \"<dataset>_path=/path/to/dataset\"`)"
             )
         self._reader = LeRobotDatasetReader(self._path, check_videos=self._check_videos)
         self._stamp = self._info_stamp()
         return self._reader
 
-    def save(self, data: NewDataset | DerivedDataset | LeRobotDatasetReader) -> None:
-        if isinstance(data, LeRobotDatasetReader):
-            if data.root.resolve() != self._path.resolve():
-                raise DatasetError(f"{self._path}: got a dataset at {data.root}; return a NewDataset or DerivedDataset plan to write here")
-            return
-        if not hasattr(data, "write"):
-            raise DatasetError(f"{self._path}: cannot save {type(data).__name__}; expected NewDataset or DerivedDataset")
-        self._reader = data.write(self._path, overwrite=self._overwrite)
-        self._stamp = self._info_stamp()
+    def save(self, data: LeRobotDatasetReader) -> None:
+        if not isinstance(data, LeRobotDatasetReader):
+            raise DatasetError(f"{self._path}: expected the dataset a node wrote here (a LeRobotDatasetReader), got {type(data).__name__}")
+        if resolved(data.root) != resolved(self._path):
+            raise DatasetError(f"{self._path}: the node wrote its dataset to {data.root}, not here. Fix: write through the LeRobotTarget of this path")
+        self._reader, self._stamp = data, self._info_stamp()
 
     def _exists(self) -> bool:
         return (self._path / INFO_PATH).is_file()
 
-    @property
-    def path(self) -> Path:
-        return self._path
-
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path), "check_videos": self._check_videos, "overwrite": self._overwrite}
+        return {"path": str(self._path), "check_videos": self._check_videos}

@@ -26,6 +26,7 @@ class RunsDataset(AbstractDataset[None, Runs]):
     """
 
     output_kind = RUNS
+    workspace = True
 
     def __init__(self, *, path: str, run: str | None = None, metadata: dict[str, Any] | None = None):
         self._path = Path(path)

@@ -2,12 +2,11 @@
 and score the labels against ground truth when the data has it."""
 
 from .agreement import estimation_report, roc_auc
-from .estimate import EstimatedDataset, EstimationConfig, check_estimation_inputs, estimate
+from .estimate import EstimationConfig, check_estimation_inputs, estimate
 from .inference import EpisodeValues, advantage_columns, predict_episode
 
 __all__ = [
     "EpisodeValues",
-    "EstimatedDataset",
     "EstimationConfig",
     "advantage_columns",
     "check_estimation_inputs",

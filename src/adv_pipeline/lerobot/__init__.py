@@ -1,17 +1,34 @@
 """LeRobot v2.1 datasets: the one place that knows the on-disk format.
 
-Read with :class:`LeRobotDatasetReader`, write with :class:`NewDataset` (generated
-episodes) or :class:`DerivedDataset` (changed columns of an existing dataset).
+Read with :class:`LeRobotDatasetReader`. Write with :class:`DatasetWriter` (episode by
+episode, atomically, resumable), or its two front ends: :class:`NewDataset` (generated
+episodes) and :class:`DerivedDataset` (changed columns of an existing dataset). Code
+outside this package imports from here, never from its modules.
 """
 
-from .format import CODEBASE_VERSION, DatasetFormatError
+from .format import CODEBASE_VERSION, IMAGE_KEY_PREFIX, INFO_PATH, DatasetFormatError
 from .reader import EpisodeMeta, LeRobotDatasetReader, column_to_numpy
 from .video import VideoDecodeError, VideoInfo, VideoOptions, VideoReader, VideoWriter, encode_video, iter_lockstep, probe, resize_with_pad
-from .writer import DerivedDataset, EpisodeData, NewDataset, feature_spec, video_feature_spec
+from .writer import (
+    DatasetWriter,
+    DerivedDataset,
+    EpisodeData,
+    NewDataset,
+    base_info,
+    feature_spec,
+    index_features_last,
+    video_feature_spec,
+    with_columns,
+    work_folder,
+    written_by,
+)
 
 __all__ = [
     "CODEBASE_VERSION",
+    "IMAGE_KEY_PREFIX",
+    "INFO_PATH",
     "DatasetFormatError",
+    "DatasetWriter",
     "DerivedDataset",
     "EpisodeData",
     "EpisodeMeta",
@@ -22,11 +39,16 @@ __all__ = [
     "VideoOptions",
     "VideoReader",
     "VideoWriter",
+    "base_info",
     "column_to_numpy",
     "encode_video",
     "feature_spec",
+    "index_features_last",
     "iter_lockstep",
     "probe",
     "resize_with_pad",
     "video_feature_spec",
+    "with_columns",
+    "work_folder",
+    "written_by",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 CODEBASE_VERSION = "v2.1"
+IMAGE_KEY_PREFIX = "observation.images."  # video keys are <prefix><camera>
 DEFAULT_CHUNKS_SIZE = 1000
 DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
@@ -79,11 +80,6 @@ def video_relpath(info: dict, episode_index: int, video_key: str) -> str:
 def video_keys(features: dict) -> list[str]:
     """Feature names stored as videos (``dtype == "video"``), in info.json order."""
     return [k for k, ft in features.items() if ft.get("dtype") == "video"]
-
-
-def image_keys(features: dict) -> list[str]:
-    """Feature names stored as images inside the parquet (``dtype == "image"``)."""
-    return [k for k, ft in features.items() if ft.get("dtype") == "image"]
 
 
 def camera_name(video_key: str) -> str:

@@ -443,12 +443,6 @@ class LeRobotDatasetReader:
         table = self.read_table(episode_index, columns)
         return {c: column_to_numpy(table[c]) for c in columns}
 
-    def iter_episodes(self, columns: Sequence[str]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-        """Yield ``(episode_index, columns)`` episode by episode."""
-        self._require_columns(columns)
-        for ep in self.episodes:
-            yield ep.episode_index, self.read_episode(ep.episode_index, columns)
-
     def read_columns(self, columns: Sequence[str], episodes: Sequence[int] | None = None) -> dict[str, np.ndarray]:
         """Columns of many episodes at once, concatenated in episode order.
 

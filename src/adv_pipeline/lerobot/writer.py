@@ -11,10 +11,12 @@ regenerated from what was written, so it stays true.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -25,7 +27,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from adv_pipeline.crash import die_with_parent, failpoint
-from adv_pipeline.outputs import DATASET, atomic_directory, temporary_path
+from adv_pipeline.outputs import DATASET, check_output, output_lock, replace_path, sweep_debris, temporary_path, write_marker
 
 from .format import (
     CODEBASE_VERSION,
@@ -47,7 +49,7 @@ from .reader import LeRobotDatasetReader, column_to_numpy
 from .stats import Stats, aggregate_stats, column_stats, sample_indices, segment_stats, stats_to_json, video_stats
 from .video import VideoOptions, VideoWriter
 
-IMAGE_KEY_PREFIX = "observation.images."
+log = logging.getLogger(__name__)
 
 
 class EpisodeData(Protocol):
@@ -237,6 +239,220 @@ def write_meta(
     (root / STATS_PATH).write_text(json.dumps(stats_to_json(aggregate_stats(episodes_stats)), indent=2))
 
 
+# ---------------------------------------------------------------------------- the writer
+WORK_SUFFIX = ".work"  # resumable staging folder: .<name>.work beside the destination
+SIDECARS = "meta/episodes.pending"  # per-episode meta of a resumable write, until finalize
+
+
+class DatasetWriter:
+    """The one writer of the LeRobot v2.1 format (every dataset the project writes).
+
+    Episodes are written one at a time, each atomically, into a staging folder beside the
+    destination; :meth:`finalize` writes ``meta/`` from what was written (totals, tasks,
+    episodes, per-episode and aggregate stats) and publishes the folder at the
+    destination with one rename, so a half dataset is never visible there.
+
+    The destination is checked first (:func:`adv_pipeline.outputs.check_output`: never an
+    input, replaced only if this project wrote it or with ``overwrite``) and locked while
+    writing. With an ``identity`` (what decides the episodes' content) the staging folder
+    is ``.<name>.work/`` and resumable: a writer opened again with the same identity keeps
+    the episodes written before (:meth:`done`), a different identity (or ``restart``)
+    starts afresh; the published dataset keeps the identity (:func:`written_by`).
+    Without one, it is a temporary folder that the next writer sweeps once its process is
+    dead. ``joined=True`` opens the staging folder of a writer that another process (the
+    parent of torchrun ranks) opened, without checking or locking again.
+
+    Use it as a context manager; leaving the block without :meth:`finalize` releases the
+    lock (a resumable staging folder stays for the next run).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        info: Mapping,
+        tasks: Sequence[str] = (),
+        *,
+        inputs: Mapping[str, str | Path] | None = None,
+        overwrite: bool = False,
+        identity: Mapping | None = None,
+        restart: bool = False,
+        joined: bool = False,
+    ):
+        self.root = Path(root)
+        self.info = {**info, "codebase_version": CODEBASE_VERSION}
+        self.features: dict = dict(self.info["features"])
+        self.tasks: list[str] = list(tasks)
+        self.identity = dict(identity) if identity is not None else None
+        self._restart = restart
+        self._episodes: dict[int, dict] = {}  # episode_index -> {"row", "stats"} (non-resumable)
+        self._lock = ExitStack()
+        if joined:
+            self.staging = work_folder(self.root)
+            return
+        check_output(self.root, DATASET, inputs=inputs or {}, overwrite=overwrite)
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        self._lock.enter_context(output_lock(self.root))
+        try:
+            sweep_debris(self.root.parent, self.root.name)
+            self.staging = self._open_staging()
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _open_staging(self) -> Path:
+        if self.identity is None:
+            staging = temporary_path(self.root)
+            staging.mkdir()
+            return staging
+        staging = work_folder(self.root)
+        stamp = staging / IDENTITY_FILE
+        previous = json.loads(stamp.read_text()) if stamp.is_file() else None
+        if staging.exists() and (previous != self.identity or self._restart):
+            if previous is not None:
+                log.warning("%s: earlier episodes were written from other inputs (%s); starting afresh", staging, previous)
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True, exist_ok=True)
+        sweep_debris(staging, recursive=True)  # half-written files of a killed writer
+        (staging / INFO_PATH).unlink(missing_ok=True)  # metadata of an interrupted finalize
+        stamp.write_text(json.dumps(self.identity, indent=2))
+        return staging
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the destination (a temporary staging folder is removed)."""
+        if self.identity is None and self._lock._exit_callbacks and self.staging.exists():
+            shutil.rmtree(self.staging, ignore_errors=True)
+        self._lock.close()
+
+    # ------------------------------------------------------------------ episodes
+    def data_path(self, episode_index: int) -> Path:
+        return self.staging / data_relpath(self.info, episode_index)
+
+    def video_path(self, episode_index: int, video_key: str) -> Path:
+        """Where the staging folder keeps an episode's video (encoders write there)."""
+        return self.staging / video_relpath(self.info, episode_index, video_key)
+
+    def task_index(self, task: str) -> int:
+        """The row of ``task`` in tasks.jsonl (appended when new)."""
+        if task not in self.tasks:
+            self.tasks.append(task)
+        return self.tasks.index(task)
+
+    def done(self, episode_index: int) -> bool:
+        """True if a resumable write already holds this episode."""
+        return (self.staging / _sidecar(episode_index)).is_file()
+
+    def write_episode(
+        self,
+        episode_index: int,
+        table: pa.Table,
+        stats: Mapping[str, Stats | Mapping] | None = None,
+        videos: Mapping[str, Path] | None = None,
+        video_stats: Mapping[str, Stats] | None = None,
+    ) -> None:
+        """Write one episode atomically.
+
+        Args:
+            table: the episode's parquet table, every non-video feature (index columns
+                included), in ``info["features"]`` order.
+            stats: per-feature stats already known (e.g. carried over from a source);
+                the other numeric features' stats are computed from ``table``.
+            videos: video key -> an existing file to hard-link (else copy) as the
+                episode's video; videos not given must already be at :meth:`video_path`.
+            video_stats: stats of the videos written here (sampled frames).
+        """
+        for key, src in (videos or {}).items():
+            dst = self.video_path(episode_index, key)
+            if not dst.exists():
+                link_or_copy(src, dst)
+        write_parquet(self.data_path(episode_index), table, atomic=True)
+        known = dict(stats or {})
+        missing = [k for k, ft in self.features.items() if ft["dtype"] not in ("video", "image", "string") and k not in known and k in table.column_names]
+        known.update(numeric_stats({k: column_to_numpy(table[k]) for k in missing}, self.features))
+        known.update(video_stats or {})
+        task_ids = np.unique(column_to_numpy(table["task_index"])) if "task_index" in table.column_names else []
+        row = {"episode_index": int(episode_index), "tasks": [self.tasks[int(t)] for t in task_ids], "length": table.num_rows}
+        if self.identity is None:
+            self._episodes[int(episode_index)] = {"row": row, "stats": known}
+        else:
+            sidecar = self.staging / _sidecar(episode_index)
+            sidecar.parent.mkdir(parents=True, exist_ok=True)
+            tmp = temporary_path(sidecar)
+            tmp.write_text(json.dumps({"row": row, "stats": stats_to_json(known)}))
+            os.replace(tmp, sidecar)
+
+    # ------------------------------------------------------------------ finalize
+    def finalize(self, episodes: Sequence[int] | None = None, extra: Callable[[Path], None] | None = None) -> LeRobotDatasetReader:
+        """Write ``meta/`` for ``episodes`` (default: all written), let ``extra`` add files
+        (a report), mark the folder as a dataset of this project and publish it."""
+        entries = self._entries()
+        wanted = sorted(entries) if episodes is None else [int(e) for e in episodes]
+        missing = [e for e in wanted if e not in entries]
+        if missing:
+            raise RuntimeError(f"{self.root}: episodes {missing[:10]} are not written yet; rerun to finish them")
+        rows = [entries[e]["row"] for e in wanted]
+        write_meta(self.staging, {**self.info, "features": self.features}, self.tasks, rows, [entries[e]["stats"] for e in wanted])
+        failpoint("dataset.finalize")
+        if extra is not None:
+            extra(self.staging)
+        shutil.rmtree(self.staging / SIDECARS, ignore_errors=True)
+        write_marker(self.staging, DATASET)
+        replace_path(self.staging, self.root)
+        self._lock.close()
+        return LeRobotDatasetReader(self.root, check_files=False)  # just written and validated by construction
+
+    def _entries(self) -> dict[int, dict]:
+        if self.identity is None:
+            return self._episodes
+        entries = {}
+        for path in (self.staging / SIDECARS).glob("episode_*.json"):
+            entry = json.loads(path.read_text())
+            entries[int(entry["row"]["episode_index"])] = entry
+        return entries
+
+
+IDENTITY_FILE = ".write_identity.json"  # what decided the episodes of a resumable write
+
+
+def written_by(root: str | Path) -> dict | None:
+    """The identity a resumable write of the dataset at ``root`` was made with (None if
+    there is no such dataset, or it was not written resumably)."""
+    root = Path(root)
+    stamp = root / IDENTITY_FILE
+    if not (root / INFO_PATH).is_file() or not stamp.is_file():
+        return None
+    return json.loads(stamp.read_text())
+
+
+def work_folder(root: str | Path) -> Path:
+    """The resumable staging folder of destination ``root``: ``.<name>.work`` beside it."""
+    root = Path(root)
+    return root.parent / f".{root.name}{WORK_SUFFIX}"
+
+
+def _sidecar(episode_index: int) -> str:
+    return f"{SIDECARS}/episode_{int(episode_index):06d}.json"
+
+
+def base_info(fps: int, features: Mapping[str, dict], robot_type: str = "unknown", chunks_size: int = DEFAULT_CHUNKS_SIZE) -> dict:
+    """info.json of a new dataset (totals are added by the writer)."""
+    features = {**features, **INDEX_FEATURES}
+    return {
+        "codebase_version": CODEBASE_VERSION,
+        "robot_type": robot_type,
+        "fps": int(fps),
+        "chunks_size": int(chunks_size),
+        "data_path": DATA_PATH,
+        "video_path": VIDEO_PATH if video_keys(features) else None,
+        "features": features,
+    }
+
+
 # ---------------------------------------------------------------------------- new datasets
 @dataclass
 class _EpisodeResult:
@@ -246,18 +462,16 @@ class _EpisodeResult:
     video_stats: dict[str, Stats]
 
 
-def _encode_episode(
-    factory: Callable[[], EpisodeData], tmp: Path, info: dict, episode_index: int, options: VideoOptions
-) -> _EpisodeResult:
-    """Build one episode, encode its videos (streaming), return its columns and stats."""
+def _encode_episode(factory: Callable[[], EpisodeData], videos: Mapping[str, Path], fps: int, options: VideoOptions) -> _EpisodeResult:
+    """Build one episode, encode its videos (streaming) to ``videos`` (key -> path),
+    return its columns and the videos' stats."""
     ep = factory()
-    keys = video_keys(info["features"])
     wanted = set(sample_indices(ep.length).tolist())
-    sampled: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-    writers = {k: VideoWriter(tmp / video_relpath(info, episode_index, k), info["fps"], options) for k in keys}
+    sampled: dict[str, list[np.ndarray]] = {k: [] for k in videos}
+    writers = {k: VideoWriter(path, fps, options) for k, path in videos.items()}
     try:
         for t, frames in enumerate(ep.iter_frames()):
-            for k in keys:
+            for k in videos:
                 frame = frames[k] if k in frames else frames[camera_name(k)]
                 writers[k].write(frame)
                 if t in wanted:
@@ -267,15 +481,30 @@ def _encode_episode(
             w.close()
     for k, w in writers.items():
         if w.n_frames != ep.length:
-            raise ValueError(f"episode {episode_index}: camera {k} gave {w.n_frames} frames for {ep.length} rows")
+            raise ValueError(f"{videos[k]}: camera {k} gave {w.n_frames} frames for {ep.length} rows")
     vstats = {k: video_stats(np.stack(v), ep.length) for k, v in sampled.items()}
-    task = getattr(ep, "task", "")
-    return _EpisodeResult(ep.length, task, {k: np.asarray(v) for k, v in ep.columns.items()}, vstats)
+    return _EpisodeResult(ep.length, getattr(ep, "task", ""), {k: np.asarray(v) for k, v in ep.columns.items()}, vstats)
+
+
+def _in_order(fn: Callable, jobs: Sequence[tuple], workers: int) -> Iterator:
+    """``fn(*job)`` for each job, in order; in ``workers`` processes (that die with this
+    one) with at most ``2 * workers`` results waiting, else in this process."""
+    if workers <= 1 or len(jobs) <= 1:
+        yield from (fn(*job) for job in jobs)
+        return
+    with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        pending = [pool.submit(fn, *job) for job in jobs[: 2 * workers]]
+        for k in range(len(jobs)):
+            result = pending[k].result()
+            pending[k] = None  # free the result
+            if k + 2 * workers < len(jobs):
+                pending.append(pool.submit(fn, *jobs[k + 2 * workers]))
+            yield result
 
 
 @dataclass(frozen=True)
 class NewDataset:
-    """A dataset to be written from generated episodes (what a node returns).
+    """A dataset to be written from generated episodes.
 
     Attributes:
         fps: frames per second.
@@ -297,48 +526,27 @@ class NewDataset:
     chunks_size: int = DEFAULT_CHUNKS_SIZE
 
     def write(self, root: str | Path, overwrite: bool = False) -> LeRobotDatasetReader:
-        """Write to ``root`` (replacing a dataset this project wrote there; anything
-        else only with ``overwrite``, see :func:`adv_pipeline.outputs.check_output`)."""
-        features = {**self.features, **INDEX_FEATURES}
-        info = {
-            "codebase_version": CODEBASE_VERSION,
-            "robot_type": self.robot_type,
-            "fps": int(self.fps),
-            "chunks_size": int(self.chunks_size),
-            "data_path": DATA_PATH,
-            "video_path": VIDEO_PATH if video_keys(features) else None,
-            "features": features,
-        }
-        with atomic_directory(root, DATASET, overwrite=overwrite) as tmp:
-            jobs = list(enumerate(self.episodes))
-            if self.workers > 1 and len(jobs) > 1:
-                with ProcessPoolExecutor(self.workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-                    futures = [pool.submit(_encode_episode, f, tmp, info, i, self.video) for i, f in jobs]
-                    results = [fut.result() for fut in tqdm(futures, desc="episodes", unit="ep")]
-            else:
-                results = [_encode_episode(f, tmp, info, i, self.video) for i, f in tqdm(jobs, desc="episodes", unit="ep")]
-            tasks: list[str] = []
-            episodes, all_stats = [], []
+        """Write to ``root`` episode by episode (see :class:`DatasetWriter`: a dataset this
+        project wrote there is replaced, anything else only with ``overwrite``)."""
+        info = base_info(self.fps, self.features, self.robot_type, self.chunks_size)
+        keys = video_keys(info["features"])
+        with DatasetWriter(root, info, overwrite=overwrite) as writer:
+            jobs = [(f, {k: writer.video_path(i, k) for k in keys}, self.fps, self.video) for i, f in enumerate(self.episodes)]
             start = 0
-            for i, res in enumerate(results):
-                if res.task not in tasks:
-                    tasks.append(res.task)
-                cols = {**res.columns, **index_columns(res.length, self.fps, i, start, tasks.index(res.task))}
-                write_parquet(tmp / data_relpath(info, i), episode_table(cols, features))
-                episodes.append({"episode_index": i, "tasks": [res.task], "length": res.length})
-                all_stats.append({**numeric_stats(cols, features), **res.video_stats})
+            results = _in_order(_encode_episode, jobs, self.workers)
+            for i, res in enumerate(tqdm(results, total=len(jobs), desc="episodes", unit="ep")):
+                cols = {**res.columns, **index_columns(res.length, self.fps, i, start, writer.task_index(res.task))}
+                writer.write_episode(i, episode_table(cols, writer.features), video_stats=res.video_stats)
                 start += res.length
                 failpoint("dataset.episode")
-            write_meta(tmp, info, tasks, episodes, all_stats)
-            failpoint("dataset.finalize")
-        return LeRobotDatasetReader(root, check_files=False)  # just written and validated by construction
+            return writer.finalize()
 
 
 # ---------------------------------------------------------------------------- derived datasets
 @dataclass(frozen=True)
 class DerivedDataset:
     """A dataset derived from ``source``: same episodes and videos (linked), with
-    columns replaced or added, and optionally a new task list (what a node returns).
+    columns replaced or added, and optionally a new task list.
 
     Attributes:
         source: the input dataset (never modified).
@@ -359,9 +567,8 @@ class DerivedDataset:
     def write(self, root: str | Path, overwrite: bool = False) -> LeRobotDatasetReader:
         """Write to ``root``: never the source, inside it or a folder holding it; a
         dataset this project wrote there is replaced, anything else only with
-        ``overwrite`` (see :func:`adv_pipeline.outputs.check_output`)."""
+        ``overwrite`` (see :class:`DatasetWriter`)."""
         src = self.source
-        root = Path(root)
         n = src.num_frames
         for name, values in self.columns.items():
             if len(values) != n:
@@ -371,50 +578,31 @@ class DerivedDataset:
         for name, values in self.columns.items():
             features[name] = dict(self.features.get(name) or src.features.get(name) or feature_spec(values))
         features = index_features_last(features)  # new columns before LeRobot's index columns
-        info = {k: v for k, v in src.info.items()}
-        info["features"] = features
         if "task_index" in self.columns:
             ti = np.asarray(self.columns["task_index"])
             if ti.size and (ti.min() < 0 or ti.max() >= len(tasks)):
                 raise ValueError(f"task_index values span [{ti.min()}, {ti.max()}] but only {len(tasks)} tasks are given")
+        elif len(tasks) < len(src.tasks):
+            raise ValueError(f"{len(tasks)} tasks given but the source's task_index goes up to {len(src.tasks) - 1}. Fix: give a task per source task, or a new task_index column")
         numeric = [k for k, ft in features.items() if ft["dtype"] not in ("video", "image", "string")]
         # stats of the new columns for all episodes at once; the others carry over
         new_stats = {name: segment_stats(_as_feature_dtype(values, features[name]), src.offsets) for name, values in self.columns.items() if name in numeric}
         old_stats = src.episodes_stats_json
-        episode_tasks = self._episode_tasks(tasks)
+        stored = [k for k in features if features[k]["dtype"] not in ("video", "image")]
 
-        def rewrite(pos: int) -> dict[str, Stats]:
-            ep = src.episodes[pos]
-            lo, hi = int(src.offsets[pos]), int(src.offsets[pos + 1])
-            table = src.read_table(ep.episode_index)
-            table = with_columns(table, {name: values[lo:hi] for name, values in self.columns.items()}, features)
-            table = table.select([k for k in features if features[k]["dtype"] not in ("video", "image") and k in table.column_names])
-            write_parquet(tmp / data_relpath(info, ep.episode_index), table)
-            for key in src.video_keys:
-                link_or_copy(src.video_path(ep.episode_index, key), tmp / video_relpath(info, ep.episode_index, key))
-            stats = {k: v for k, v in old_stats.get(ep.episode_index, {}).items() if k in features and k not in new_stats}
-            missing = [k for k in numeric if k not in stats and k not in new_stats]  # source without stats for them
-            stats.update(numeric_stats({k: column_to_numpy(table[k]) for k in missing}, features))
-            stats.update({k: v[pos] for k, v in new_stats.items()})
-            failpoint("dataset.episode")
-            return stats
+        with DatasetWriter(root, {**src.info, "features": features}, tasks, inputs={"source dataset": src.root}, overwrite=overwrite) as writer:
 
-        with atomic_directory(root, DATASET, inputs={"source dataset": src.root}, overwrite=overwrite) as tmp:
+            def rewrite(pos: int) -> None:
+                ep = src.episodes[pos]
+                lo, hi = int(src.offsets[pos]), int(src.offsets[pos + 1])
+                table = with_columns(src.read_table(ep.episode_index), {name: values[lo:hi] for name, values in self.columns.items()}, features)
+                table = table.select([k for k in stored if k in table.column_names])
+                stats = {k: v for k, v in old_stats.get(ep.episode_index, {}).items() if k in features and k not in new_stats}
+                stats.update({k: v[pos] for k, v in new_stats.items()})
+                videos = {key: src.video_path(ep.episode_index, key) for key in src.video_keys}
+                writer.write_episode(ep.episode_index, table, stats=stats, videos=videos)
+                failpoint("dataset.episode")
+
             with ThreadPoolExecutor(max(1, self.workers)) as pool:
-                all_stats = list(tqdm(pool.map(rewrite, range(src.num_episodes)), total=src.num_episodes, desc="episodes", unit="ep"))
-            rows = [{"episode_index": ep.episode_index, "tasks": t, "length": ep.length} for ep, t in zip(src.episodes, episode_tasks)]
-            write_meta(tmp, info, tasks, rows, all_stats)
-            failpoint("dataset.finalize")
-        return LeRobotDatasetReader(root, check_files=False)  # just written and validated by construction
-
-    def _episode_tasks(self, tasks: list[str]) -> list[list[str]]:
-        """Each episode's task strings for episodes.jsonl, in task_index order."""
-        src = self.source
-        if "task_index" not in self.columns:
-            if len(tasks) < len(src.tasks):
-                raise ValueError(f"{len(tasks)} tasks given but the source's task_index goes up to {len(src.tasks) - 1}. Fix: give a task per source task, or a new task_index column")
-            return [[tasks[src.tasks.index(t)] for t in ep.tasks] for ep in src.episodes]
-        ti = np.asarray(self.columns["task_index"], dtype=np.int64).reshape(-1)
-        present = np.zeros((src.num_episodes, len(tasks)), dtype=bool)
-        present[np.repeat(np.arange(src.num_episodes), src.lengths), ti] = True
-        return [[tasks[k] for k in np.flatnonzero(row)] for row in present]
+                list(tqdm(pool.map(rewrite, range(src.num_episodes)), total=src.num_episodes, desc="episodes", unit="ep"))
+            return writer.finalize()

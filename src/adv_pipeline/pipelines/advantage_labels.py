@@ -18,7 +18,8 @@ from kedro.pipeline import Node, Pipeline
 from matplotlib.figure import Figure
 
 from adv_pipeline import labeling as lab
-from adv_pipeline.lerobot import DerivedDataset, LeRobotDatasetReader
+from adv_pipeline.lerobot import LeRobotDatasetReader
+from adv_pipeline.outputs import OutputTarget
 from adv_pipeline.configs import from_params
 from adv_pipeline.figures import advantage_histogram
 from adv_pipeline.reporting import metrics_for_mlflow
@@ -58,8 +59,8 @@ def summarize(inputs: lab.LabelInputs, advantage: np.ndarray, cuts: list[np.ndar
     return stats, metrics, advantage_histogram(advantage, stage, cuts, config)
 
 
-def write_labeled(dataset: LeRobotDatasetReader, labels: np.ndarray, params: dict[str, Any]) -> DerivedDataset:
-    return lab.labeled_dataset(dataset, labels, _config(params))
+def write_labeled(dataset: LeRobotDatasetReader, labels: np.ndarray, params: dict[str, Any], target: OutputTarget) -> LeRobotDatasetReader:
+    return lab.labeled_dataset(dataset, labels, _config(params)).write(target.path, target.overwrite)
 
 
 def labeling_template() -> Pipeline:
@@ -76,18 +77,18 @@ def labeling_template() -> Pipeline:
                 ["label_stats", "label_metrics", "label_histogram"],
                 name="summarize_labels",
             ),
-            Node(write_labeled, ["source_dataset", "task_index", "params:labeling"], "labeled_dataset", name="write_labeled_dataset"),
+            Node(write_labeled, ["source_dataset", "task_index", "params:labeling", "labeled_target"], "labeled_dataset", name="write_labeled_dataset"),
         ]
     )
 
 
 def labeling_pipeline(namespace: str, source: str, output: str, stats: str, metrics: str, histogram: str) -> Pipeline:
     """The template under ``namespace``, reading ``params:<namespace>`` and mapping the
-    free datasets to catalog names."""
+    free datasets to catalog names (the output's target is ``<output>_target``)."""
     return Pipeline(
         labeling_template(),
         namespace=namespace,
-        inputs={"source_dataset": source},
+        inputs={"source_dataset": source, "labeled_target": f"{output}_target"},
         outputs={"labeled_dataset": output, "label_stats": stats, "label_metrics": metrics, "label_histogram": histogram},
         parameters={"params:labeling": f"params:{namespace}"},
     )

@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 
 from adv_pipeline.configs import from_params
-from adv_pipeline.lerobot import NewDataset, VideoOptions, feature_spec, video_feature_spec
-from adv_pipeline.lerobot.writer import IMAGE_KEY_PREFIX
+from adv_pipeline.lerobot import IMAGE_KEY_PREFIX, NewDataset, VideoOptions, feature_spec, video_feature_spec
 
 from .config import ACTION_NAMES, CAMERA_KEYS, QUALITIES, STATE_NAMES, TASK_TEXT, DemoTaskConfig
 from .episodes import DemoEpisode, generate_episode, generate_mix

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import NUM_STAGES, STATE_DIM, DemoTaskConfig
+from .config import STATE_DIM, DemoTaskConfig
 
 # Snapshot layout (indices).  The first STATE_DIM entries are the policy state.
 LX, LY, LO, RX, RY, RO, BX, BY, HL, HR, GX, GY = range(12)
@@ -139,7 +139,3 @@ def progress_of(snapshot: np.ndarray, config: DemoTaskConfig) -> float:
     solo = hr and not hl
     return float(0.5 + 0.5 * (0.10 * solo + 0.80 * g))
 
-
-def num_stages() -> int:
-    """Number of annotated stages K (= 2)."""
-    return NUM_STAGES

@@ -62,10 +62,6 @@ class DemoTask:
         """Copy of the low-dimensional sim state, float64 (SNAPSHOT_DIM,)."""
         return self._s.copy()
 
-    def set_snapshot(self, snapshot: np.ndarray) -> None:
-        """Restore a state previously obtained from :attr:`snapshot`."""
-        self._s = np.asarray(snapshot, dtype=np.float64).copy()
-
     @property
     def progress(self) -> float:
         """True physical task progress in [0, 1] (can go down)."""

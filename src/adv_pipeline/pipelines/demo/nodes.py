@@ -6,19 +6,23 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from adv_pipeline.lerobot import LeRobotDatasetReader, NewDataset
 from adv_pipeline.figures import dataset_overview_figure
-from adv_pipeline.reporting import dataset_summary, metrics_for_mlflow
+from adv_pipeline.lerobot import LeRobotDatasetReader
+from adv_pipeline.outputs import OutputTarget
 from adv_pipeline.pipelines.params import parse
+from adv_pipeline.pipelines.preflight import checked_by
+from adv_pipeline.reporting import dataset_summary, metrics_for_mlflow
 from adv_pipeline.sim.dataset import demo_dataset_plan
 
 
-def make_demo_dataset(params: dict[str, Any]) -> NewDataset:
-    """Write plan of the demo dataset, from ``parameters_demo.yml``."""
-    return demo_dataset_plan(parse("demo", params))
+def _check(params: dict[str, Any], target: OutputTarget) -> None:
+    demo_dataset_plan(parse("demo", params))  # the parameters, before any work
 
 
-make_demo_dataset.preflight = make_demo_dataset  # the parameters are checked before any work
+@checked_by(_check)
+def make_demo_dataset(params: dict[str, Any], target: OutputTarget) -> LeRobotDatasetReader:
+    """Simulate the demo episodes (``parameters_demo.yml``) and write them to ``target``."""
+    return demo_dataset_plan(parse("demo", params)).write(target.path, target.overwrite)
 
 
 def summarize_dataset(dataset: LeRobotDatasetReader) -> tuple[dict, dict, Figure]:

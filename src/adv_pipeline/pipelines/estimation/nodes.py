@@ -7,23 +7,24 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from adv_pipeline.checkpoints import Checkpoint
-from adv_pipeline.estimation import EstimatedDataset, check_estimation_inputs, estimation_report
+from adv_pipeline.estimation import check_estimation_inputs, estimate, estimation_report
 from adv_pipeline.lerobot import LeRobotDatasetReader
+from adv_pipeline.outputs import OutputTarget
 from adv_pipeline.pipelines.preflight import checked_by
 from adv_pipeline.figures import estimated_vs_gt_advantage
 from adv_pipeline.pipelines.params import parse
 from adv_pipeline.reporting import metrics_for_mlflow
 
 
-def _check(target: LeRobotDatasetReader, checkpoint: Checkpoint, params: dict[str, Any]) -> None:
+def _check(source: LeRobotDatasetReader, checkpoint: Checkpoint, params: dict[str, Any], out: OutputTarget) -> None:
     parse("estimation", params)
-    check_estimation_inputs(target, checkpoint)
+    check_estimation_inputs(source, checkpoint)
 
 
 @checked_by(_check)
-def estimate_advantages(target: LeRobotDatasetReader, checkpoint: Checkpoint, params: dict[str, Any]) -> EstimatedDataset:
-    """Write plan of the estimated dataset (labelled when the catalog saves it)."""
-    return EstimatedDataset(target, checkpoint, parse("estimation", params))
+def estimate_advantages(source: LeRobotDatasetReader, checkpoint: Checkpoint, params: dict[str, Any], out: OutputTarget) -> LeRobotDatasetReader:
+    """Label ``source`` with the estimator into ``out`` (resuming an interrupted run)."""
+    return estimate(source, checkpoint, out.path, parse("estimation", params), out.overwrite)
 
 
 def report_estimation(

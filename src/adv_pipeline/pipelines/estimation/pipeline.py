@@ -11,7 +11,7 @@ from .nodes import estimate_advantages, report_estimation
 
 def create_pipeline(**kwargs) -> Pipeline:
     estimate = Pipeline(
-        [Node(estimate_advantages, ["target_dataset", "estimator_checkpoint", "params:estimation"], "estimated_dataset", name="estimate_advantages")]
+        [Node(estimate_advantages, ["target_dataset", "estimator_checkpoint", "params:estimation", "estimated_dataset_target"], "estimated_dataset", name="estimate_advantages")]
     )
     awbc_labels = labeling_pipeline(
         namespace="awbc_labeling",
