@@ -36,7 +36,9 @@ def best_rate(fn, repeats: int) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dataset", nargs="?", default="data/01_raw/demo")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -45,7 +47,10 @@ def main() -> None:
     raw, n_raw = best_rate(lambda: raw_pyav(paths), args.repeats)
     ours, n_ours = best_rate(lambda: reader_stream(ds), args.repeats)
     h, w = ds.features[ds.video_keys[0]]["shape"][:2]
-    print(f"dataset: {ds.root} ({ds.num_episodes} episodes, {len(ds.video_keys)} cameras, {h}x{w}, {len(paths)} files)")
+    print(
+        f"dataset: {ds.root} ({ds.num_episodes} episodes, {len(ds.video_keys)} cameras, {h}x{w}, "
+        f"{len(paths)} files)"
+    )
     print(f"raw PyAV decode      : {raw:10.0f} frames/s  ({n_raw} frames)")
     print(f"reader iter_frames   : {ours:10.0f} frames/s  ({n_ours} frames)")
     print(f"reader / raw         : {ours / raw:10.2f}  (target >= 0.80)")

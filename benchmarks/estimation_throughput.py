@@ -37,7 +37,11 @@ class _Episode:
     def columns(self):
         t = np.arange(self.length) / (self.length - 1)
         state = np.stack([np.sin(t * (k + 1)) for k in range(STATE_DIM)], axis=1).astype(np.float32)
-        return {"observation.state": state, "stage_progress_gt": t.astype(np.float32), "progress": t.astype(np.float32)}
+        return {
+            "observation.state": state,
+            "stage_progress_gt": t.astype(np.float32),
+            "progress": t.astype(np.float32),
+        }
 
     def iter_frames(self):
         y, x = np.mgrid[0:96, 0:96]
@@ -56,6 +60,7 @@ def _make(length: int) -> _Episode:
 
 
 def prepare(root: Path, lengths=(1000, 8000)) -> dict[int, Path]:
+    import torch
     from project_params import project_params
 
     from adv_pipeline.checkpoints import list_steps, write_checkpoint
@@ -63,8 +68,7 @@ def prepare(root: Path, lengths=(1000, 8000)) -> dict[int, Path]:
     from adv_pipeline.estimator import EstimatorConfig
     from adv_pipeline.estimator.model import AdvantageEstimator
     from adv_pipeline.lerobot import NewDataset, VideoOptions, feature_spec, video_feature_spec
-    import torch
-    
+
     out = {}
     for n in lengths:
         path = root / f"episode_{n}"
@@ -85,7 +89,12 @@ def prepare(root: Path, lengths=(1000, 8000)) -> dict[int, Path]:
         config = from_params(EstimatorConfig, params, "estimator")
         torch.manual_seed(0)
         model = AdvantageEstimator(config.model, config.data)
-        write_checkpoint(ckpt_dir, 1, {k: v.numpy() for k, v in model.state_dict().items()}, {"config": to_params(config), "variant": "KAI0"})
+        write_checkpoint(
+            ckpt_dir,
+            1,
+            {k: v.numpy() for k, v in model.state_dict().items()},
+            {"config": to_params(config), "variant": "KAI0"},
+        )
     return out
 
 
@@ -104,7 +113,16 @@ def child(dataset: str, ckpt: str, out: str) -> None:
     EstimatedDataset(src, checkpoint, EstimationConfig(overwrite=True)).write(out)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"frames": src.num_frames, "seconds": seconds, "rss_before_kb": before, "peak_rss_kb": peak}))
+    print(
+        json.dumps(
+            {
+                "frames": src.num_frames,
+                "seconds": seconds,
+                "rss_before_kb": before,
+                "peak_rss_kb": peak,
+            }
+        )
+    )
 
 
 def raw_decode_rate(dataset: Path) -> float:
@@ -115,7 +133,9 @@ def raw_decode_rate(dataset: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dir", type=Path, default=Path("/tmp/adv_bench_estimation"))
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -125,12 +145,30 @@ def main() -> None:
     datasets = prepare(args.dir)
     rows = {}
     for n, path in datasets.items():
-        proc = subprocess.run([sys.executable, __file__, "--child", str(path), str(args.dir / "estimator"), str(args.dir / f"out_{n}")], capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(path),
+                str(args.dir / "estimator"),
+                str(args.dir / f"out_{n}"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows[n] = json.loads(proc.stdout.strip().splitlines()[-1])
         rows[n]["raw_decode_fps"] = raw_decode_rate(path)
-    print("episode frames | labelling frames/s | raw decode frames/s (3 cameras) | peak RSS MB (before labelling)")
+    print(
+        "episode frames | labelling frames/s | raw decode frames/s (3 cameras) | peak RSS MB "
+        "(before labelling)"
+    )
     for n, r in rows.items():
-        print(f"{n:14d} | {r['frames'] / r['seconds']:18.1f} | {r['raw_decode_fps']:31.1f} | {r['peak_rss_kb'] / 1024:8.1f} ({r['rss_before_kb'] / 1024:.1f})")
+        print(
+            f"{n:14d} | {r['frames'] / r['seconds']:18.1f} | {r['raw_decode_fps']:31.1f} | "
+            f"{r['peak_rss_kb'] / 1024:8.1f} ({r['rss_before_kb'] / 1024:.1f})"
+        )
     a, b = (rows[k]["peak_rss_kb"] for k in sorted(rows))
     print(f"peak RSS ratio 8000 / 1000 frames: {b / a:.3f} (target <= 1.10)")
 

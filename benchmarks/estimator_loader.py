@@ -17,7 +17,6 @@ import time
 
 import numpy as np
 import torch
-
 from project_params import project_params
 
 from adv_pipeline.configs import from_params
@@ -58,8 +57,14 @@ def step_rate(config, steps: int = 20) -> float:
     model = AdvantageEstimator(config.model, config.data)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     h, w = config.data.image_size
-    x = torch.randint(0, 255, (config.train.batch_size, 2, len(config.data.cameras), h, w, 3), dtype=torch.uint8)
-    state = torch.randn(config.train.batch_size, 2, config.model.state_dim) if config.model.state_dim else None
+    x = torch.randint(
+        0, 255, (config.train.batch_size, 2, len(config.data.cameras), h, w, 3), dtype=torch.uint8
+    )
+    state = (
+        torch.randn(config.train.batch_size, 2, config.model.state_dim)
+        if config.model.state_dim
+        else None
+    )
     y = torch.rand(config.train.batch_size)
     for i in range(steps + 3):
         if i == 3:
@@ -72,7 +77,9 @@ def step_rate(config, steps: int = 20) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dataset", nargs="?", default="data/01_raw/demo")
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--naive-samples", type=int, default=100)
@@ -81,16 +88,27 @@ def main() -> None:
     config = from_params(EstimatorConfig, params, "estimator")
     ds = LeRobotDatasetReader(args.dataset)
     if config.data.state:  # as the trainer does: the state's width comes from the dataset
-        config = dataclasses.replace(config, model=dataclasses.replace(config.model, state_dim=int(np.prod(ds.features[config.data.state]["shape"]))))
+        config = dataclasses.replace(
+            config,
+            model=dataclasses.replace(
+                config.model, state_dim=int(np.prod(ds.features[config.data.state]["shape"]))
+            ),
+        )
     progress = episode_progress(ds)
-    print(f"dataset: {ds.root} ({ds.num_episodes} episodes, {ds.num_frames} frames), cameras {config.data.cameras}, images {config.data.image_size}")
+    print(
+        f"dataset: {ds.root} ({ds.num_episodes} episodes, {ds.num_frames} frames), cameras "
+        f"{config.data.cameras}, images {config.data.image_size}"
+    )
     rates = {w: ours(ds, progress, config, args.samples, w) for w in (0, 1, 2)}
     slow = naive(ds, progress, config, args.naive_samples)
     for w, r in rates.items():
         print(f"our loader, {w} worker(s):  {r:8.1f} samples/s  ({r / slow:5.1f}x naive)")
     print(f"naive seek-per-frame:      {slow:8.1f} samples/s")
     sr = step_rate(config)
-    print(f"training step rate:        {sr:8.2f} steps/s ({sr * config.train.batch_size:.0f} samples/s, batch {config.train.batch_size}, no data loading)")
+    print(
+        f"training step rate:        {sr:8.2f} steps/s ({sr * config.train.batch_size:.0f} "
+        f"samples/s, batch {config.train.batch_size}, no data loading)"
+    )
 
 
 if __name__ == "__main__":

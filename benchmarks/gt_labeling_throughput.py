@@ -1,6 +1,7 @@
 """gt_labeling on a large video-less dataset, next to its I/O floor.
 
-    python benchmarks/gt_labeling_throughput.py [--episodes 2000] [--frames 1500] [--dir /tmp/adv_bench]
+    python benchmarks/gt_labeling_throughput.py [--episodes 2000] [--frames 1500] \
+        [--dir /tmp/adv_bench]
 
 Generates (once, reused afterwards) a LeRobot v2.1 dataset of ``episodes`` x ``frames``
 frames with 14-D state/action, progress, stage_progress_gt and intervention, no videos.
@@ -53,14 +54,16 @@ def _make_episode(seed: int, frames: int) -> _Episode:
     n = int(frames * rng.uniform(0.8, 1.2))
     t = np.arange(n) / (n - 1)
     progress = np.clip(np.cumsum(rng.normal(1.0 / n, 2.0 / n, n)), 0, 1)
-    return _Episode({
-        "observation.state": rng.normal(size=(n, 14)).astype(np.float32),
-        "action": rng.normal(size=(n, 14)).astype(np.float32),
-        "progress": progress.astype(np.float32),
-        "progress_gt": t.astype(np.float32),
-        "stage_progress_gt": t.astype(np.float32),
-        "intervention": (rng.random(n) < 0.05).astype(np.int64),
-    })
+    return _Episode(
+        {
+            "observation.state": rng.normal(size=(n, 14)).astype(np.float32),
+            "action": rng.normal(size=(n, 14)).astype(np.float32),
+            "progress": progress.astype(np.float32),
+            "progress_gt": t.astype(np.float32),
+            "stage_progress_gt": t.astype(np.float32),
+            "intervention": (rng.random(n) < 0.05).astype(np.int64),
+        }
+    )
 
 
 def generate(root: Path, episodes: int, frames: int) -> LeRobotDatasetReader:
@@ -68,7 +71,12 @@ def generate(root: Path, episodes: int, frames: int) -> LeRobotDatasetReader:
         return LeRobotDatasetReader(root)
     probe = _make_episode(0, 10)
     features = {k: feature_spec(v) for k, v in probe.columns.items()}
-    plan = NewDataset(fps=30, features=features, episodes=[partial(_make_episode, i, frames) for i in range(episodes)], workers=2)
+    plan = NewDataset(
+        fps=30,
+        features=features,
+        episodes=[partial(_make_episode, i, frames) for i in range(episodes)],
+        workers=2,
+    )
     return plan.write(root)
 
 
@@ -111,41 +119,82 @@ def whole_process(root: Path, out: Path, config: lab.LabelingConfig) -> tuple[fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--episodes", type=int, default=2000)
     parser.add_argument("--frames", type=int, default=1500, help="mean frames per episode")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/adv_bench"))
     parser.add_argument("--workers", type=int, default=2, help="threads rewriting episode files")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--kedro", action="store_true", help="also time `kedro run --pipelines gt_labeling`")
+    parser.add_argument(
+        "--kedro", action="store_true", help="also time `kedro run --pipelines gt_labeling`"
+    )
     args = parser.parse_args()
     root = args.dir / f"large_{args.episodes}x{args.frames}"
     t0 = time.perf_counter()
     src = generate(root, args.episodes, args.frames)
-    print(f"dataset: {root}: {src.num_episodes} episodes, {src.num_frames:,} frames, 14-D state/action, no videos (ready in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"dataset: {root}: {src.num_episodes} episodes, {src.num_frames:,} frames, 14-D "
+        f"state/action, no videos (ready in {time.perf_counter() - t0:.1f} s)"
+    )
     config = lab.LabelingConfig(threshold=30, stage_nums=2, workers=args.workers)
     # interleaved repeats, best of each: this machine's timings vary by +-30% run to run
     floors, own_floors, totals = [], [], []
     for _ in range(args.repeats):
-        floors.append(min(io_floor(src, args.dir / "floor", w) for w in (2, 4)))  # best thread count
-        own_floors.append(min(io_floor(src, args.dir / "floor", w, same_calls=True) for w in (2, 4)))
+        floors.append(
+            min(io_floor(src, args.dir / "floor", w) for w in (2, 4))
+        )  # best thread count
+        own_floors.append(
+            min(io_floor(src, args.dir / "floor", w, same_calls=True) for w in (2, 4))
+        )
         total, stats = whole_process(root, args.dir / "labeled", config)
         totals.append(total)
     floor, own_floor, total = min(floors), min(own_floors), min(totals)
     n = src.num_frames
-    print(f"I/O floor, pq.read_table + pq.write_table (2 or 4 threads): {floor:6.2f} s  ({n / floor:,.0f} frames/s)")
-    print(f"I/O floor with the project's own read/write calls:          {own_floor:6.2f} s  ({n / own_floor:,.0f} frames/s)")
-    print(f"gt_labeling whole process ({args.workers} threads):                   {total:6.2f} s  ({n / total:,.0f} frames/s)")
-    print(f"ratio whole / floor:                                          {total / floor:6.2f}  (target <= 1.30)")
-    print(f"ratio whole / own-calls floor (labelling overhead over pure I/O): {total / own_floor:6.2f}")
-    print(f"positive fraction per stage (before forcing): {[round(s['unforced_positive_fraction'], 4) for s in stats['stages']]}")
+    print(
+        f"I/O floor, pq.read_table + pq.write_table (2 or 4 threads): {floor:6.2f} s  "
+        f"({n / floor:,.0f} frames/s)"
+    )
+    print(
+        f"I/O floor with the project's own read/write calls:          {own_floor:6.2f} s  "
+        f"({n / own_floor:,.0f} frames/s)"
+    )
+    print(
+        f"gt_labeling whole process ({args.workers} threads):                   {total:6.2f} s  "
+        f"({n / total:,.0f} frames/s)"
+    )
+    print(
+        f"ratio whole / floor:                                          {total / floor:6.2f}  "
+        f"(target <= 1.30)"
+    )
+    print(
+        f"ratio whole / own-calls floor (labelling overhead over pure I/O): "
+        f"{total / own_floor:6.2f}"
+    )
+    print(
+        f"positive fraction per stage (before forcing): "
+        f"{[round(s['unforced_positive_fraction'], 4) for s in stats['stages']]}"
+    )
     if args.kedro:
         out = args.dir / "labeled_kedro"
         t0 = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).parent / "kedro"), "run", "--pipelines", "gt_labeling", "--params",
-                        f"raw_dataset_path={root},gt_labeled_dataset_path={out},gt_labeling.threshold=30,gt_labeling.stage_nums=2"],
-                       check=True, capture_output=True)
-        print(f"kedro run --pipelines gt_labeling (incl. start-up, MLflow, plots): {time.perf_counter() - t0:7.2f} s")
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "kedro"),
+                "run",
+                "--pipelines",
+                "gt_labeling",
+                "--params",
+                f"raw_dataset_path={root},gt_labeled_dataset_path={out},gt_labeling.threshold=30,gt_labeling.stage_nums=2",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        print(
+            f"kedro run --pipelines gt_labeling (incl. start-up, MLflow, plots): "
+            f"{time.perf_counter() - t0:7.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -9,5 +9,10 @@ from adv_pipeline.settings import CONFIG_LOADER_ARGS
 
 
 def project_params() -> dict:
-    loader = OmegaConfigLoader("conf", base_env="base", default_run_env="base", custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"])
+    loader = OmegaConfigLoader(
+        "conf",
+        base_env="base",
+        default_run_env="base",
+        custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"],
+    )
     return loader["parameters"]

@@ -17,7 +17,12 @@ import pytest
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from adv_pipeline.lerobot import NewDataset, VideoOptions, feature_spec, video_feature_spec  # noqa: E402
+from adv_pipeline.lerobot import (  # noqa: E402
+    NewDataset,
+    VideoOptions,
+    feature_spec,
+    video_feature_spec,
+)
 
 CAMERAS = ("top_head", "hand_left")
 SIZE = 32
@@ -89,9 +94,18 @@ BIN = Path(sys.executable).parent
 def doctor_failures(dataset_dir: Path) -> list[str]:
     """FAIL messages of ``lerobot-doctor check`` on a dataset directory."""
     assert (Path(dataset_dir) / "meta/info.json").is_file(), f"{dataset_dir}: no dataset there"
-    out = subprocess.run([str(BIN / "lerobot-doctor"), "check", str(dataset_dir), "--json"], capture_output=True, text=True)
+    out = subprocess.run(
+        [str(BIN / "lerobot-doctor"), "check", str(dataset_dir), "--json"],
+        capture_output=True,
+        text=True,
+    )
     report = json.loads(out.stdout)
-    return [f"{c['name']}: {m['message']}" for c in report["checks"] for m in c["messages"] if m["severity"] == "FAIL"]
+    return [
+        f"{c['name']}: {m['message']}"
+        for c in report["checks"]
+        for m in c["messages"]
+        if m["severity"] == "FAIL"
+    ]
 
 
 @pytest.fixture
@@ -111,9 +125,19 @@ def kedro_project(tmp_path: Path) -> Path:
 def run_kedro(project: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run the ``kedro`` CLI in ``project``; fail the test with its output if it fails."""
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "MPLBACKEND": "Agg"}
-    proc = subprocess.run([str(BIN / "kedro"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [str(BIN / "kedro"), *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
-        pytest.fail(f"kedro {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        pytest.fail(
+            f"kedro {' '.join(args)} failed "
+            f"({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -140,7 +164,9 @@ def _column_episode(columns: dict) -> ColumnEpisode:
 def write_column_dataset(root: Path, episodes: list[dict[str, np.ndarray]]):
     """Write a video-less LeRobot dataset whose episodes have exactly these columns."""
     features = {k: feature_spec(v) for k, v in episodes[0].items()} if episodes else {}
-    plan = NewDataset(fps=30, features=features, episodes=[partial(_column_episode, e) for e in episodes])
+    plan = NewDataset(
+        fps=30, features=features, episodes=[partial(_column_episode, e) for e in episodes]
+    )
     return plan.write(root)
 
 

@@ -16,11 +16,22 @@ from pathlib import Path
 
 import numpy as np
 
-from adv_pipeline.lerobot import LeRobotDatasetReader, NewDataset, VideoOptions, feature_spec, video_feature_spec
+from adv_pipeline.lerobot import (
+    LeRobotDatasetReader,
+    NewDataset,
+    VideoOptions,
+    feature_spec,
+    video_feature_spec,
+)
 
 CAMERAS = ("top_head", "hand_left", "hand_right")
 TASKS = ("fold the cloth", "hang the shirt on the rack")
-JOINTS = [f"left_joint_{i}" for i in range(6)] + ["left_gripper"] + [f"right_joint_{i}" for i in range(6)] + ["right_gripper"]
+JOINTS = (
+    [f"left_joint_{i}" for i in range(6)]
+    + ["left_gripper"]
+    + [f"right_joint_{i}" for i in range(6)]
+    + ["right_gripper"]
+)
 AV1 = VideoOptions(codec="libsvtav1", pix_fmt="yuv420p", crf=35, gop=10, preset="12")
 
 
@@ -39,7 +50,9 @@ class RobotEpisode:
         rng = np.random.default_rng(self.seed)
         t = np.linspace(0.0, 1.0, self.length)[:, None]
         phase = rng.uniform(0, 2 * np.pi, 14)
-        state = (0.5 * np.sin(2 * np.pi * t + phase) + 0.05 * rng.normal(size=(self.length, 14))).astype(np.float32)
+        state = (
+            0.5 * np.sin(2 * np.pi * t + phase) + 0.05 * rng.normal(size=(self.length, 14))
+        ).astype(np.float32)
         action = np.roll(state, -1, axis=0)
         action[-1] = state[-1]
         cols = {"observation.state": state, "action": action.astype(np.float32)}
@@ -48,7 +61,8 @@ class RobotEpisode:
             sp = np.where(
                 np.arange(self.length) < boundary,
                 0.5 * np.arange(self.length) / boundary,
-                0.5 + 0.5 * (np.arange(self.length) - boundary) / max(self.length - 1 - boundary, 1),
+                0.5
+                + 0.5 * (np.arange(self.length) - boundary) / max(self.length - 1 - boundary, 1),
             )
             noise = np.cumsum(rng.normal(0, 0.01, self.length))
             cols["stage_progress_gt"] = np.clip(sp, 0, 1).astype(np.float32)
@@ -69,7 +83,9 @@ class RobotEpisode:
             yield frames
 
 
-def _episode(seed: int, length: int, task: str, size: tuple[int, int], annotated: bool) -> RobotEpisode:
+def _episode(
+    seed: int, length: int, task: str, size: tuple[int, int], annotated: bool
+) -> RobotEpisode:
     return RobotEpisode(seed, length, task, size, annotated)
 
 
@@ -83,11 +99,23 @@ def robot_plan(
 ) -> NewDataset:
     """Write plan of a robot-shaped dataset; episodes alternate between the two tasks."""
     probe = RobotEpisode(0, 4, TASKS[0], size, annotated)
-    features = {k: feature_spec(v, JOINTS if k in ("observation.state", "action") else None) for k, v in probe.columns.items()}
+    features = {
+        k: feature_spec(v, JOINTS if k in ("observation.state", "action") else None)
+        for k, v in probe.columns.items()
+    }
     for cam in CAMERAS:
         features[f"observation.images.{cam}"] = video_feature_spec(size[0], size[1], fps, video)
-    episodes = [partial(_episode, i, lengths[i % len(lengths)], TASKS[i % len(TASKS)], size, annotated) for i in range(n_episodes)]
-    return NewDataset(fps=fps, features=features, episodes=episodes, robot_type="agilex_piper_bimanual", video=video)
+    episodes = [
+        partial(_episode, i, lengths[i % len(lengths)], TASKS[i % len(TASKS)], size, annotated)
+        for i in range(n_episodes)
+    ]
+    return NewDataset(
+        fps=fps,
+        features=features,
+        episodes=episodes,
+        robot_type="agilex_piper_bimanual",
+        video=video,
+    )
 
 
 def robot_dataset(root: Path, **kwargs) -> LeRobotDatasetReader:

@@ -22,7 +22,11 @@ def _imports(path):
 
 
 def _modules(*exclude):
-    return [p for p in sorted(SRC.rglob("*.py")) if not any(part in exclude for part in p.relative_to(SRC).parts)]
+    return [
+        p
+        for p in sorted(SRC.rglob("*.py"))
+        if not any(part in exclude for part in p.relative_to(SRC).parts)
+    ]
 
 
 def test_nothing_outside_lerobot_imports_its_internals():
@@ -35,7 +39,14 @@ def test_nothing_outside_lerobot_imports_its_internals():
     assert offenders == {}
 
 
-@pytest.mark.parametrize("package", ["lerobot", "sim", "labeling", "estimator", "estimation", "policy"])
+@pytest.mark.parametrize(
+    "package", ["lerobot", "sim", "labeling", "estimator", "estimation", "policy"]
+)
 def test_stage_packages_do_not_import_kedro(package):
-    offenders = {str(p.relative_to(SRC)): n for p in sorted((SRC / package).rglob("*.py")) for n in _imports(p) if n.split(".")[0] in ("kedro", "kedro_datasets", "kedro_mlflow")}
+    offenders = {
+        str(p.relative_to(SRC)): n
+        for p in sorted((SRC / package).rglob("*.py"))
+        for n in _imports(p)
+        if n.split(".")[0] in ("kedro", "kedro_datasets", "kedro_mlflow")
+    }
     assert offenders == {}

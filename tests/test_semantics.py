@@ -16,7 +16,9 @@ from adv_pipeline.schema import base_task
 from .conftest import REPO
 
 DOC = REPO / "docs" / "semantics.md"
-EXAMPLES = [json.loads(block) for block in re.findall(r"```example\n(.*?)```", DOC.read_text(), re.S)]
+EXAMPLES = [
+    json.loads(block) for block in re.findall(r"```example\n(.*?)```", DOC.read_text(), re.S)
+]
 
 
 def _labels(adv, **options):
@@ -43,12 +45,20 @@ def columns(absolute, relative, interval):
 
 
 FUNCTIONS = {
-    "progress_advantage": lambda progress, offsets, chunk_size: lab.progress_advantage(np.asarray(progress), np.asarray(offsets), chunk_size).tolist(),
-    "stage_index": lambda stage_progress, stage_nums: lab.stage_index(np.asarray(stage_progress), stage_nums, len(stage_progress)).tolist(),
+    "progress_advantage": lambda progress, offsets, chunk_size: lab.progress_advantage(
+        np.asarray(progress), np.asarray(offsets), chunk_size
+    ).tolist(),
+    "stage_index": lambda stage_progress, stage_nums: lab.stage_index(
+        np.asarray(stage_progress), stage_nums, len(stage_progress)
+    ).tolist(),
     "binary_labels": binary_labels,
     "n_slices_labels": n_slices_labels,
-    "prompts": lambda task_text, discretization: lab.LabelingConfig(task_text=task_text, discretization=discretization).prompts(),
-    "kai0_targets": lambda progress, current, compare: targets(np.asarray(progress), np.asarray(current), np.asarray(compare), paired=True).tolist(),
+    "prompts": lambda task_text, discretization: lab.LabelingConfig(
+        task_text=task_text, discretization=discretization
+    ).prompts(),
+    "kai0_targets": lambda progress, current, compare: targets(
+        np.asarray(progress), np.asarray(current), np.asarray(compare), paired=True
+    ).tolist(),
     "advantage_columns": columns,
     "roc_auc": lambda scores, positive: roc_auc(np.asarray(scores), np.asarray(positive)),
     "base_task": base_task,
@@ -60,7 +70,9 @@ def _close(got, expect):
         assert set(got) == set(expect)
         for k in expect:
             _close(got[k], expect[k])
-    elif isinstance(expect, str) or (isinstance(expect, list) and expect and isinstance(expect[0], str)):
+    elif isinstance(expect, str) or (
+        isinstance(expect, list) and expect and isinstance(expect[0], str)
+    ):
         assert got == expect
     else:
         np.testing.assert_allclose(got, expect, atol=1e-6)

@@ -29,7 +29,16 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from .crash import failpoint
-from .outputs import RUN, RUNS, atomic_directory, check_output, output_lock, read_marker, sweep_debris, write_marker
+from .outputs import (
+    RUN,
+    RUNS,
+    atomic_directory,
+    check_output,
+    output_lock,
+    read_marker,
+    sweep_debris,
+    write_marker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +80,9 @@ def list_steps(run_dir: str | Path) -> list[int]:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return []
-    return sorted(int(p.name) for p in run_dir.iterdir() if p.name.isdigit() and (p / METADATA_FILE).is_file())
+    return sorted(
+        int(p.name) for p in run_dir.iterdir() if p.name.isdigit() and (p / METADATA_FILE).is_file()
+    )
 
 
 def list_runs(root: str | Path) -> list[Path]:
@@ -79,7 +90,9 @@ def list_runs(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    runs = [(read_marker(p), p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    runs = [
+        (read_marker(p), p) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+    ]
     runs = [(m.get("created", 0.0), p.name, p) for m, p in runs if m and m.get("kind") == RUN]
     return [p for _, _, p in sorted(runs)]
 
@@ -95,27 +108,39 @@ def resolve_run(path: str | Path, run: str | None = None) -> Path:
     if run:
         if not (path / run).is_dir():
             known = [p.name for p in list_runs(path)]
-            raise FileNotFoundError(f"{path / run}: no such run. Fix: name one of {known or 'none (train first)'}")
+            raise FileNotFoundError(
+                f"{path / run}: no such run. Fix: name one of {known or 'none (train first)'}"
+            )
         return path / run
     if list_steps(path):
         return path
     with_steps = [p for p in list_runs(path) if list_steps(p)]
     if not with_steps:
-        raise FileNotFoundError(f"{path}: no run with a checkpoint (expected <run>/<step>/{METADATA_FILE}). Fix: train first or point to a run folder")
+        raise FileNotFoundError(
+            f"{path}: no run with a checkpoint (expected <run>/<step>/{METADATA_FILE}). Fix: "
+            f"train first or point to a run folder"
+        )
     return with_steps[-1]
 
 
-def load_checkpoint(path: str | Path, step: int | None = None, run: str | None = None) -> Checkpoint:
+def load_checkpoint(
+    path: str | Path, step: int | None = None, run: str | None = None
+) -> Checkpoint:
     """The checkpoint at ``step`` (default: the latest) of run ``run`` (default: the
     latest) under ``path`` (a folder of runs, or a run folder)."""
     run_dir = resolve_run(path, run)
     steps = list_steps(run_dir)
     if not steps:
-        raise FileNotFoundError(f"{run_dir}: no checkpoints (expected <step>/{METADATA_FILE}). Fix: train first or point to another run")
+        raise FileNotFoundError(
+            f"{run_dir}: no checkpoints (expected <step>/{METADATA_FILE}). Fix: train first or "
+            f"point to another run"
+        )
     if step is None:
         step = steps[-1]
     if int(step) not in steps:
-        raise FileNotFoundError(f"{run_dir}: no checkpoint at step {step}; available steps: {steps}")
+        raise FileNotFoundError(
+            f"{run_dir}: no checkpoint at step {step}; available steps: {steps}"
+        )
     meta = json.loads((run_dir / str(step) / METADATA_FILE).read_text())
     return Checkpoint(run_dir, int(step), meta)
 
@@ -131,12 +156,16 @@ def write_checkpoint(
     """Write ``<run_dir>/<step>/`` atomically: weights, metadata, and whatever ``extra``
     writes into the (temporary) step directory (optimizer state, assets...)."""
     run_dir = Path(run_dir)
-    with atomic_directory(run_dir / str(int(step)), CHECKPOINT, marker=False) as tmp:  # an existing step is refused
+    with atomic_directory(
+        run_dir / str(int(step)), CHECKPOINT, marker=False
+    ) as tmp:  # an existing step is refused
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp / WEIGHTS_FILE))
         failpoint("checkpoint.write")
         if extra is not None:
             extra(tmp)
-        (tmp / METADATA_FILE).write_text(json.dumps({"step": int(step), **metadata}, indent=2, default=str))
+        (tmp / METADATA_FILE).write_text(
+            json.dumps({"step": int(step), **metadata}, indent=2, default=str)
+        )
     return load_checkpoint(run_dir, step)
 
 
@@ -146,13 +175,20 @@ def copy_checkpoint(ckpt: Checkpoint, root: str | Path) -> Checkpoint:
     mark_runs(root)
     if read_marker(run_dir) is None:
         run_dir.mkdir(exist_ok=True)
-        write_marker(run_dir, RUN, identity=(read_marker(ckpt.run_dir) or {}).get("identity"), copied_from=str(ckpt.run_dir))
+        write_marker(
+            run_dir,
+            RUN,
+            identity=(read_marker(ckpt.run_dir) or {}).get("identity"),
+            copied_from=str(ckpt.run_dir),
+        )
     with atomic_directory(run_dir / str(ckpt.step), CHECKPOINT, marker=False) as tmp:
         shutil.copytree(ckpt.path, tmp, dirs_exist_ok=True)
     return load_checkpoint(run_dir, ckpt.step)
 
 
-def prune_checkpoints(run_dir: str | Path, keep_period: int | None, keep_last: int = 1) -> list[int]:
+def prune_checkpoints(
+    run_dir: str | Path, keep_period: int | None, keep_last: int = 1
+) -> list[int]:
     """Delete checkpoints whose step is not a multiple of ``keep_period``, except the
     ``keep_last`` newest. Returns the deleted steps."""
     steps = list_steps(run_dir)
@@ -205,16 +241,24 @@ def begin_run(run_dir: str | Path, identity: Mapping, resume: bool) -> bool:
     marker = read_marker(run_dir)
     if steps and not resume:
         raise FileExistsError(
-            f"{run_dir}: this run already has checkpoints (steps {steps}), which are never deleted implicitly. "
+            f"{run_dir}: this run already has checkpoints (steps {steps}), which are never "
+            f"deleted implicitly. "
             "Fix: resume it (train.resume=true), or train into a new run"
         )
     if resume and marker is not None:
         diffs = identity_differences(marker.get("identity"), identity)
         if diffs:
-            raise ValueError(f"{run_dir}: cannot resume this run, it trained on other data or with another config: {'; '.join(diffs)}. Fix: start a new run (train.resume=false) or restore the original data and config")
+            raise ValueError(
+                f"{run_dir}: cannot resume this run, it trained on other data or with another "
+                f"config: {'; '.join(diffs)}. Fix: start a new run (train.resume=false) or "
+                f"restore the original data and config"
+            )
     elif resume and steps:
         diffs = identity_differences(None, identity)
-        raise ValueError(f"{run_dir}: cannot resume this run: {diffs[0]}. Fix: start a new run (train.resume=false)")
+        raise ValueError(
+            f"{run_dir}: cannot resume this run: {diffs[0]}. Fix: start a new run "
+            f"(train.resume=false)"
+        )
     if marker is None or marker.get("kind") != RUN or "identity" not in marker:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_marker(run_dir, RUN, identity=dict(identity))
@@ -240,13 +284,26 @@ def open_run(runs: Runs, identity: Mapping, resume: Resume, overwrite: bool = Fa
                     log.info("%s: resuming this run", target)
                     return target
                 if resume is True or runs.run:
-                    raise ValueError(f"{target}: cannot resume this run, it trained on other data or with another config: {'; '.join(diffs)}. Fix: start a new run (train.resume=false) or restore the original data and config")
-                log.info("%s: the latest run trained on other data or with another config (%s); starting a new run", target, "; ".join(diffs))
+                    raise ValueError(
+                        f"{target}: cannot resume this run, it trained on other data or with "
+                        f"another config: {'; '.join(diffs)}. Fix: start a new run "
+                        f"(train.resume=false) or restore the original data and config"
+                    )
+                log.info(
+                    "%s: the latest run trained on other data or with another config (%s); "
+                    "starting a new run",
+                    target,
+                    "; ".join(diffs),
+                )
         name = runs.run or time.strftime("%Y-%m-%dT%H-%M-%SZ", time.gmtime())
         path = root / name
         if runs.run and path.exists():
             if not overwrite:
-                raise FileExistsError(f"{path}: this run already exists and is never replaced implicitly. Fix: resume it (train.resume=true), name another run, or pass --params \"overwrite=true\" to replace it")
+                raise FileExistsError(
+                    f"{path}: this run already exists and is never replaced implicitly. Fix: "
+                    f"resume it (train.resume=true), name another run, or pass --params "
+                    f'"overwrite=true" to replace it'
+                )
             log.warning("%s: replacing this run (overwrite=true)", path)
             shutil.rmtree(path)
         suffix = 1

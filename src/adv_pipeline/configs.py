@@ -47,12 +47,17 @@ def from_params(cls: type[T], values: Mapping[str, Any] | None, where: str) -> T
     if values is None:
         values = {}
     if not isinstance(values, Mapping):
-        raise ConfigError(f"parameters {where}: expected a mapping of {cls.__name__} fields, got {values!r}")
+        raise ConfigError(
+            f"parameters {where}: expected a mapping of {cls.__name__} fields, got {values!r}"
+        )
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in values if k not in names]
     if unknown:
         key = unknown[0]
-        raise ConfigError(f"parameters: unknown key {where}.{key}{closest(str(key), names)} Known keys of {where}: {', '.join(names)}")
+        raise ConfigError(
+            f"parameters: unknown key {where}.{key}{closest(str(key), names)} Known keys of "
+            f"{where}: {', '.join(names)}"
+        )
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in values.items():

@@ -31,7 +31,10 @@ class LaunchConfig:
 
     def __post_init__(self) -> None:
         if self.nproc_per_node < 1 or self.nnodes < 1 or not 0 <= self.node_rank < self.nnodes:
-            raise ValueError(f"launch: need nproc_per_node >= 1, nnodes >= 1 and 0 <= node_rank < nnodes, got {self}")
+            raise ValueError(
+                f"launch: need nproc_per_node >= 1, nnodes >= 1 and 0 <= node_rank < nnodes, got "
+                f"{self}"
+            )
 
     @property
     def distributed(self) -> bool:
@@ -62,7 +65,9 @@ def init_distributed() -> Distributed:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend)
-    info = Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    info = Distributed(
+        dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+    )
     if torch.cuda.is_available():
         torch.cuda.set_device(info.local_rank)
     return info
@@ -71,13 +76,17 @@ def init_distributed() -> Distributed:
 def torchrun_command(module: str, args: Sequence[str], launch: LaunchConfig) -> list[str]:
     """``python -m torch.distributed.run <layout> -m <module> <args>``."""
     return [
-        sys.executable, "-m", "torch.distributed.run",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
         f"--nproc_per_node={launch.nproc_per_node}",
         f"--nnodes={launch.nnodes}",
         f"--node_rank={launch.node_rank}",
         f"--master_addr={launch.master_addr}",
         f"--master_port={launch.master_port}",
-        "-m", module, *map(str, args),
+        "-m",
+        module,
+        *map(str, args),
     ]
 
 

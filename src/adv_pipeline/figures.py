@@ -1,4 +1,5 @@
-"""Every figure the pipelines log to MLflow, in one place (matplotlib, Agg backend; no Kedro imports)."""
+"""Every figure the pipelines log to MLflow, in one place (matplotlib, Agg backend; no
+Kedro imports)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from adv_pipeline.schema import PROGRESS, STAGE_PROGRESS  # noqa: E402
 PROGRESS_COLUMNS = (PROGRESS, "progress_gt", STAGE_PROGRESS)  # plotted when present
 
 
-def advantage_histogram(adv: np.ndarray, stage: np.ndarray, cuts: list[np.ndarray], config) -> Figure:
+def advantage_histogram(
+    adv: np.ndarray, stage: np.ndarray, cuts: list[np.ndarray], config
+) -> Figure:
     """Histogram of the advantage per stage with its threshold (binary) or bin
     boundaries (n_slices) as vertical lines."""
     n = len(cuts)
@@ -27,7 +30,13 @@ def advantage_histogram(adv: np.ndarray, stage: np.ndarray, cuts: list[np.ndarra
         values = adv[stage == s]
         ax.hist(values, bins=bins, color="tab:blue", alpha=0.8)
         for j, c in enumerate(cut):
-            ax.axvline(c, color="tab:red", lw=1.5 if config.discretization == "binary" else 0.8, ls="-" if config.discretization == "binary" else "--", label="threshold" if j == 0 and config.discretization == "binary" else None)
+            ax.axvline(
+                c,
+                color="tab:red",
+                lw=1.5 if config.discretization == "binary" else 0.8,
+                ls="-" if config.discretization == "binary" else "--",
+                label="threshold" if j == 0 and config.discretization == "binary" else None,
+            )
         title = f"stage {s}: {values.size} frames"
         if config.discretization == "binary":
             title += f", top {config.threshold:g}% >= {cut[0]:.3g}"
@@ -42,14 +51,20 @@ def predicted_vs_true(report: dict, max_episodes: int = 4) -> Figure:
     """Predicted absolute value vs true stage progress along a few validation episodes."""
     n = max(1, min(max_episodes, len(report["episodes"])))
     fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.2), squeeze=False, constrained_layout=True)
-    for ax, ep, frames, pred, true in zip(axes[0], report["episodes"], report["frames"], report["predicted"], report["true"]):
+    for ax, ep, frames, pred, true in zip(
+        axes[0], report["episodes"], report["frames"], report["predicted"], report["true"]
+    ):
         ax.plot(frames, true, label="true progress", color="black")
         ax.plot(frames, pred, label="predicted", color="tab:orange")
         ax.set_title(f"episode {ep}", fontsize=9)
         ax.set_xlabel("frame")
     m = report["metrics"]
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"{m.get('variant', '')} step {m.get('step', '')}: Spearman {m['val_spearman']:.3f}, MSE {m['val_mse']:.4f}", fontsize=10)
+    fig.suptitle(
+        f"{m.get('variant', '')} step {m.get('step', '')}: Spearman {m['val_spearman']:.3f}, MSE "
+        f"{m['val_mse']:.4f}",
+        fontsize=10,
+    )
     return fig
 
 
@@ -66,7 +81,15 @@ def estimated_vs_gt_advantage(episodes: list[dict], title: str = "") -> Figure:
         ax.plot(t, ep["gt"], color="black", label="GT advantage (progress)")
         ax.plot(t, ep["estimated"], color="tab:orange", label="estimated absolute_advantage")
         lo, hi = ax.get_ylim()
-        ax.fill_between(t, lo, hi, where=np.asarray(ep["label"]) > 0, color="tab:green", alpha=0.12, label="estimated positive")
+        ax.fill_between(
+            t,
+            lo,
+            hi,
+            where=np.asarray(ep["label"]) > 0,
+            color="tab:green",
+            alpha=0.12,
+            label="estimated positive",
+        )
         ax.set_ylim(lo, hi)
         ax.set_title(f"episode {ep['episode']}", fontsize=9)
         ax.set_xlabel("frame")
@@ -116,7 +139,9 @@ def results_figure(table: pd.DataFrame) -> Figure:
     ax1, ax2 = fig.subplots(1, 2)
     x = np.arange(len(table))
     rate = table["success_rate"].to_numpy()
-    err = np.stack([rate - table["success_ci_low"].to_numpy(), table["success_ci_high"].to_numpy() - rate])
+    err = np.stack(
+        [rate - table["success_ci_low"].to_numpy(), table["success_ci_high"].to_numpy() - rate]
+    )
     colors = [f"C{i}" for i in range(len(table))]
     ax1.bar(x, rate, yerr=err, capsize=4, color=colors)
     ax1.set_ylim(0, 1.05)

@@ -19,7 +19,17 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 
-from adv_pipeline.outputs import FILES, OutputError, check_output, output_lock, path_fix, record_file, relation, resolved, sweep_debris
+from adv_pipeline.outputs import (
+    FILES,
+    OutputError,
+    check_output,
+    output_lock,
+    path_fix,
+    record_file,
+    relation,
+    resolved,
+    sweep_debris,
+)
 from adv_pipeline.pipelines.params import check_parameters
 from adv_pipeline.pipelines.preflight import run_preflight
 
@@ -67,25 +77,40 @@ def check_pipeline_outputs(pipeline: Pipeline, catalog, overwrite: bool) -> list
         target = catalog_target(name, catalog.get(name))
         if target is None:
             continue
-        (outputs if name in produced or getattr(catalog.get(name), "workspace", False) else inputs).append(target)
+        (
+            outputs
+            if name in produced or getattr(catalog.get(name), "workspace", False)
+            else inputs
+        ).append(target)
     for out in outputs:
         # the node output written at this path (a workspace's is the output sharing its path)
         written = next((o.name for o in outputs if o.name in produced and o.path == out.path), None)
         for inp in inputs:
             how = relation(resolved(out.path), resolved(inp.path))
-            if how is None or (how == "equal to" and written and _produced_upstream(pipeline, written, inp.name)):
+            if how is None or (
+                how == "equal to" and written and _produced_upstream(pipeline, written, inp.name)
+            ):
                 continue
             raise OutputError(
-                f"{out.path}: the output {out.name} is {how} the input {inp.name} ({inp.path}); writing it would "
-                f"modify or delete that input. Fix: {path_fix(_option_name(out, outputs), out.kind)}"
+                f"{out.path}: the output {out.name} is {how} the input {inp.name} ({inp.path}); "
+                f"writing it would "
+                f"modify or delete that input. Fix: "
+                f"{path_fix(_option_name(out, outputs), out.kind)}"
             )
     for i, a in enumerate(outputs):
         for b in outputs[i + 1 :]:
             how = relation(resolved(a.path), resolved(b.path))
             # a workspace (where a node writes) and the output it produces share a path
-            pair = how == "equal to" and a.kind == b.kind and (a.name in produced) != (b.name in produced)
+            pair = (
+                how == "equal to"
+                and a.kind == b.kind
+                and (a.name in produced) != (b.name in produced)
+            )
             if how and not pair:
-                raise OutputError(f"{a.path}: the outputs {a.name} and {b.name} ({b.path}) overlap ({how}); one would destroy the other. Fix: {path_fix(_option_name(a, outputs), a.kind)}")
+                raise OutputError(
+                    f"{a.path}: the outputs {a.name} and {b.name} ({b.path}) overlap ({how}); one "
+                    f"would destroy the other. Fix: {path_fix(_option_name(a, outputs), a.kind)}"
+                )
     for out in outputs:
         check_output(out.path, out.kind, overwrite=overwrite, name=_option_name(out, outputs))
     return outputs
@@ -125,8 +150,13 @@ class SafetyHooks:
     @hook_impl(tryfirst=True)  # before kedro-mlflow opens its run
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
         if "parameters" in catalog:
-            check_parameters(catalog.load("parameters"), runtime_parameter_names(Path(run_params["project_path"]) / "conf"))
-        outputs = check_pipeline_outputs(pipeline, catalog, bool(_param(catalog, "overwrite", False)))
+            check_parameters(
+                catalog.load("parameters"),
+                runtime_parameter_names(Path(run_params["project_path"]) / "conf"),
+            )
+        outputs = check_pipeline_outputs(
+            pipeline, catalog, bool(_param(catalog, "overwrite", False))
+        )
         locks = ExitStack()
         try:
             # datasets and runs first: a clash is reported on the output that matters

@@ -45,7 +45,9 @@ OVERWRITE_FIX = 'pass --params "overwrite=true" to replace it'
 LOCK_DELEGATES_ENV = "ADV_PIPELINE_LOCK_DELEGATES"  # pids whose locks child processes may use
 
 _HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
-_DEBRIS = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{8}$")
+_DEBRIS = re.compile(
+    r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{8}$"
+)
 
 
 @dataclass(frozen=True)
@@ -167,23 +169,37 @@ def check_output(
         how = relation(out, resolved(in_path))
         if how:
             what = f"the input {in_name} ({in_path})" if in_name else f"the input {in_path}"
-            raise OutputError(f"{path}: this output is {how} {what}; writing it would modify or delete that input. Fix: {path_fix(name, kind)}")
+            raise OutputError(
+                f"{path}: this output is {how} {what}; writing it would modify or delete that "
+                f"input. Fix: {path_fix(name, kind)}"
+            )
     if not os.path.lexists(out) or overwrite or _owned(Path(path), kind):
         return
     raise OutputError(
-        f"{path}: already holds {_describe(Path(path))} that adv_pipeline did not write as {KIND_NAMES.get(kind, kind)}, "
+        f"{path}: already holds {_describe(Path(path))} that adv_pipeline did not write as "
+        f"{KIND_NAMES.get(kind, kind)}, "
         f"so it is not replaced. Fix: {path_fix(name, kind)}, or {OVERWRITE_FIX}"
     )
 
 
-KIND_NAMES = {DATASET: "a LeRobot dataset", RUNS: "a folder of training runs", RUN: "a training run", FILES: "a report", "checkpoint": "a checkpoint"}
+KIND_NAMES = {
+    DATASET: "a LeRobot dataset",
+    RUNS: "a folder of training runs",
+    RUN: "a training run",
+    FILES: "a report",
+    "checkpoint": "a checkpoint",
+}
 
 
 def path_fix(name: str | None, kind: str) -> str:
     """How to write an output elsewhere: its ``<name>_path`` runtime parameter."""
     if kind == FILES:
         return "move that file away"
-    return f'choose another output path (--params "{name}_path=<new path>")' if name else "choose another output path"
+    return (
+        f'choose another output path (--params "{name}_path=<new path>")'
+        if name
+        else "choose another output path"
+    )
 
 
 # ---------------------------------------------------------------------------- locks
@@ -213,9 +229,16 @@ def _holder(fd: int) -> dict:
 
 def _describe_holder(holder: Mapping) -> str:
     started = holder.get("started")
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if started else "an unknown time"
+    when = (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+        if started
+        else "an unknown time"
+    )
     cmd = holder.get("command", "")
-    return f"process {holder.get('pid', '?')} on {holder.get('host', '?')} (started {when}{f', `{cmd}`' if cmd else ''})"
+    return (
+        f"process {holder.get('pid', '?')} on {holder.get('host', '?')} (started "
+        f"{when}{f', `{cmd}`' if cmd else ''})"
+    )
 
 
 @contextmanager
@@ -260,9 +283,20 @@ def output_lock(path: str | Path) -> Iterator[None]:
             break
         os.close(fd)  # the file was removed by its previous holder between open and lock: retry
     previous = _holder(fd)
-    if previous.get("pid") and (previous.get("host") != _HOST or not _pid_alive(int(previous["pid"]))):
-        log.warning("%s: taking over the lock of %s, which ended without releasing it", path, _describe_holder(previous))
-    record = {"pid": os.getpid(), "host": _HOST, "started": time.time(), "command": " ".join(sys.argv)[:500]}
+    if previous.get("pid") and (
+        previous.get("host") != _HOST or not _pid_alive(int(previous["pid"]))
+    ):
+        log.warning(
+            "%s: taking over the lock of %s, which ended without releasing it",
+            path,
+            _describe_holder(previous),
+        )
+    record = {
+        "pid": os.getpid(),
+        "host": _HOST,
+        "started": time.time(),
+        "command": " ".join(sys.argv)[:500],
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(record).encode(), 0)
     _held[key] = [fd, 1]
@@ -298,7 +332,9 @@ def _release(key: str) -> None:
 
 
 # ---------------------------------------------------------------------------- debris
-def sweep_debris(directory: str | Path, name: str | None = None, recursive: bool = False) -> list[Path]:
+def sweep_debris(
+    directory: str | Path, name: str | None = None, recursive: bool = False
+) -> list[Path]:
     """Remove temporary files and folders of dead processes of this host in ``directory``
     (only those of output ``name`` if given; sub-folders too if ``recursive``).
 
@@ -313,12 +349,19 @@ def sweep_debris(directory: str | Path, name: str | None = None, recursive: bool
         return removed
     for entry in entries:
         m = _DEBRIS.match(entry.name)
-        if m and (name is None or m["name"] == name) and m["host"] == _HOST and not _pid_alive(int(m["pid"])):
+        if (
+            m
+            and (name is None or m["name"] == name)
+            and m["host"] == _HOST
+            and not _pid_alive(int(m["pid"]))
+        ):
             path = Path(entry.path)
             target = directory / m["name"]
             if m["kind"] == "old" and not os.path.lexists(target):
                 path.rename(target)
-                log.warning("%s: restored from %s (a writer died while replacing it)", target, path.name)
+                log.warning(
+                    "%s: restored from %s (a writer died while replacing it)", target, path.name
+                )
                 continue
             shutil.rmtree(path) if entry.is_dir(follow_symlinks=False) else path.unlink()
             removed.append(path)

@@ -31,7 +31,11 @@ def dataset_summary(dataset: LeRobotDatasetReader) -> dict:
     if "intervention" in columns:
         flag = dataset.read_columns(["intervention"])["intervention"]
         flag = flag[:, 0] if flag.ndim > 1 else flag
-        per_ep = np.add.reduceat(flag.astype(np.int64), dataset.offsets[:-1]) if len(flag) else np.zeros(0)
+        per_ep = (
+            np.add.reduceat(flag.astype(np.int64), dataset.offsets[:-1])
+            if len(flag)
+            else np.zeros(0)
+        )
         summary["intervention"] = {
             "frame_fraction": float(flag.mean()) if len(flag) else 0.0,
             "episodes_with_intervention": int((per_ep > 0).sum()),

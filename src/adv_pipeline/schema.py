@@ -45,5 +45,7 @@ def default_prompt(tasks: Sequence[str]) -> str:
     """The prompt asking for the best regime: the last task (the top advantage bin, e.g.
     "<task>, Advantage: positive" for binary labels)."""
     if not tasks:
-        raise ValueError("the training dataset's meta/tasks.jsonl lists no task; cannot build a default prompt")
+        raise ValueError(
+            "the training dataset's meta/tasks.jsonl lists no task; cannot build a default prompt"
+        )
     return tasks[-1]

@@ -25,7 +25,9 @@ def test_lerobot_dataset_loads_and_saves_only_what_a_node_wrote(tmp_path):
     assert tree_digest(tmp_path) == before
     assert catalog_entry.load() is written  # later nodes reuse the reader
     other = LeRobotDataset(path=str(tmp_path / "elsewhere"))
-    with pytest.raises(DatasetError, match=r"elsewhere: the node wrote its dataset to .*/ds, not here"):
+    with pytest.raises(
+        DatasetError, match=r"elsewhere: the node wrote its dataset to .*/ds, not here"
+    ):
         other.save(written)
     with pytest.raises(DatasetError, match="expected the dataset a node wrote here"):
         other.save(synthetic_plan())  # a plan is not run by a save
@@ -62,10 +64,21 @@ def test_checkpoint_dataset_reads_the_latest_run_and_copies_only_foreign_checkpo
     np.testing.assert_array_equal(elsewhere.load().load_weights()["w"], np.zeros(2))
 
 
-FORBIDDEN = ("torch", "jax", "flax", "adv_pipeline.sim", "adv_pipeline.estimator", "adv_pipeline.estimation", "adv_pipeline.policy", "adv_pipeline.labeling")
+FORBIDDEN = (
+    "torch",
+    "jax",
+    "flax",
+    "adv_pipeline.sim",
+    "adv_pipeline.estimator",
+    "adv_pipeline.estimation",
+    "adv_pipeline.policy",
+    "adv_pipeline.labeling",
+)
 
 
-@pytest.mark.parametrize("module", sorted(p.name for p in (REPO / "src/adv_pipeline/datasets").glob("*.py")))
+@pytest.mark.parametrize(
+    "module", sorted(p.name for p in (REPO / "src/adv_pipeline/datasets").glob("*.py"))
+)
 def test_dataset_modules_import_no_model_simulator_or_stage(module):
     tree = ast.parse((REPO / "src/adv_pipeline/datasets" / module).read_text())
     names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]

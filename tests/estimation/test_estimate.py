@@ -26,10 +26,15 @@ def test_formulas_at_episode_ends_intervals_and_clipping():
     )
     cols = advantage_columns(values, interval=2)
     np.testing.assert_allclose(cols["absolute_value"], [0.0, 0.1, 0.2, 0.4, 0.2, 1.0], rtol=1e-6)
-    # (v[fut] - v[i]) * I / (fut - i): [0.2, 0.3, 0.0, 0.6, 0.8 * 2 -> clipped 1, 0 at the last frame]
-    np.testing.assert_allclose(cols["absolute_advantage"], [0.2, 0.3, 0.0, 0.6, 1.0, 0.0], atol=1e-6)
+    # (v[fut] - v[i]) * I / (fut - i): [0.2, 0.3, 0.0, 0.6, 0.8 * 2 -> clipped 1,
+    # 0 at the last frame]
+    np.testing.assert_allclose(
+        cols["absolute_advantage"], [0.2, 0.3, 0.0, 0.6, 1.0, 0.0], atol=1e-6
+    )
     # V(i -> fut) scaled by I / (fut - i) where fut - i != I: 0.6 * 2 -> clipped 1; 0 at the end
-    np.testing.assert_allclose(cols["relative_advantage"], [0.5, 0.7, -0.9, 0.3, 1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(
+        cols["relative_advantage"], [0.5, 0.7, -0.9, 0.3, 1.0, 0.0], atol=1e-6
+    )
     single = advantage_columns(EpisodeValues(values.absolute, None, 0), interval=2)
     assert "relative_advantage" not in single
     np.testing.assert_allclose(single["absolute_advantage"], cols["absolute_advantage"], atol=1e-6)
@@ -48,7 +53,9 @@ def test_streaming_window_feeds_the_right_frames(tmp_path, variant):
     ds = synthetic_plan(lengths=(37,)).write(tmp_path / "ds")
     config = tiny_config(variant)
     values = predict_episode(StubValue(), config, ds, 0, interval=5, batch_size=4, prefetch=2)
-    frames = ds.get_frames(0, np.arange(37), cameras=config.data.cameras, size=config.data.image_size)
+    frames = ds.get_frames(
+        0, np.arange(37), cameras=config.data.cameras, size=config.data.image_size
+    )
     x = np.stack([frames[k] for k in frames], axis=1).astype(np.float64) / 127.5 - 1.0
     mean = x.mean(axis=(1, 2, 3, 4))
     fut = np.minimum(np.arange(37) + 5, 36)
@@ -77,7 +84,9 @@ def test_output_is_a_valid_dataset_and_resume_after_a_crash_equals_one_run(train
     config = EstimationConfig(interval=5, batch_size=8)
     whole = estimate(ds, ckpt, tmp_path / "whole", config)
     assert doctor_failures(whole.root) == []
-    assert {"relative_advantage", "absolute_value", "absolute_advantage"} <= set(whole.column_names())
+    assert {"relative_advantage", "absolute_value", "absolute_advantage"} <= set(
+        whole.column_names()
+    )
     assert whole.num_frames == ds.num_frames and whole.tasks == ds.tasks
 
     class Crash(RuntimeError):
@@ -95,9 +104,15 @@ def test_output_is_a_valid_dataset_and_resume_after_a_crash_equals_one_run(train
     finished = {p.name: p.stat().st_mtime_ns for p in (work / "data").rglob("*.parquet")}
     assert sorted(finished) == ["episode_000000.parquet", "episode_000001.parquet"]
     resumed = estimate(ds, ckpt, out, config)
-    assert not work.exists() and work.name == ".resumed.work"  # published by renaming the work folder
+    assert (
+        not work.exists() and work.name == ".resumed.work"
+    )  # published by renaming the work folder
     # nothing finished was recomputed, and the result equals the uninterrupted run
-    assert {p.name: p.stat().st_mtime_ns for p in (out / "data").rglob("*.parquet") if p.name in finished} == finished
+    assert {
+        p.name: p.stat().st_mtime_ns
+        for p in (out / "data").rglob("*.parquet")
+        if p.name in finished
+    } == finished
     import json
 
     report = json.loads((out / "meta/estimation.json").read_text())
@@ -108,7 +123,12 @@ def test_output_is_a_valid_dataset_and_resume_after_a_crash_equals_one_run(train
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
     for a, b in zip(_tables(whole.root), _tables(resumed.root)):
         assert a.equals(b)
-    for rel in ("meta/info.json", "meta/episodes.jsonl", "meta/tasks.jsonl", "meta/episodes_stats.jsonl"):
+    for rel in (
+        "meta/info.json",
+        "meta/episodes.jsonl",
+        "meta/tasks.jsonl",
+        "meta/episodes_stats.jsonl",
+    ):
         assert (whole.root / rel).read_text() == (resumed.root / rel).read_text()
     # overwrite recomputes everything
     again = estimate(ds, ckpt, out, EstimationConfig(interval=5, batch_size=8, overwrite=True))
@@ -128,21 +148,41 @@ def test_an_estimator_with_state_needs_the_state_column(trained, tmp_path):
     from ..conftest import write_column_dataset
 
     _, ckpt = trained
-    no_state = write_column_dataset(tmp_path / "no_state", [{"progress": np.linspace(0, 1, 12).astype(np.float32)}])
-    with pytest.raises(DatasetFormatError, match=r"episode 0 has no column observation.state, needed because the estimator .* takes the state"):
+    no_state = write_column_dataset(
+        tmp_path / "no_state", [{"progress": np.linspace(0, 1, 12).astype(np.float32)}]
+    )
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"episode 0 has no column observation.state, needed because the estimator .* takes "
+        r"the state",
+    ):
         estimate(no_state, ckpt, tmp_path / "out", EstimationConfig(interval=5, batch_size=8))
     assert not (tmp_path / "out").exists() and not (tmp_path / ".out.work").exists()
 
 
 def test_two_ranks_produce_the_same_dataset_as_one(trained, tmp_path):
     ds, ckpt = trained
-    one = estimate(ds, ckpt, tmp_path / "one", EstimationConfig(interval=5, batch_size=8, threads=1))
-    two = estimate(ds, ckpt, tmp_path / "two", EstimationConfig(interval=5, batch_size=8, threads=1, launch=LaunchConfig(nproc_per_node=2, master_port=29518)))
+    one = estimate(
+        ds, ckpt, tmp_path / "one", EstimationConfig(interval=5, batch_size=8, threads=1)
+    )
+    two = estimate(
+        ds,
+        ckpt,
+        tmp_path / "two",
+        EstimationConfig(
+            interval=5,
+            batch_size=8,
+            threads=1,
+            launch=LaunchConfig(nproc_per_node=2, master_port=29518),
+        ),
+    )
     for a, b in zip(_tables(one.root), _tables(two.root)):
         assert a.schema == b.schema
         for name in ("absolute_value", "absolute_advantage", "relative_advantage"):
             np.testing.assert_allclose(a[name].to_numpy(), b[name].to_numpy(), atol=1e-6)
-    assert (one.root / "meta/episodes.jsonl").read_text() == (two.root / "meta/episodes.jsonl").read_text()
+    assert (one.root / "meta/episodes.jsonl").read_text() == (
+        two.root / "meta/episodes.jsonl"
+    ).read_text()
     assert doctor_failures(two.root) == []
 
 

@@ -13,8 +13,20 @@ import torch
 from adv_pipeline.checkpoints import list_steps
 from adv_pipeline.configs import ConfigError, from_params
 from adv_pipeline.distributed import LaunchConfig
-from adv_pipeline.estimator import DataConfig, EstimatorConfig, ModelConfig, TrainConfig, run_training
-from adv_pipeline.estimator.data import TrainLoader, decode_chunk, episode_progress, plan_stream, split_episodes
+from adv_pipeline.estimator import (
+    DataConfig,
+    EstimatorConfig,
+    ModelConfig,
+    TrainConfig,
+    run_training,
+)
+from adv_pipeline.estimator.data import (
+    TrainLoader,
+    decode_chunk,
+    episode_progress,
+    plan_stream,
+    split_episodes,
+)
 from adv_pipeline.estimator.evaluate import evaluate_checkpoint, load_estimator
 from adv_pipeline.estimator.model import AdvantageEstimator, to_model_input
 from adv_pipeline.estimator.train import read_metrics, train
@@ -27,9 +39,30 @@ CAMS = ("top_head", "hand_left")
 
 def tiny_config(variant="KAI0", steps=6, state="observation.state", **train_kw) -> EstimatorConfig:
     return EstimatorConfig(
-        ModelConfig(variant=variant, width=32, backbone_kwargs={"depth": 1, "heads": 2, "channels": [8, 8, 16, 16]}),
-        DataConfig(cameras=CAMS, state=state, image_size=(32, 32), samples_per_episode=8, episodes_per_chunk=2, num_workers=0, val_fraction=0.25, val_frame_stride=5),
-        TrainConfig(steps=steps, batch_size=4, warmup_steps=2, save_interval=3, eval_interval=3, log_interval=1, **train_kw),
+        ModelConfig(
+            variant=variant,
+            width=32,
+            backbone_kwargs={"depth": 1, "heads": 2, "channels": [8, 8, 16, 16]},
+        ),
+        DataConfig(
+            cameras=CAMS,
+            state=state,
+            image_size=(32, 32),
+            samples_per_episode=8,
+            episodes_per_chunk=2,
+            num_workers=0,
+            val_fraction=0.25,
+            val_frame_stride=5,
+        ),
+        TrainConfig(
+            steps=steps,
+            batch_size=4,
+            warmup_steps=2,
+            save_interval=3,
+            eval_interval=3,
+            log_interval=1,
+            **train_kw,
+        ),
     )
 
 
@@ -40,7 +73,9 @@ def dataset(tmp_path) -> LeRobotDatasetReader:
 
 def test_sampler_never_pairs_a_frame_with_itself_nor_crosses_episodes(dataset):
     progress = episode_progress(dataset)
-    config = DataConfig(cameras=CAMS, image_size=(32, 32), samples_per_episode=50, episodes_per_chunk=3)
+    config = DataConfig(
+        cameras=CAMS, image_size=(32, 32), samples_per_episode=50, episodes_per_chunk=3
+    )
     lengths = dict(zip(dataset.episode_indices.tolist(), dataset.lengths.tolist()))
     stream = plan_stream(progress, [0, 1, 2, 3], config, paired=True, seed=1)
     for _ in range(4):
@@ -54,7 +89,9 @@ def test_sampler_never_pairs_a_frame_with_itself_nor_crosses_episodes(dataset):
     # the decoded images are the planned frames of the planned episode
     batch = decode_chunk(dataset, plan, config, paired=True)
     for i in (0, 7, len(plan) - 1):
-        ref = dataset.get_frames(int(plan.episode[i]), [plan.compare[i], plan.current[i]], cameras=CAMS, size=(32, 32))
+        ref = dataset.get_frames(
+            int(plan.episode[i]), [plan.compare[i], plan.current[i]], cameras=CAMS, size=(32, 32)
+        )
         np.testing.assert_array_equal(batch.images[i, 0, 1], ref["observation.images.hand_left"][0])
         np.testing.assert_array_equal(batch.images[i, 1, 0], ref["observation.images.top_head"][1])
 
@@ -62,17 +99,28 @@ def test_sampler_never_pairs_a_frame_with_itself_nor_crosses_episodes(dataset):
 def test_split_is_by_episode_and_seeded():
     train_a, val_a = split_episodes(range(20), 0.15, seed=3)
     train_b, val_b = split_episodes(range(20), 0.15, seed=3)
-    assert (train_a, val_a) == (train_b, val_b) and len(val_a) == 3 and not set(train_a) & set(val_a)
+    assert (
+        (train_a, val_a) == (train_b, val_b) and len(val_a) == 3 and not set(train_a) & set(val_a)
+    )
     assert split_episodes(range(20), 0.15, seed=4)[1] != val_a
 
 
 def test_loader_batches_do_not_depend_on_workers_and_resume_skips_exactly(dataset):
     progress = episode_progress(dataset)
-    base = DataConfig(cameras=CAMS, state="observation.state", image_size=(32, 32), samples_per_episode=6, episodes_per_chunk=2, num_workers=0)
+    base = DataConfig(
+        cameras=CAMS,
+        state="observation.state",
+        image_size=(32, 32),
+        samples_per_episode=6,
+        episodes_per_chunk=2,
+        num_workers=0,
+    )
     two = DataConfig(**{**base.__dict__, "num_workers": 2})
 
     def batches(config, start=0, n=5):
-        loader = TrainLoader(dataset, progress, [0, 1, 2, 3], config, True, 5, seed=0, start_step=start)
+        loader = TrainLoader(
+            dataset, progress, [0, 1, 2, 3], config, True, 5, seed=0, start_step=start
+        )
         out = [b for _, b in zip(range(n), loader)]
         loader.close()
         return out
@@ -88,16 +136,29 @@ def test_loader_batches_do_not_depend_on_workers_and_resume_skips_exactly(datase
 
 
 def test_state_rides_with_the_images_of_the_same_frames(dataset):
-    config = DataConfig(cameras=CAMS, state="observation.state", image_size=(32, 32), samples_per_episode=20, episodes_per_chunk=4)
+    config = DataConfig(
+        cameras=CAMS,
+        state="observation.state",
+        image_size=(32, 32),
+        samples_per_episode=20,
+        episodes_per_chunk=4,
+    )
     plan = next(plan_stream(episode_progress(dataset), [0, 1, 2, 3], config, paired=True, seed=3))
     batch = decode_chunk(dataset, plan, config, paired=True)
-    states = {e: dataset.read_episode(e, ["observation.state"])["observation.state"] for e in range(4)}
+    states = {
+        e: dataset.read_episode(e, ["observation.state"])["observation.state"] for e in range(4)
+    }
     assert batch.state.shape == (len(plan), 2, 3) and batch.state.dtype == np.float32
     for i in range(len(plan)):
         ep = int(plan.episode[i])
         np.testing.assert_array_equal(batch.state[i, 0], states[ep][plan.compare[i]])
         np.testing.assert_array_equal(batch.state[i, 1], states[ep][plan.current[i]])
-    assert decode_chunk(dataset, plan, DataConfig(**{**config.__dict__, "state": None}), paired=True).state is None
+    assert (
+        decode_chunk(
+            dataset, plan, DataConfig(**{**config.__dict__, "state": None}), paired=True
+        ).state
+        is None
+    )
 
 
 def test_state_normalisation_is_saved_with_the_weights(dataset, tmp_path):
@@ -133,24 +194,38 @@ def test_resume_equals_uninterrupted(dataset, tmp_path, variant):
     # metrics: one history without a gap or duplicates after the resume
     losses = read_metrics(tmp_path / "split")["train_loss"]
     assert [s for s, _ in losses] == [1, 2, 3, 4, 5, 6]
-    np.testing.assert_allclose([v for _, v in losses], [v for _, v in read_metrics(tmp_path / "full")["train_loss"]], rtol=1e-6)
+    np.testing.assert_allclose(
+        [v for _, v in losses],
+        [v for _, v in read_metrics(tmp_path / "full")["train_loss"]],
+        rtol=1e-6,
+    )
 
 
 def test_a_checkpoint_reproduces_the_model_that_was_validated(dataset, tmp_path):
     """The files alone rebuild the trained model: a fresh model loaded from them scores the
     validation episodes exactly as the trainer logged at that step."""
     ckpt = train(dataset.root, tmp_path / "run", tiny_config(steps=3))
-    assert {p.name for p in ckpt.path.iterdir()} == {"model.safetensors", "optimizer.pt", "metadata.json", "assets"}
+    assert {p.name for p in ckpt.path.iterdir()} == {
+        "model.safetensors",
+        "optimizer.pt",
+        "metadata.json",
+        "assets",
+    }
     assert ckpt.metadata["variant"] == "KAI0" and ckpt.metadata["backbone"] == "small_cnn"
     assert ckpt.metadata["dataset_fingerprint"] == dataset.fingerprint()
     logged = dict(read_metrics(ckpt.run_dir)["val_mse"])[3]
     report = evaluate_checkpoint(ckpt, dataset)
-    assert report["metrics"]["val_mse"] == pytest.approx(logged, rel=1e-5) and report["episodes"] == ckpt.metadata["val_episodes"]
+    assert (
+        report["metrics"]["val_mse"] == pytest.approx(logged, rel=1e-5)
+        and report["episodes"] == ckpt.metadata["val_episodes"]
+    )
     model, config = load_estimator(ckpt)
     torch.manual_seed(config.train.seed)
     initial = AdvantageEstimator(config.model, config.data)
     trained = dict(model.named_parameters())
-    assert any(not torch.equal(trained[k], v) for k, v in initial.named_parameters())  # the weights were trained
+    assert any(
+        not torch.equal(trained[k], v) for k, v in initial.named_parameters()
+    )  # the weights were trained
     x = to_model_input(torch.randint(0, 255, (3, 2, 2, 32, 32, 3), dtype=torch.uint8))
     state = torch.randn(3, 2, 3)
     with torch.no_grad():
@@ -166,7 +241,9 @@ def test_keep_period_prunes_old_checkpoints(dataset, tmp_path):
 
 
 def test_two_process_ddp_with_gloo(dataset, tmp_path):
-    config = dataclasses.replace(tiny_config(steps=4), launch=LaunchConfig(nproc_per_node=2, master_port=29517))
+    config = dataclasses.replace(
+        tiny_config(steps=4), launch=LaunchConfig(nproc_per_node=2, master_port=29517)
+    )
     ckpt = run_training(dataset, tmp_path / "ddp", config)
     assert ckpt.step == 4 and ckpt.metadata["world_size"] == 2
     sums = ckpt.metadata["rank_param_checksums"]
@@ -179,32 +256,47 @@ def test_missing_stage_progress_column(tmp_path, dataset):
         p = dataset.data_path(ep)
         pq.write_table(pq.read_table(p).drop_columns(["stage_progress_gt"]), p)
     # info.json still declares the column: the reader refuses the files
-    with pytest.raises(DatasetFormatError, match=r"episode 0: column stage_progress_gt is missing \(info.json: dtype float32"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"episode 0: column stage_progress_gt is missing \(info.json: dtype float32",
+    ):
         train(dataset.root, tmp_path / "run", tiny_config())
     info = json.loads((dataset.root / "meta/info.json").read_text())
     del info["features"]["stage_progress_gt"]
     (dataset.root / "meta/info.json").write_text(json.dumps(info))
-    with pytest.raises(DatasetFormatError, match=r"episode 0 has no column stage_progress_gt, needed as the estimator's training target"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"episode 0 has no column stage_progress_gt, needed as the estimator's training "
+        r"target",
+    ):
         train(dataset.root, tmp_path / "run", tiny_config())
     assert path.is_file() and not (tmp_path / "run").exists()
 
 
 def test_one_frame_episode(tmp_path):
     ds = synthetic_plan(lengths=(10, 1, 12)).write(tmp_path / "ds")
-    with pytest.raises(DatasetFormatError, match=r"episode 1 has 1 frame; the estimator pairs each frame"):
+    with pytest.raises(
+        DatasetFormatError, match=r"episode 1 has 1 frame; the estimator pairs each frame"
+    ):
         train(ds.root, tmp_path / "run", tiny_config())
 
 
 def test_unknown_camera(dataset, tmp_path):
     cfg = tiny_config()
-    bad = EstimatorConfig(cfg.model, DataConfig(**{**cfg.data.__dict__, "cameras": ("top_head", "wrist")}), cfg.train)
-    with pytest.raises(DatasetFormatError, match=r"no camera 'wrist'; the dataset's video keys are"):
+    bad = EstimatorConfig(
+        cfg.model, DataConfig(**{**cfg.data.__dict__, "cameras": ("top_head", "wrist")}), cfg.train
+    )
+    with pytest.raises(
+        DatasetFormatError, match=r"no camera 'wrist'; the dataset's video keys are"
+    ):
         train(dataset.root, tmp_path / "run", bad)
     assert not list_steps(tmp_path / "run")
 
 
 def test_unknown_parameters_and_backbone():
-    with pytest.raises(ConfigError, match=r"unknown key estimator.train.stepz; did you mean 'steps'\?"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key estimator.train.stepz; did you mean 'steps'\?"
+    ):
         from_params(EstimatorConfig, {"train": {"stepz": 3}}, "estimator")
     with pytest.raises(ValueError, match="unknown estimator backbone 'vit'"):
         AdvantageEstimator(ModelConfig(backbone="vit"), DataConfig())

@@ -71,7 +71,9 @@ def test_empty_stage_gets_zero_threshold_with_warning(caplog):
     with caplog.at_level(logging.WARNING):
         cuts = lab.stage_cuts(adv, stage, lab.LabelingConfig(stage_nums=2))
     assert cuts[1][0] == 0.0 and "stage 1 has no frames" in caplog.text
-    cuts_n = lab.stage_cuts(adv, stage, lab.LabelingConfig(stage_nums=2, discretization="n_slices", n_slices=3))
+    cuts_n = lab.stage_cuts(
+        adv, stage, lab.LabelingConfig(stage_nums=2, discretization="n_slices", n_slices=3)
+    )
     np.testing.assert_array_equal(cuts_n[1], [0.0, 0.0, 0.0])
 
 
@@ -114,13 +116,19 @@ def _episode(n, progress=None, stage=None, intervention=None):
     return {
         "progress": np.asarray(progress if progress is not None else t, dtype=np.float32),
         "stage_progress_gt": np.asarray(stage if stage is not None else t, dtype=np.float32),
-        "intervention": np.asarray(intervention if intervention is not None else np.zeros(n), dtype=np.int64),
+        "intervention": np.asarray(
+            intervention if intervention is not None else np.zeros(n), dtype=np.int64
+        ),
     }
 
 
 def test_missing_source_column_names_column_and_option(tmp_path):
     ds = write_column_dataset(tmp_path / "d", [_episode(10), _episode(12)])
-    with pytest.raises(DatasetFormatError, match=r"episode 0 has no column absolute_advantage .*needed because advantage_source=absolute_advantage"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"episode 0 has no column absolute_advantage .*needed because "
+        r"advantage_source=absolute_advantage",
+    ):
         lab.read_label_inputs(ds, lab.LabelingConfig(advantage_source="absolute_advantage"))
 
 
@@ -129,24 +137,42 @@ def test_missing_stage_column_only_matters_with_stages(tmp_path):
     del ep["stage_progress_gt"]
     ds = write_column_dataset(tmp_path / "d", [ep])
     assert lab.read_label_inputs(ds, lab.LabelingConfig(stage_nums=1)).stage_progress is None
-    with pytest.raises(DatasetFormatError, match=r"no column stage_progress_gt, needed because stage_nums=2"):
+    with pytest.raises(
+        DatasetFormatError, match=r"no column stage_progress_gt, needed because stage_nums=2"
+    ):
         lab.read_label_inputs(ds, lab.LabelingConfig(stage_nums=2))
 
 
 def test_nan_and_out_of_range_values(tmp_path):
     bad_p = _episode(10, progress=[0, 0.1, np.nan] + [0.5] * 7)
     ds = write_column_dataset(tmp_path / "a", [_episode(5), bad_p])
-    with pytest.raises(DatasetFormatError, match=r"episode_000001.parquet: episode 1, column progress: NaN/inf at frame 2 \(value nan\), needed because advantage_source=progress; 1 bad frame in 1 episode in all. Fix:"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"episode_000001.parquet: episode 1, column progress: NaN/inf at frame 2 \(value "
+        r"nan\), needed because advantage_source=progress; 1 bad frame in 1 episode in all. "
+        r"Fix:",
+    ):
         lab.read_label_inputs(ds, lab.LabelingConfig())
     bad_s = _episode(4, stage=[0, 0.5, 1.2, np.inf])
     ds = write_column_dataset(tmp_path / "b", [bad_s])
-    with pytest.raises(DatasetFormatError, match=r"episode 0, column stage_progress_gt: NaN/inf at frame 3 \(value inf\), needed because stage_nums=2"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"episode 0, column stage_progress_gt: NaN/inf at frame 3 \(value inf\), needed "
+        r"because stage_nums=2",
+    ):
         lab.read_label_inputs(ds, lab.LabelingConfig(stage_nums=2))
     ds = write_column_dataset(tmp_path / "c", [_episode(4, stage=[0, 0.5, 1.2, 0.9])])
-    with pytest.raises(DatasetFormatError, match=r"episode 0, column stage_progress_gt: values outside \[0.0, 1.0\] at frame 2 \(value 1.2"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"episode 0, column stage_progress_gt: values outside \[0.0, 1.0\] at frame 2 "
+        r"\(value 1.2",
+    ):
         lab.read_label_inputs(ds, lab.LabelingConfig(stage_nums=2))
     # checked whenever present, not only with stages: the estimator trains on it
-    with pytest.raises(DatasetFormatError, match=r"values outside \[0.0, 1.0\] at frame 2 \(value 1.2.*read by the estimator"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"values outside \[0.0, 1.0\] at frame 2 \(value 1.2.*read by the estimator",
+    ):
         lab.read_label_inputs(ds, lab.LabelingConfig(stage_nums=1))
 
 
@@ -158,7 +184,10 @@ def test_empty_dataset(tmp_path):
 
 def test_whole_dataset_labelling_matches_per_episode_formula(tmp_path):
     rng = np.random.default_rng(0)
-    eps = [_episode(n, progress=np.cumsum(rng.normal(0.01, 0.02, n)), intervention=rng.random(n) < 0.1) for n in (30, 70, 5)]
+    eps = [
+        _episode(n, progress=np.cumsum(rng.normal(0.01, 0.02, n)), intervention=rng.random(n) < 0.1)
+        for n in (30, 70, 5)
+    ]
     ds = write_column_dataset(tmp_path / "d", eps)
     cfg = lab.LabelingConfig(chunk_size=10, threshold=30, stage_nums=2)
     inputs = lab.read_label_inputs(ds, cfg)
@@ -177,5 +206,9 @@ def test_column_missing_in_a_later_episode_names_that_episode(tmp_path):
 
     path = ds.data_path(1)
     pq.write_table(pq.read_table(path).drop_columns(["stage_progress_gt"]), path)
-    with pytest.raises(DatasetFormatError, match=r"episode_000001.parquet: episode 1 has no column\(s\) \['stage_progress_gt'\].*needed because stage_nums=2"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"episode_000001.parquet: episode 1 has no column\(s\) "
+        r"\['stage_progress_gt'\].*needed because stage_nums=2",
+    ):
         lab.read_label_inputs(ds, lab.LabelingConfig(stage_nums=2))

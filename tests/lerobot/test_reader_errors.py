@@ -12,7 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from adv_pipeline.lerobot import DatasetFormatError, DerivedDataset, LeRobotDatasetReader, encode_video
+from adv_pipeline.lerobot import (
+    DatasetFormatError,
+    DerivedDataset,
+    LeRobotDatasetReader,
+    encode_video,
+)
 
 from ..conftest import synthetic_frame, synthetic_plan
 
@@ -37,19 +42,29 @@ def test_missing_meta_file(tiny_dataset, rel):
 def test_parquet_shorter_than_episodes_jsonl(tiny_dataset):
     path = tiny_dataset.data_path(1)
     _rewrite_parquet(path, lambda t: t.slice(0, 20))
-    with pytest.raises(DatasetFormatError, match=r"episode_000001.parquet: episode 1 has 20 rows but meta/episodes.jsonl says length 25.*Fix: set its length to 20"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"episode_000001.parquet: episode 1 has 20 rows but meta/episodes.jsonl says length "
+        r"25.*Fix: set its length to 20",
+    ):
         LeRobotDatasetReader(tiny_dataset.root)
 
 
 def test_missing_parquet(tiny_dataset):
     tiny_dataset.data_path(2).unlink()
-    with pytest.raises(DatasetFormatError, match=r"episode_000002.parquet: parquet file of episode 2 is missing"):
+    with pytest.raises(
+        DatasetFormatError, match=r"episode_000002.parquet: parquet file of episode 2 is missing"
+    ):
         LeRobotDatasetReader(tiny_dataset.root)
 
 
 def test_missing_video(tiny_dataset):
     tiny_dataset.video_path(0, "observation.images.hand_left").unlink()
-    with pytest.raises(DatasetFormatError, match=r"hand_left/episode_000000.mp4: video observation.images.hand_left of episode 0 is missing"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"hand_left/episode_000000.mp4: video observation.images.hand_left of episode 0 is "
+        r"missing",
+    ):
         LeRobotDatasetReader(tiny_dataset.root)
     # videos are not needed to read columns
     ds = LeRobotDatasetReader(tiny_dataset.root, check_videos=False)
@@ -59,7 +74,11 @@ def test_missing_video(tiny_dataset):
 def test_video_shorter_than_parquet(tiny_dataset):
     path = tiny_dataset.video_path(1, "observation.images.top_head")
     encode_video(path, (synthetic_frame(1, t, 0) for t in range(18)), fps=30)
-    with pytest.raises(DatasetFormatError, match=r"top_head/episode_000001.mp4: video .* of episode 1 has 18 frames, shorter than its parquet \(25 rows\)"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"top_head/episode_000001.mp4: video .* of episode 1 has 18 frames, shorter than "
+        r"its parquet \(25 rows\)",
+    ):
         LeRobotDatasetReader(tiny_dataset.root)
 
 
@@ -71,20 +90,30 @@ def test_task_index_out_of_range(tiny_dataset):
         return t.set_column(i, "task_index", pa.array(np.full(t.num_rows, 3, np.int64)))
 
     _rewrite_parquet(path, bump)
-    with pytest.raises(DatasetFormatError, match=r"episode 2 has task_index in \[3, 3\] but meta/tasks.jsonl defines 1 tasks"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"episode 2 has task_index in \[3, 3\] but meta/tasks.jsonl defines 1 tasks",
+    ):
         LeRobotDatasetReader(tiny_dataset.root)
 
 
-@pytest.mark.parametrize("version,fix", [("v3.0", "convert the dataset to v2.1"), ("v2.0", "convert_dataset_v20_to_v21")])
+@pytest.mark.parametrize(
+    "version,fix", [("v3.0", "convert the dataset to v2.1"), ("v2.0", "convert_dataset_v20_to_v21")]
+)
 def test_wrong_codebase_version(tiny_dataset, version, fix):
     _edit_json(tiny_dataset.root / "meta/info.json", codebase_version=version)
-    with pytest.raises(DatasetFormatError, match=rf"info.json: codebase_version is '{version}', expected 'v2.1'.*{fix}"):
+    with pytest.raises(
+        DatasetFormatError,
+        match=rf"info.json: codebase_version is '{version}', expected 'v2.1'.*{fix}",
+    ):
         LeRobotDatasetReader(tiny_dataset.root)
 
 
 def test_totals_disagree(tiny_dataset):
     _edit_json(tiny_dataset.root / "meta/info.json", total_frames=97)
-    with pytest.raises(DatasetFormatError, match=r"total_frames is 97 but the episode lengths sum to 98"):
+    with pytest.raises(
+        DatasetFormatError, match=r"total_frames is 97 but the episode lengths sum to 98"
+    ):
         LeRobotDatasetReader(tiny_dataset.root)
 
 
@@ -126,7 +155,9 @@ def test_derived_rejects_bad_columns(tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="has 5 rows; the source .* has 98 frames"):
         DerivedDataset(tiny_dataset, {"x": np.zeros(5)}).write(tmp_path / "o")
     with pytest.raises(ValueError, match=r"task_index values span \[0, 2\] but only 2 tasks"):
-        DerivedDataset(tiny_dataset, {"task_index": np.arange(98) % 3}, tasks=["a", "b"]).write(tmp_path / "o")
+        DerivedDataset(tiny_dataset, {"task_index": np.arange(98) % 3}, tasks=["a", "b"]).write(
+            tmp_path / "o"
+        )
     with pytest.raises(ValueError, match="is equal to the input source dataset"):
         DerivedDataset(tiny_dataset, {"x": np.zeros(98)}).write(tiny_dataset.root)
     assert not (tmp_path / "o").exists()

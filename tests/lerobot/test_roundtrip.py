@@ -18,12 +18,25 @@ CODEC_TOLERANCE = 6.0  # mean absolute error, 0..255 levels, of H.264 at crf 10 
 def test_columns_roundtrip(tiny_dataset):
     ds = tiny_dataset
     assert ds.num_episodes == 3 and ds.num_frames == 40 + 25 + 33
-    cols = ds.read_columns(["observation.state", "action", "stage_progress_gt", "index", "frame_index", "episode_index", "timestamp", "task_index"])
+    cols = ds.read_columns(
+        [
+            "observation.state",
+            "action",
+            "stage_progress_gt",
+            "index",
+            "frame_index",
+            "episode_index",
+            "timestamp",
+            "task_index",
+        ]
+    )
     expected = [SyntheticEpisode(i, n).columns for i, n in enumerate((40, 25, 33))]
     for name in ("observation.state", "action", "stage_progress_gt"):
         np.testing.assert_array_equal(cols[name], np.concatenate([e[name] for e in expected]))
     np.testing.assert_array_equal(cols["index"], np.arange(98))
-    np.testing.assert_array_equal(cols["frame_index"], np.concatenate([np.arange(n) for n in (40, 25, 33)]))
+    np.testing.assert_array_equal(
+        cols["frame_index"], np.concatenate([np.arange(n) for n in (40, 25, 33)])
+    )
     np.testing.assert_array_equal(cols["episode_index"], np.repeat([0, 1, 2], (40, 25, 33)))
     np.testing.assert_allclose(cols["timestamp"], cols["frame_index"] / 30, atol=1e-6)
     assert (cols["task_index"] == 0).all() and ds.tasks == ["do the thing"]
@@ -36,9 +49,16 @@ def test_metadata_is_true(tiny_dataset):
     root = tiny_dataset.root
     info = json.loads((root / "meta/info.json").read_text())
     assert info["codebase_version"] == "v2.1"
-    assert (info["total_episodes"], info["total_frames"], info["total_tasks"], info["total_videos"]) == (3, 98, 1, 6)
+    assert (
+        info["total_episodes"],
+        info["total_frames"],
+        info["total_tasks"],
+        info["total_videos"],
+    ) == (3, 98, 1, 6)
     assert info["splits"] == {"train": "0:3"}
-    rows = [json.loads(line) for line in (root / "meta/episodes_stats.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (root / "meta/episodes_stats.jsonl").read_text().splitlines()
+    ]
     st = rows[0]["stats"]
     assert st["observation.state"]["count"] == [40]
     assert np.array(st["observation.images.top_head"]["mean"]).shape == (3, 1, 1)
@@ -73,7 +93,9 @@ def test_resize_with_pad_keeps_aspect(tiny_dataset):
     out = resize_with_pad(wide, (40, 40))
     assert out.shape == (40, 40, 3)
     assert out[:10].max() == 0 and out[30:].max() == 0 and out[10:30].min() > 150
-    frames = VideoReader(tiny_dataset.video_path(0, "observation.images.top_head"), size=(64, 48)).get([0])
+    frames = VideoReader(
+        tiny_dataset.video_path(0, "observation.images.top_head"), size=(64, 48)
+    ).get([0])
     assert frames.shape == (1, 64, 48, 3)
 
 
@@ -82,11 +104,15 @@ def test_derived_dataset_links_videos_and_updates_metadata(tiny_dataset, tmp_pat
     before = {p: p.read_bytes() for p in src.root.rglob("*") if p.is_file()}
     cols = src.read_columns(["stage_progress_gt"])
     labels = (cols["stage_progress_gt"] > 0.5).astype(np.int64)
-    out = DerivedDataset(src, {"task_index": labels, "adv": cols["stage_progress_gt"] * 2}, tasks=["neg", "pos"]).write(tmp_path / "derived")
+    out = DerivedDataset(
+        src, {"task_index": labels, "adv": cols["stage_progress_gt"] * 2}, tasks=["neg", "pos"]
+    ).write(tmp_path / "derived")
     assert out.tasks == ["neg", "pos"]
     np.testing.assert_array_equal(out.read_columns(["task_index"])["task_index"], labels)
     assert "adv" in out.features and out.features["adv"]["shape"] == [1]
-    rows = [json.loads(line) for line in (out.root / "meta/episodes.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (out.root / "meta/episodes.jsonl").read_text().splitlines()
+    ]
     assert rows[0]["tasks"] == ["neg", "pos"]
     info = json.loads((out.root / "meta/info.json").read_text())
     assert info["total_tasks"] == 2
@@ -104,7 +130,10 @@ def test_parallel_writer_matches_serial(tmp_path):
     b = synthetic_plan(workers=2).write(tmp_path / "b")
     for rel in ("meta/info.json", "meta/episodes.jsonl", "meta/tasks.jsonl"):
         assert (a.root / rel).read_text() == (b.root / rel).read_text()
-    ca, cb = a.read_columns(["observation.state", "index"]), b.read_columns(["observation.state", "index"])
+    ca, cb = (
+        a.read_columns(["observation.state", "index"]),
+        b.read_columns(["observation.state", "index"]),
+    )
     np.testing.assert_array_equal(ca["observation.state"], cb["observation.state"])
     np.testing.assert_array_equal(ca["index"], cb["index"])
 

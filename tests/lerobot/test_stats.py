@@ -3,14 +3,23 @@
 import numpy as np
 import pytest
 
-from adv_pipeline.lerobot.stats import aggregate_stats, column_stats, segment_stats, stats_from_json, stats_to_json
+from adv_pipeline.lerobot.stats import (
+    aggregate_stats,
+    column_stats,
+    segment_stats,
+    stats_from_json,
+    stats_to_json,
+)
 
 
 def test_segment_stats_equal_per_episode_stats():
     rng = np.random.default_rng(0)
     lengths = [1, 7, 30, 2]
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    for values in (rng.normal(size=(sum(lengths), 3)).astype(np.float32), rng.integers(0, 5, sum(lengths))):
+    for values in (
+        rng.normal(size=(sum(lengths), 3)).astype(np.float32),
+        rng.integers(0, 5, sum(lengths)),
+    ):
         got = segment_stats(values, offsets)
         for e, stats in enumerate(got):
             want = column_stats(values[offsets[e] : offsets[e + 1]])
@@ -18,8 +27,20 @@ def test_segment_stats_equal_per_episode_stats():
                 np.testing.assert_allclose(stats[name], want[name], rtol=1e-12, atol=1e-12)
     # a one-frame episode has std 0 and its own value as min = max = mean
     first, second = segment_stats(np.array([4.0, 1.0, 3.0]), np.array([0, 1, 3]))
-    assert stats_to_json({"x": first})["x"] == {"min": [4.0], "max": [4.0], "mean": [4.0], "std": [0.0], "count": [1]}
-    assert stats_to_json({"x": second})["x"] == {"min": [1.0], "max": [3.0], "mean": [2.0], "std": [1.0], "count": [2]}
+    assert stats_to_json({"x": first})["x"] == {
+        "min": [4.0],
+        "max": [4.0],
+        "mean": [4.0],
+        "std": [0.0],
+        "count": [1],
+    }
+    assert stats_to_json({"x": second})["x"] == {
+        "min": [1.0],
+        "max": [3.0],
+        "mean": [2.0],
+        "std": [1.0],
+        "count": [2],
+    }
 
 
 def test_segment_stats_rejects_empty_episode_and_bad_offsets():

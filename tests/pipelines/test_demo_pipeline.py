@@ -13,12 +13,15 @@ from adv_pipeline.sim import CAMERA_KEYS, DemoTaskConfig, generate_episode, gene
 from ..conftest import doctor_failures, run_kedro
 
 N_EPISODES = 5
-CODEC_TOLERANCE = 6.0  # mean absolute error, 0..255 levels: H.264 4:2:0 chroma subsampling alone gives ~2.5 on these frames
+# mean absolute error, 0..255 levels: H.264 4:2:0 chroma subsampling alone gives ~2.5 here
+CODEC_TOLERANCE = 6.0
 
 
 @pytest.mark.slow
 def test_demo_pipeline_end_to_end(kedro_project):
-    run_kedro(kedro_project, "run", "--pipelines", "demo", "--params", f"demo.n_episodes={N_EPISODES}")
+    run_kedro(
+        kedro_project, "run", "--pipelines", "demo", "--params", f"demo.n_episodes={N_EPISODES}"
+    )
     root = kedro_project / "data/01_raw/demo"
 
     # a valid LeRobot v2.1 dataset

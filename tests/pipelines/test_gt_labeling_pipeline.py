@@ -22,12 +22,23 @@ TASK = "hand over the block and place it in the goal"
 def test_gt_labeling_on_demo_data(kedro_project, tmp_path):
     raw = tmp_path / "raw"
     out = tmp_path / "labeled"
-    run_kedro(kedro_project, "run", "--pipelines", "demo", "--params", f"demo.n_episodes=6,raw_dataset_path={raw}")
+    run_kedro(
+        kedro_project,
+        "run",
+        "--pipelines",
+        "demo",
+        "--params",
+        f"demo.n_episodes=6,raw_dataset_path={raw}",
+    )
     before = {p: p.stat().st_mtime_ns for p in raw.rglob("*") if p.is_file()}
 
     # the seed's example, as one line
     run_kedro(
-        kedro_project, "run", "--pipelines", "gt_labeling", "--params",
+        kedro_project,
+        "run",
+        "--pipelines",
+        "gt_labeling",
+        "--params",
         f"raw_dataset_path={raw},gt_labeled_dataset_path={out},gt_labeling.threshold=30,gt_labeling.chunk_size=50,"
         "gt_labeling.discretization=binary,gt_labeling.advantage_source=progress,gt_labeling.stage_nums=2",
     )
@@ -43,7 +54,9 @@ def test_gt_labeling_on_demo_data(kedro_project, tmp_path):
         assert entry["unforced_positive_fraction"] == pytest.approx(0.30, abs=0.02)  # ties only
         # forcing adds the intervention frames that were below the threshold
         assert entry["positive_fraction"] >= entry["unforced_positive_fraction"]
-        assert entry["positive_fraction"] == pytest.approx(float((labels["task_index"][stage == s] == 1).mean()))
+        assert entry["positive_fraction"] == pytest.approx(
+            float((labels["task_index"][stage == s] == 1).mean())
+        )
     assert (labels["task_index"][labels["intervention"] == 1] == 1).all()
     # episodes.jsonl lists the prompts each episode uses
     rows = [json.loads(line) for line in (out / "meta/episodes.jsonl").read_text().splitlines()]
@@ -55,7 +68,11 @@ def test_gt_labeling_on_demo_data(kedro_project, tmp_path):
 
     # MLflow: parameters, per-stage metrics, the histogram
     mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlflow.db'}")
-    run = [r for r in mlflow.search_runs(experiment_names=["adv_pipeline"], output_format="list") if r.info.run_name == "gt_labeling"][0]
+    run = [
+        r
+        for r in mlflow.search_runs(experiment_names=["adv_pipeline"], output_format="list")
+        if r.info.run_name == "gt_labeling"
+    ][0]
     assert run.data.params["gt_labeling.threshold"] == "30"
     assert "gt_label_metrics.stages.1.threshold" in run.data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
@@ -63,8 +80,16 @@ def test_gt_labeling_on_demo_data(kedro_project, tmp_path):
 
     # statistics only (the seed's --dry-run): no dataset written
     dry = tmp_path / "dry"
-    run_kedro(kedro_project, "run", "--pipelines", "gt_labeling", "--to-outputs", "gt_label_stats", "--params",
-              f"raw_dataset_path={raw},gt_labeled_dataset_path={dry},gt_labeling.discretization=n_slices")
+    run_kedro(
+        kedro_project,
+        "run",
+        "--pipelines",
+        "gt_labeling",
+        "--to-outputs",
+        "gt_label_stats",
+        "--params",
+        f"raw_dataset_path={raw},gt_labeled_dataset_path={dry},gt_labeling.discretization=n_slices",
+    )
     assert not dry.exists()
     stats = json.loads((kedro_project / "data/08_reporting/gt_label_stats.json").read_text())
     assert len(stats["stages"][0]["boundaries"]) == 10
@@ -72,9 +97,17 @@ def test_gt_labeling_on_demo_data(kedro_project, tmp_path):
     # bad input: a clear error before anything is written
     bad = tmp_path / "bad"
     proc = subprocess.run(
-        [str(BIN / "kedro"), "run", "--pipelines", "gt_labeling", "--params",
-         f"raw_dataset_path={raw},gt_labeled_dataset_path={bad},gt_labeling.advantage_source=absolute_advantage"],
-        cwd=kedro_project, capture_output=True, text=True,
+        [
+            str(BIN / "kedro"),
+            "run",
+            "--pipelines",
+            "gt_labeling",
+            "--params",
+            f"raw_dataset_path={raw},gt_labeled_dataset_path={bad},gt_labeling.advantage_source=absolute_advantage",
+        ],
+        cwd=kedro_project,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode != 0
     assert "no column absolute_advantage" in " ".join((proc.stdout + proc.stderr).split())

@@ -13,13 +13,43 @@ from ..conftest import mlflow_runs
 # one typo per stage: (pipeline, runtime parameters, the key named, the closest key)
 TYPOS = {
     "demo": ("demo", {"demo": {"n_episode": 2}}, "demo.n_episode", "n_episodes"),
-    "gt_labeling": ("gt_labeling", {"gt_labeling": {"thresold": 30}}, "gt_labeling.thresold", "threshold"),
-    "estimator": ("estimator", {"estimator": {"train": {"stepz": 3}}}, "estimator.train.stepz", "steps"),
-    "estimation": ("estimation", {"estimation": {"intervall": 10}}, "estimation.intervall", "interval"),
-    "awbc_labeling": ("estimation", {"awbc_labeling": {"stage_num": 2}}, "awbc_labeling.stage_num", "stage_nums"),
+    "gt_labeling": (
+        "gt_labeling",
+        {"gt_labeling": {"thresold": 30}},
+        "gt_labeling.thresold",
+        "threshold",
+    ),
+    "estimator": (
+        "estimator",
+        {"estimator": {"train": {"stepz": 3}}},
+        "estimator.train.stepz",
+        "steps",
+    ),
+    "estimation": (
+        "estimation",
+        {"estimation": {"intervall": 10}},
+        "estimation.intervall",
+        "interval",
+    ),
+    "awbc_labeling": (
+        "estimation",
+        {"awbc_labeling": {"stage_num": 2}},
+        "awbc_labeling.stage_num",
+        "stage_nums",
+    ),
     "awbc": ("awbc", {"awbc": {"eval": {"guidance": 3.0}}}, "awbc.eval.guidance", "guidance_scale"),
-    "a namespace": ("gt_labeling", {"gt_labelling": {"threshold": 30}}, "gt_labelling", "gt_labeling"),
-    "a runtime parameter": ("gt_labeling", {"raw_datset_path": "/data/x"}, "raw_datset_path", "raw_dataset_path"),
+    "a namespace": (
+        "gt_labeling",
+        {"gt_labelling": {"threshold": 30}},
+        "gt_labelling",
+        "gt_labeling",
+    ),
+    "a runtime parameter": (
+        "gt_labeling",
+        {"raw_datset_path": "/data/x"},
+        "raw_datset_path",
+        "raw_dataset_path",
+    ),
 }
 
 
@@ -34,7 +64,12 @@ def test_a_typo_is_refused_naming_the_closest_key(stage, session_run, kedro_proj
 # fields whose conf/base value differs from the code's default on purpose
 OWN_VALUES = {
     "gt_labeling": {"task_text"},  # the demo's task; the code keeps the seed's default
-    "awbc_labeling": {"threshold", "stage_nums", "advantage_source", "task_text"},  # Stage 0's options on Stage 2's output
+    "awbc_labeling": {
+        "threshold",
+        "stage_nums",
+        "advantage_source",
+        "task_text",
+    },  # Stage 0's options on Stage 2's output
 }
 
 
@@ -52,6 +87,15 @@ def test_every_parameters_file_parses_with_the_one_config_path(session_run, kedr
     check_parameters(params, set())
     for namespace, cls in NAMESPACES.items():
         config, default = parse(namespace, params[namespace]), cls()
-        differ = {f.name for f in dataclasses.fields(cls) if getattr(config, f.name) != getattr(default, f.name)}
-        assert differ <= OWN_VALUES.get(namespace, set()), f"{namespace}: conf/base and the code's defaults differ in {differ}"
-    assert from_params(NAMESPACES["estimator"], params["estimator"], "estimator").launch.nproc_per_node == 1
+        differ = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if getattr(config, f.name) != getattr(default, f.name)
+        }
+        assert differ <= OWN_VALUES.get(namespace, set()), (
+            f"{namespace}: conf/base and the code's defaults differ in {differ}"
+        )
+    assert (
+        from_params(NAMESPACES["estimator"], params["estimator"], "estimator").launch.nproc_per_node
+        == 1
+    )

@@ -17,8 +17,12 @@ from .conftest import REPO
 def tiny_params(run_root) -> dict:
     params = yaml.safe_load((REPO / "conf" / "base" / "parameters_awbc.yml").read_text())["awbc"]
     params["data"].update(cameras=["top_head"], image_size=16, horizon=4)
-    params["model"].update(conv_channels=[8], image_features=16, text_dim=16, width=32, depth=1, flow_steps=2)
-    params["train"].update(steps=3, batch_size=8, warmup_steps=1, save_interval=3, log_interval=1, progress_bar=False)
+    params["model"].update(
+        conv_channels=[8], image_features=16, text_dim=16, width=32, depth=1, flow_steps=2
+    )
+    params["train"].update(
+        steps=3, batch_size=8, warmup_steps=1, save_interval=3, log_interval=1, progress_bar=False
+    )
     params["eval"].update(n_episodes=2, replan_every=2, max_steps=4, image_size=32)
     return params
 
@@ -34,9 +38,21 @@ def test_awbc_pipeline_runs(labeled_dataset, run_root):
         }
     )
     pipeline = create_pipeline()
-    assert pipeline.inputs() == {"awbc_dataset", "awbc_runs", "bc_runs", "params:awbc", "params:overwrite"}
+    assert pipeline.inputs() == {
+        "awbc_dataset",
+        "awbc_runs",
+        "bc_runs",
+        "params:awbc",
+        "params:overwrite",
+    }
     out = SequentialRunner().run(pipeline, catalog)
-    assert set(out) == {"awbc_eval_table", "awbc_eval_metrics", "awbc_eval_plot", "awbc_train_metrics", "bc_train_metrics"}
+    assert set(out) == {
+        "awbc_eval_table",
+        "awbc_eval_metrics",
+        "awbc_eval_plot",
+        "awbc_train_metrics",
+        "bc_train_metrics",
+    }
     awbc, bc = load_checkpoint(run_root / "awbc"), load_checkpoint(run_root / "bc")
     assert awbc.step == 3 and awbc.metadata["policy_config"]["data"]["prompt_from_task"] is True
     assert bc.step == 3 and bc.metadata["policy_config"]["data"]["prompt_from_task"] is False
@@ -45,4 +61,7 @@ def test_awbc_pipeline_runs(labeled_dataset, run_root):
     assert isinstance(out["awbc_eval_plot"].load(), Figure)
     assert [e["step"] for e in out["awbc_train_metrics"].load()["loss"]] == [1, 2, 3]
     assert all(set(v) == {"value", "step"} for v in out["awbc_eval_metrics"].load().values())
-    assert {n.name: (n.inputs, n.outputs) for n in pipeline.nodes}["train_awbc_policy"] == (["awbc_dataset", "awbc_runs", "params:awbc", "params:overwrite"], ["awbc_policy", "awbc_train_metrics"])
+    assert {n.name: (n.inputs, n.outputs) for n in pipeline.nodes}["train_awbc_policy"] == (
+        ["awbc_dataset", "awbc_runs", "params:awbc", "params:overwrite"],
+        ["awbc_policy", "awbc_train_metrics"],
+    )

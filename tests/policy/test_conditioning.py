@@ -20,7 +20,12 @@ def test_positive_and_negative_prompts_give_opposite_actions(labeled_dataset, tm
     sign = np.where(labels == 1, 0.5, -0.5)[:, None]
     columns = {"task_index": labels, "action": (sign * np.ones_like(action)).astype(np.float32)}
     steered = DerivedDataset(labeled_dataset, columns, tasks=TASKS).write(tmp_path / "steered")
-    result = train_policy(steered, tiny_policy_config(head="mse"), tiny_train_config(steps=150, save_interval=150, lr=1e-2), tmp_path / "awbc")
+    result = train_policy(
+        steered,
+        tiny_policy_config(head="mse"),
+        tiny_train_config(steps=150, save_interval=150, lr=1e-2),
+        tmp_path / "awbc",
+    )
     policy = load_policy(result.checkpoint)
     obs = DemoTask(DemoTaskConfig(image_size=32)).reset(3)
     positive, negative = policy.act(obs, TASKS[1]).mean(), policy.act(obs, TASKS[0]).mean()

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from adv_pipeline.checkpoints import list_steps
+from adv_pipeline.figures import results_figure
 from adv_pipeline.policy import (
     EvalConfig,
     HashTokenizer,
@@ -27,7 +28,6 @@ from adv_pipeline.policy import (
     train_policy,
     wilson_interval,
 )
-from adv_pipeline.figures import results_figure
 from adv_pipeline.policy.data import chunk_indices
 from adv_pipeline.sim import ACTION_DIM, TASK_TEXT, DemoTask, DemoTaskConfig, expert_action
 
@@ -48,7 +48,12 @@ def assert_same_weights(a: dict, b: dict, **tol) -> None:
 def test_tokenizer_runs_on_unseen_words_and_separates_labels():
     tok = HashTokenizer(TokenizerConfig(vocab_size=4096, max_len=16))
     ids, mask = tok.encode_batch(["zyxwv qqq unheard-of wörds!!", TASKS[0], TASKS[1]])
-    assert ids.shape == (3, 16) and ids.dtype == np.int32 and (ids[mask] > 0).all() and (ids < 4096).all()
+    assert (
+        ids.shape == (3, 16)
+        and ids.dtype == np.int32
+        and (ids[mask] > 0).all()
+        and (ids < 4096).all()
+    )
     assert not np.array_equal(ids[1], ids[2])
     assert np.array_equal(tok.encode("A, b")[0], tok.encode("a , B")[0])  # stable, case-insensitive
 
@@ -83,7 +88,9 @@ def test_action_chunks_stay_inside_episodes():
 
 
 def test_training_data_shapes_and_normalisation(labeled_dataset):
-    data = load_training_data(labeled_dataset, tiny_policy_config().data, HashTokenizer(tiny_policy_config().tokenizer))
+    data = load_training_data(
+        labeled_dataset, tiny_policy_config().data, HashTokenizer(tiny_policy_config().tokenizer)
+    )
     n = labeled_dataset.num_frames
     assert data.images.shape == (n, 2, 16, 16, 3) and data.images.dtype == np.uint8
     assert data.actions.shape == (n, 4, 6) and data.states.shape == (n, 12)
@@ -116,7 +123,8 @@ _TWO_DEVICE_SCRIPT = textwrap.dedent(
     from adv_pipeline.policy import train_policy
     sys.path.insert(0, sys.argv[3])
     from tests.policy.conftest import tiny_policy_config, tiny_train_config
-    train_policy(LeRobotDatasetReader(sys.argv[1]), tiny_policy_config(), tiny_train_config(), sys.argv[2])
+    ds = LeRobotDatasetReader(sys.argv[1])
+    train_policy(ds, tiny_policy_config(), tiny_train_config(), sys.argv[2])
     """
 )
 
@@ -126,20 +134,43 @@ def test_two_devices_match_one(labeled_dataset, run_root):
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     proc = subprocess.run(
-        [sys.executable, "-c", _TWO_DEVICE_SCRIPT, str(labeled_dataset.root), str(run_root / "two"), repo],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            _TWO_DEVICE_SCRIPT,
+            str(labeled_dataset.root),
+            str(run_root / "two"),
+            repo,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     from adv_pipeline.checkpoints import load_checkpoint
 
-    assert_same_weights(one.checkpoint.load_weights(), load_checkpoint(run_root / "two").load_weights(), rtol=1e-4, atol=1e-6)
+    assert_same_weights(
+        one.checkpoint.load_weights(),
+        load_checkpoint(run_root / "two").load_weights(),
+        rtol=1e-4,
+        atol=1e-6,
+    )
 
 
 # ---------------------------------------------------------------------------- inference
 def test_checkpoint_round_trip_and_unseen_prompt(labeled_dataset, run_root):
-    result = train_policy(labeled_dataset, tiny_policy_config(), tiny_train_config(), run_root / "rt")
+    result = train_policy(
+        labeled_dataset, tiny_policy_config(), tiny_train_config(), run_root / "rt"
+    )
     ckpt = result.checkpoint
-    for name in ("model.safetensors", "optimizer.safetensors", "policy.json", "train_config.json", "metadata.json"):
+    for name in (
+        "model.safetensors",
+        "optimizer.safetensors",
+        "policy.json",
+        "train_config.json",
+        "metadata.json",
+    ):
         assert (ckpt.path / name).is_file(), name
     assert json.loads((ckpt.path / "policy.json").read_text())["tasks"] == TASKS
     a, b = load_policy(ckpt, seed=7), load_policy(str(ckpt.path), seed=7)
@@ -148,15 +179,28 @@ def test_checkpoint_round_trip_and_unseen_prompt(labeled_dataset, run_root):
     act_a, act_b = a.act(obs), b.act(obs)
     assert act_a.shape == (4, 6) and np.isfinite(act_a).all() and np.abs(act_a).max() <= 1
     np.testing.assert_array_equal(act_a, act_b)
-    unseen = a.act(obs, prompt="juggle the purple elephants, Advantage: enormous", guidance_scale=2.0)
+    unseen = a.act(
+        obs, prompt="juggle the purple elephants, Advantage: enormous", guidance_scale=2.0
+    )
     assert unseen.shape == (4, 6) and np.isfinite(unseen).all()
-    batch = a.act_batch({"top_head": np.stack([obs.images["top_head"]] * 3), "observation.images.hand_left": np.stack([obs.images["hand_left"]] * 3)},
-                        np.stack([obs.state] * 3), [TASKS[0], TASKS[1], TASK_TEXT])
+    batch = a.act_batch(
+        {
+            "top_head": np.stack([obs.images["top_head"]] * 3),
+            "observation.images.hand_left": np.stack([obs.images["hand_left"]] * 3),
+        },
+        np.stack([obs.state] * 3),
+        [TASKS[0], TASKS[1], TASK_TEXT],
+    )
     assert batch.shape == (3, 4, 6)
 
 
 def test_mse_head_learns_the_action_chunks(labeled_dataset, run_root):
-    result = train_policy(labeled_dataset, tiny_policy_config(head="mse"), tiny_train_config(steps=80, save_interval=80, log_interval=10, lr=1e-2), run_root / "mse")
+    result = train_policy(
+        labeled_dataset,
+        tiny_policy_config(head="mse"),
+        tiny_train_config(steps=80, save_interval=80, log_interval=10, lr=1e-2),
+        run_root / "mse",
+    )
     losses = [e["value"] for e in result.metrics["loss"]]
     assert losses[-1] < 0.5 * losses[0], losses  # it learns, not only runs
     policy = load_policy(result.checkpoint)
@@ -166,7 +210,8 @@ def test_mse_head_learns_the_action_chunks(labeled_dataset, run_root):
 
 # ---------------------------------------------------------------------------- evaluation
 def test_wilson_interval_hand_computed():
-    # 8 / 10, z = 1.96: centre (0.8 + 0.19208) / 1.38416, half 1.96 * sqrt(0.016 + 0.009604) / 1.38416
+    # 8 / 10, z = 1.96: centre (0.8 + 0.19208) / 1.38416,
+    # half 1.96 * sqrt(0.016 + 0.009604) / 1.38416
     lo, hi = wilson_interval(8, 10)
     assert lo == pytest.approx(0.4902, abs=1e-4) and hi == pytest.approx(0.9433, abs=1e-4)
     lo, hi = wilson_interval(0, 50)  # upper = z^2 / (n + z^2)
@@ -185,7 +230,11 @@ class ScriptedPolicy:
 
     def act_batch(self, images, states, prompts=None, guidance_scale=1.0):
         rng = np.random.default_rng(0)
-        actions = np.stack([expert_action(s, rng, noise=0.0) for s in states]) if self.act else np.zeros((len(states), ACTION_DIM), np.float32)
+        actions = (
+            np.stack([expert_action(s, rng, noise=0.0) for s in states])
+            if self.act
+            else np.zeros((len(states), ACTION_DIM), np.float32)
+        )
         return np.repeat(actions[:, None], self.horizon, axis=1)
 
 
@@ -194,20 +243,44 @@ def test_rollouts_tell_a_working_controller_from_one_that_does_nothing():
     expert = batched_rollouts(ScriptedPolicy(True), seeds, task, replan_every=1)
     idle = batched_rollouts(ScriptedPolicy(False), seeds, task, replan_every=1)
     assert expert.success.all() and (expert.steps < task.max_steps).all()
-    assert not idle.success.any() and (idle.final_progress < 0.1).all() and (idle.steps == task.max_steps).all()
+    assert (
+        not idle.success.any()
+        and (idle.final_progress < 0.1).all()
+        and (idle.steps == task.max_steps).all()
+    )
     assert (expert.final_progress > idle.final_progress).all()
 
 
 def test_batched_evaluation_report(labeled_dataset, run_root):
-    awbc = load_policy(train_policy(labeled_dataset, tiny_policy_config(), tiny_train_config(steps=2, save_interval=2), run_root / "a").checkpoint)
-    bc = load_policy(train_policy(labeled_dataset, tiny_policy_config(False), tiny_train_config(steps=2, save_interval=2), run_root / "b").checkpoint)
+    awbc = load_policy(
+        train_policy(
+            labeled_dataset,
+            tiny_policy_config(),
+            tiny_train_config(steps=2, save_interval=2),
+            run_root / "a",
+        ).checkpoint
+    )
+    bc = load_policy(
+        train_policy(
+            labeled_dataset,
+            tiny_policy_config(False),
+            tiny_train_config(steps=2, save_interval=2),
+            run_root / "b",
+        ).checkpoint
+    )
     assert bc.default_prompt == TASK_TEXT
-    config = EvalConfig(n_episodes=3, replan_every=2, max_steps=6, image_size=32, guidance_scale=2.0)
+    config = EvalConfig(
+        n_episodes=3, replan_every=2, max_steps=6, image_size=32, guidance_scale=2.0
+    )
     results = evaluate_conditions(awbc_conditions(awbc, bc, config.guidance_scale), config)
     table = results_table(results)
     assert table["condition"].tolist() == ["awbc_positive", "awbc_negative", "bc", "awbc_guided_w2"]
     assert table["prompt"].tolist() == [TASKS[1], TASKS[0], TASK_TEXT, TASKS[1]]
-    assert (table["n_episodes"] == 3).all() and results[0].seeds.tolist() == [10_000, 10_001, 10_002]
+    assert (table["n_episodes"] == 3).all() and results[0].seeds.tolist() == [
+        10_000,
+        10_001,
+        10_002,
+    ]
     assert (results[0].steps == 6).all()
     metrics = results_metrics(table)
     assert metrics["bc.success_rate"] == {"value": 0.0, "step": 0}

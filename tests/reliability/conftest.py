@@ -37,7 +37,11 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 def debris(root: Path) -> list[str]:
     """Temporary files, lock files and work folders left under ``root``."""
-    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if ".tmp-" in p.name or ".old-" in p.name or p.name.endswith((".lock", ".work")))
+    return sorted(
+        str(p.relative_to(root))
+        for p in Path(root).rglob("*")
+        if ".tmp-" in p.name or ".old-" in p.name or p.name.endswith((".lock", ".work"))
+    )
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +70,10 @@ def robot_config(steps: int = 2):
     import dataclasses
 
     config = tiny_config(steps=steps)
-    return dataclasses.replace(config, data=dataclasses.replace(config.data, cameras=("top_head", "hand_left", "hand_right")))
+    return dataclasses.replace(
+        config,
+        data=dataclasses.replace(config.data, cameras=("top_head", "hand_left", "hand_right")),
+    )
 
 
 def copy_dataset(src: Path, dst: Path) -> Path:

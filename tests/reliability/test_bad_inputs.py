@@ -34,7 +34,9 @@ def _edit(root, episode: int, column: str, fn) -> None:
 
 def _set(index, value):
     def fn(values):
-        arr = values.to_numpy(zero_copy_only=False).copy() if isinstance(values, pa.Array) else values
+        arr = (
+            values.to_numpy(zero_copy_only=False).copy() if isinstance(values, pa.Array) else values
+        )
         arr[index] = value
         return arr
 
@@ -89,17 +91,44 @@ def corrupt_video(root):
 EP = r"data/chunk-000/episode_0000{}.parquet: episode {}"
 # case -> (corruption, what the message must say); every message also ends with a fix
 CASES = {
-    "duplicate episode_index": (duplicate_episode_index, EP.format("02", 2) + r": its file has episode_index 1 at row 0: two files claim episode 1"),
-    "non-monotonic frame_index": (frame_index_not_monotonic, EP.format("01", 1) + r": frame_index is not 0, 1, 2, ... \(row 3 has 4\)"),
-    "timestamps shifted by 0.01 s": (timestamps_shifted, EP.format("01", 1) + r": timestamp 0.010000 s at frame 0 is 0.01 s from frame_index / fps"),
-    "NaN in observation.state": (nan_state, EP.format("02", 2) + r", column observation.state: NaN/inf at frame 5"),
+    "duplicate episode_index": (
+        duplicate_episode_index,
+        EP.format("02", 2) + r": its file has episode_index 1 at row 0: two files claim episode 1",
+    ),
+    "non-monotonic frame_index": (
+        frame_index_not_monotonic,
+        EP.format("01", 1) + r": frame_index is not 0, 1, 2, ... \(row 3 has 4\)",
+    ),
+    "timestamps shifted by 0.01 s": (
+        timestamps_shifted,
+        EP.format("01", 1) + r": timestamp 0.010000 s at frame 0 is 0.01 s from frame_index / fps",
+    ),
+    "NaN in observation.state": (
+        nan_state,
+        EP.format("02", 2) + r", column observation.state: NaN/inf at frame 5",
+    ),
     "inf in action": (inf_action, EP.format("03", 3) + r", column action: NaN/inf at frame 7"),
-    "stage_progress_gt 1.5 with stage_nums 1": (stage_progress_above_one, EP.format("00", 0) + r", column stage_progress_gt: values outside \[0.0, 1.0\] at frame 10 \(value 1.5\)"),
-    "truncated parquet": (truncated_parquet, r"data/chunk-000/episode_000001.parquet: parquet file of episode 1 cannot be read \(.*\)"),
-    "string-typed progress": (string_progress, EP.format("02", 2) + r": column progress holds string values \(info.json: dtype float32"),
+    "stage_progress_gt 1.5 with stage_nums 1": (
+        stage_progress_above_one,
+        EP.format("00", 0)
+        + r", column stage_progress_gt: values outside \[0.0, 1.0\] at frame 10 \(value 1.5\)",
+    ),
+    "truncated parquet": (
+        truncated_parquet,
+        r"data/chunk-000/episode_000001.parquet: parquet file of episode 1 cannot be read \(.*\)",
+    ),
+    "string-typed progress": (
+        string_progress,
+        EP.format("02", 2) + r": column progress holds string values \(info.json: dtype float32",
+    ),
 }
 # which stages read what: the estimator reads the target and the state, not the action
-STAGE_CASES = [(case, stage) for case in CASES for stage in ("gt_labeling", "estimator", "estimation") if not (case == "inf in action" and stage == "estimator")]
+STAGE_CASES = [
+    (case, stage)
+    for case in CASES
+    for stage in ("gt_labeling", "estimator", "estimation")
+    if not (case == "inf in action" and stage == "estimator")
+]
 
 
 def _run_stage(session_run, stage: str, bad, tmp_path, robot_estimator):
@@ -109,12 +138,19 @@ def _run_stage(session_run, stage: str, bad, tmp_path, robot_estimator):
     elif stage == "estimator":
         params = {"gt_labeled_dataset_path": str(bad), "estimator_runs_path": str(out)}
     else:
-        params = {"target_dataset_path": str(bad), "estimator_runs_path": str(robot_estimator), "estimated_dataset_path": str(out), "awbc_dataset_path": str(tmp_path / "awbc")}
+        params = {
+            "target_dataset_path": str(bad),
+            "estimator_runs_path": str(robot_estimator),
+            "estimated_dataset_path": str(out),
+            "awbc_dataset_path": str(tmp_path / "awbc"),
+        }
     session_run(stage, **params)
 
 
 @pytest.mark.parametrize("case,stage", STAGE_CASES, ids=[f"{c}-{s}" for c, s in STAGE_CASES])
-def test_bad_input_is_refused_before_any_work(case, stage, robot_source, robot_estimator, session_run, kedro_project, tmp_path):
+def test_bad_input_is_refused_before_any_work(
+    case, stage, robot_source, robot_estimator, session_run, kedro_project, tmp_path
+):
     corrupt, message = CASES[case]
     bad = copy_dataset(robot_source, tmp_path / "bad")
     corrupt(bad)
@@ -123,19 +159,40 @@ def test_bad_input_is_refused_before_any_work(case, stage, robot_source, robot_e
         _run_stage(session_run, stage, bad, tmp_path, robot_estimator)
     assert str(bad) in str(info.value)
     assert tree_digest(bad) == before
-    assert not (tmp_path / "out").exists() and not (tmp_path / ".out.work").exists() and not (tmp_path / "awbc").exists()
+    assert (
+        not (tmp_path / "out").exists()
+        and not (tmp_path / ".out.work").exists()
+        and not (tmp_path / "awbc").exists()
+    )
     assert mlflow_runs(kedro_project) == []
     assert debris(tmp_path) == [] and debris(kedro_project / "data") == []
 
 
 @pytest.mark.parametrize("stage", ["estimator", "estimation"])
-def test_corrupt_video_names_the_file_episode_and_frame(stage, robot_source, robot_estimator, session_run, tmp_path):
+def test_corrupt_video_names_the_file_episode_and_frame(
+    stage, robot_source, robot_estimator, session_run, tmp_path
+):
     bad = copy_dataset(robot_source, tmp_path / "bad")
     corrupt_video(bad)
     before = tree_digest(bad)
-    tiny = {"estimator": {"train": {"steps": 2, "batch_size": 4}, "data": {"samples_per_episode": 8, "image_size": [32, 32], "num_workers": 0}}} if stage == "estimator" else {}
-    with pytest.raises((DatasetFormatError, DatasetError), match=r"observation.images.hand_left/episode_0000\d\d.mp4: episode \d+, frame \d+ cannot be decoded \(.*\)\. Fix: re-encode this video"):
-        _run_stage(lambda s, **p: session_run(s, **p, **tiny), stage, bad, tmp_path, robot_estimator)
+    tiny = (
+        {
+            "estimator": {
+                "train": {"steps": 2, "batch_size": 4},
+                "data": {"samples_per_episode": 8, "image_size": [32, 32], "num_workers": 0},
+            }
+        }
+        if stage == "estimator"
+        else {}
+    )
+    with pytest.raises(
+        (DatasetFormatError, DatasetError),
+        match=r"observation.images.hand_left/episode_0000\d\d.mp4: episode \d+, frame \d+ cannot "
+        r"be decoded \(.*\)\. Fix: re-encode this video",
+    ):
+        _run_stage(
+            lambda s, **p: session_run(s, **p, **tiny), stage, bad, tmp_path, robot_estimator
+        )
     assert tree_digest(bad) == before
     assert not (tmp_path / "out").exists() or stage == "estimator"  # nothing published by Stage 2
     assert debris(tmp_path) in ([], [".out.work"])  # Stage 2 keeps what it finished, to resume

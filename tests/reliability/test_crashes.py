@@ -24,20 +24,36 @@ from .conftest import debris
 
 KEDRO = str(Path(sys.executable).parent / "kedro")
 TAG_ENV = "ADV_PIPELINE_TEST_TAG"
-META = ("meta/info.json", "meta/episodes.jsonl", "meta/tasks.jsonl", "meta/episodes_stats.jsonl", "meta/stats.json")
+META = (
+    "meta/info.json",
+    "meta/episodes.jsonl",
+    "meta/tasks.jsonl",
+    "meta/episodes_stats.jsonl",
+    "meta/stats.json",
+)
 
 
-def kedro(project: Path, args: list[str], params: dict, failpoint: str | None = None) -> tuple[subprocess.CompletedProcess, str]:
+def kedro(
+    project: Path, args: list[str], params: dict, failpoint: str | None = None
+) -> tuple[subprocess.CompletedProcess, str]:
     """``kedro run`` in a subprocess; returns it and the tag its processes carry."""
     tag = uuid.uuid4().hex
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "MPLBACKEND": "Agg", TAG_ENV: tag, "SVT_LOG": "0"}
+    env = {
+        **os.environ,
+        "KEDRO_DISABLE_TELEMETRY": "1",
+        "MPLBACKEND": "Agg",
+        TAG_ENV: tag,
+        "SVT_LOG": "0",
+    }
     env.pop(FAILPOINT_ENV, None)
     if failpoint:
         env[FAILPOINT_ENV] = failpoint
     cmd = [KEDRO, "run", *args, "--params", ",".join(f"{k}={v}" for k, v in params.items())]
     proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=600)
     if failpoint:
-        assert proc.returncode == -signal.SIGKILL, f"the failpoint {failpoint} was not reached:\n{proc.stderr[-3000:]}"
+        assert proc.returncode == -signal.SIGKILL, (
+            f"the failpoint {failpoint} was not reached:\n{proc.stderr[-3000:]}"
+        )
     else:
         assert proc.returncode == 0, proc.stderr[-4000:]
     return proc, tag
@@ -126,14 +142,24 @@ STAGE0 = {"gt_labeling.stage_nums": 2}
 @pytest.fixture(scope="module")
 def stage0_ref(project, robot_source, tmp_path_factory) -> Path:
     ref = tmp_path_factory.mktemp("stage0_ref") / "labeled"
-    kedro(project, ["--pipelines", "gt_labeling"], {**STAGE0, "raw_dataset_path": robot_source, "gt_labeled_dataset_path": ref})
+    kedro(
+        project,
+        ["--pipelines", "gt_labeling"],
+        {**STAGE0, "raw_dataset_path": robot_source, "gt_labeled_dataset_path": ref},
+    )
     return ref
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("failpoint", DATASET_POINTS)
-def test_stage0_killed_mid_episode_or_mid_finalize_then_rerun(failpoint, stage0_ref, robot_source, project, tmp_path):
-    params = {**STAGE0, "raw_dataset_path": robot_source, "gt_labeled_dataset_path": tmp_path / "labeled"}
+def test_stage0_killed_mid_episode_or_mid_finalize_then_rerun(
+    failpoint, stage0_ref, robot_source, project, tmp_path
+):
+    params = {
+        **STAGE0,
+        "raw_dataset_path": robot_source,
+        "gt_labeled_dataset_path": tmp_path / "labeled",
+    }
     _, tag = kedro(project, ["--pipelines", "gt_labeling"], params, failpoint)
     assert_clean_kill(tag, tmp_path)
     assert not (tmp_path / "labeled").exists()
@@ -154,14 +180,24 @@ ESTIMATOR = {
 @pytest.fixture(scope="module")
 def estimator_ref(project, robot_source, tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("estimator_ref") / "runs"
-    kedro(project, ["--pipelines", "estimator"], {**ESTIMATOR, "gt_labeled_dataset_path": robot_source, "estimator_runs_path": runs})
+    kedro(
+        project,
+        ["--pipelines", "estimator"],
+        {**ESTIMATOR, "gt_labeled_dataset_path": robot_source, "estimator_runs_path": runs},
+    )
     return runs
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("failpoint", ["estimator.step:2", "checkpoint.write:2"])
-def test_estimator_killed_mid_training_or_mid_checkpoint_then_resumed(failpoint, estimator_ref, robot_source, project, tmp_path):
-    params = {**ESTIMATOR, "gt_labeled_dataset_path": robot_source, "estimator_runs_path": tmp_path / "runs"}
+def test_estimator_killed_mid_training_or_mid_checkpoint_then_resumed(
+    failpoint, estimator_ref, robot_source, project, tmp_path
+):
+    params = {
+        **ESTIMATOR,
+        "gt_labeled_dataset_path": robot_source,
+        "estimator_runs_path": tmp_path / "runs",
+    }
     _, tag = kedro(project, ["--pipelines", "estimator"], params, failpoint)
     assert_clean_kill(tag, tmp_path)  # the loader's worker process died with its parent
     kedro(project, ["--pipelines", "estimator"], {**params, "estimator.train.resume": "true"})
@@ -176,14 +212,28 @@ ESTIMATION_ARGS = ["--pipelines", "estimation", "--nodes", "estimate_advantages"
 @pytest.fixture(scope="module")
 def estimation_ref(project, robot_source, robot_estimator, tmp_path_factory) -> Path:
     ref = tmp_path_factory.mktemp("estimation_ref") / "estimated"
-    kedro(project, ESTIMATION_ARGS, {"target_dataset_path": robot_source, "estimator_runs_path": robot_estimator, "estimated_dataset_path": ref})
+    kedro(
+        project,
+        ESTIMATION_ARGS,
+        {
+            "target_dataset_path": robot_source,
+            "estimator_runs_path": robot_estimator,
+            "estimated_dataset_path": ref,
+        },
+    )
     return ref
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("failpoint", ["estimation.episode:2", "estimation.finalize"])
-def test_estimation_killed_mid_episode_or_mid_finalize_then_rerun(failpoint, estimation_ref, robot_source, robot_estimator, project, tmp_path):
-    params = {"target_dataset_path": robot_source, "estimator_runs_path": robot_estimator, "estimated_dataset_path": tmp_path / "out"}
+def test_estimation_killed_mid_episode_or_mid_finalize_then_rerun(
+    failpoint, estimation_ref, robot_source, robot_estimator, project, tmp_path
+):
+    params = {
+        "target_dataset_path": robot_source,
+        "estimator_runs_path": robot_estimator,
+        "estimated_dataset_path": tmp_path / "out",
+    }
     _, tag = kedro(project, ESTIMATION_ARGS, params, failpoint)
     assert_clean_kill(tag, tmp_path)
     assert not (tmp_path / "out").exists()  # a half dataset is never visible at the output path
@@ -208,7 +258,9 @@ def test_policy_killed_mid_checkpoint_then_resumed(robot_source, project, tmp_pa
     }
     args = ["--pipelines", "awbc", "--nodes", "train_awbc_policy"]
     kedro(project, args, {**awbc, "awbc_runs_path": tmp_path / "ref"})
-    _, tag = kedro(project, args, {**awbc, "awbc_runs_path": tmp_path / "runs"}, "checkpoint.write:2")
+    _, tag = kedro(
+        project, args, {**awbc, "awbc_runs_path": tmp_path / "runs"}, "checkpoint.write:2"
+    )
     assert_clean_kill(tag, tmp_path)
     kedro(project, args, {**awbc, "awbc_runs_path": tmp_path / "runs"})  # resume: auto
     (run,) = list_runs(tmp_path / "runs")

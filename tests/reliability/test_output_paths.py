@@ -32,50 +32,118 @@ def _everything(tmp_path):
 
 
 OUTPUTS = {
-    "the input's parent": (lambda t, src: src.parent, r"data: the output gt_labeled_dataset is containing the input raw_dataset"),
-    "an unrelated folder": (lambda t, src: t / "thesis", r"thesis: already holds a folder with 2 entries that adv_pipeline did not write as a LeRobot dataset"),
-    "a file": (lambda t, src: t / "report.pdf", r"report.pdf: already holds a file of 12 bytes that adv_pipeline did not write"),
-    "a path inside the input": (lambda t, src: src / "labeled", r"labeled: the output gt_labeled_dataset is inside the input raw_dataset"),
-    "the input itself": (lambda t, src: src, r"cloth: the output gt_labeled_dataset is equal to the input raw_dataset"),
+    "the input's parent": (
+        lambda t, src: src.parent,
+        r"data: the output gt_labeled_dataset is containing the input raw_dataset",
+    ),
+    "an unrelated folder": (
+        lambda t, src: t / "thesis",
+        r"thesis: already holds a folder with 2 entries that adv_pipeline did not write as a "
+        r"LeRobot dataset",
+    ),
+    "a file": (
+        lambda t, src: t / "report.pdf",
+        r"report.pdf: already holds a file of 12 bytes that adv_pipeline did not write",
+    ),
+    "a path inside the input": (
+        lambda t, src: src / "labeled",
+        r"labeled: the output gt_labeled_dataset is inside the input raw_dataset",
+    ),
+    "the input itself": (
+        lambda t, src: src,
+        r"cloth: the output gt_labeled_dataset is equal to the input raw_dataset",
+    ),
 }
 
 
 @pytest.mark.parametrize("where", list(OUTPUTS))
-def test_output_path_is_refused_and_nothing_changes(where, world, tmp_path, session_run, kedro_project):
+def test_output_path_is_refused_and_nothing_changes(
+    where, world, tmp_path, session_run, kedro_project
+):
     out, message = OUTPUTS[where]
     before = _everything(tmp_path)
-    with pytest.raises(OutputError, match=message + r".*Fix: choose another output path \(--params \"gt_labeled_dataset_path=<new path>\"\)"):
-        session_run("gt_labeling", raw_dataset_path=str(world), gt_labeled_dataset_path=str(out(tmp_path, world)))
+    with pytest.raises(
+        OutputError,
+        match=message
+        + r".*Fix: choose another output path \(--params \"gt_labeled_dataset_path=<new path>\"\)",
+    ):
+        session_run(
+            "gt_labeling",
+            raw_dataset_path=str(world),
+            gt_labeled_dataset_path=str(out(tmp_path, world)),
+        )
     assert _everything(tmp_path) == before
     assert mlflow_runs(kedro_project) == [] and debris(tmp_path) == []
 
 
 def test_overwrite_replaces_foreign_content_but_never_an_input(world, tmp_path, session_run):
     with pytest.raises(OutputError, match="containing the input raw_dataset"):
-        session_run("gt_labeling", raw_dataset_path=str(world), gt_labeled_dataset_path=str(world.parent), overwrite=True)
-    session_run("gt_labeling", raw_dataset_path=str(world), gt_labeled_dataset_path=str(tmp_path / "thesis"), overwrite=True)
-    assert LeRobotDatasetReader(tmp_path / "thesis").num_episodes == 4 and not (tmp_path / "thesis" / "notes.txt").exists()
+        session_run(
+            "gt_labeling",
+            raw_dataset_path=str(world),
+            gt_labeled_dataset_path=str(world.parent),
+            overwrite=True,
+        )
+    session_run(
+        "gt_labeling",
+        raw_dataset_path=str(world),
+        gt_labeled_dataset_path=str(tmp_path / "thesis"),
+        overwrite=True,
+    )
+    assert (
+        LeRobotDatasetReader(tmp_path / "thesis").num_episodes == 4
+        and not (tmp_path / "thesis" / "notes.txt").exists()
+    )
     assert read_marker(tmp_path / "thesis")["kind"] == "lerobot_dataset"
     # what the project wrote is replaced by a rerun without any flag
-    session_run("gt_labeling", raw_dataset_path=str(world), gt_labeled_dataset_path=str(tmp_path / "thesis"), **{"gt_labeling": {"threshold": 50}})
+    session_run(
+        "gt_labeling",
+        raw_dataset_path=str(world),
+        gt_labeled_dataset_path=str(tmp_path / "thesis"),
+        **{"gt_labeling": {"threshold": 50}},
+    )
     assert debris(tmp_path) == []
 
 
 def test_runs_folder_and_reports_follow_the_same_rule(world, tmp_path, session_run, kedro_project):
     before = _everything(tmp_path)
-    with pytest.raises(OutputError, match=r"thesis: already holds a folder with 2 entries that adv_pipeline did not write as a folder of training runs.*estimator_runs_path=<new path>"):
-        session_run("estimator", gt_labeled_dataset_path=str(world), estimator_runs_path=str(tmp_path / "thesis"))
+    with pytest.raises(
+        OutputError,
+        match=r"thesis: already holds a folder with 2 entries that adv_pipeline did not write as "
+        r"a folder of training runs.*estimator_runs_path=<new path>",
+    ):
+        session_run(
+            "estimator",
+            gt_labeled_dataset_path=str(world),
+            estimator_runs_path=str(tmp_path / "thesis"),
+        )
     report = kedro_project / "data/08_reporting/gt_label_stats.json"
     report.parent.mkdir(parents=True)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text('{"mine": true}')  # a file the project did not write, where a report goes
-    with pytest.raises(OutputError, match=r"gt_label_stats.json: already holds a file of 14 bytes.*Fix: move that file away, or pass --params \"overwrite=true\""):
-        session_run("gt_labeling", raw_dataset_path=str(world), gt_labeled_dataset_path=str(tmp_path / "labeled"))
+    with pytest.raises(
+        OutputError,
+        match=r"gt_label_stats.json: already holds a file of 14 bytes.*Fix: move that file away, "
+        r"or pass --params \"overwrite=true\"",
+    ):
+        session_run(
+            "gt_labeling",
+            raw_dataset_path=str(world),
+            gt_labeled_dataset_path=str(tmp_path / "labeled"),
+        )
     assert report.read_text() == '{"mine": true}' and _everything(tmp_path) == before
     report.unlink()
-    session_run("gt_labeling", raw_dataset_path=str(world), gt_labeled_dataset_path=str(tmp_path / "labeled"))
+    session_run(
+        "gt_labeling",
+        raw_dataset_path=str(world),
+        gt_labeled_dataset_path=str(tmp_path / "labeled"),
+    )
     assert "gt_label_stats.json" in read_marker(report.parent)["files"]
-    session_run("gt_labeling", raw_dataset_path=str(world), gt_labeled_dataset_path=str(tmp_path / "labeled"))  # its own report: replaced
+    session_run(
+        "gt_labeling",
+        raw_dataset_path=str(world),
+        gt_labeled_dataset_path=str(tmp_path / "labeled"),
+    )  # its own report: replaced
 
 
 def test_writers_refuse_the_same_paths_without_kedro(world, tmp_path):

@@ -8,10 +8,26 @@ import time
 import numpy as np
 import pytest
 
-from adv_pipeline.sim import (ACTION_DIM, ACTION_NAMES, CAMERA_KEYS, QUALITIES, STATE_DIM,
-                              STATE_NAMES, TASK_TEXT, DemoEpisode, DemoTask, DemoTaskConfig,
-                              Observation, expert_action, generate_episode, generate_mix,
-                              make_policy, render, rollout, stage_progress)
+from adv_pipeline.sim import (
+    ACTION_DIM,
+    ACTION_NAMES,
+    CAMERA_KEYS,
+    QUALITIES,
+    STATE_DIM,
+    STATE_NAMES,
+    TASK_TEXT,
+    DemoEpisode,
+    DemoTask,
+    DemoTaskConfig,
+    Observation,
+    expert_action,
+    generate_episode,
+    generate_mix,
+    make_policy,
+    render,
+    rollout,
+    stage_progress,
+)
 from adv_pipeline.sim.render import BLOCK
 
 CFG = DemoTaskConfig()
@@ -75,9 +91,18 @@ def test_columns(episodes: dict[str, list[DemoEpisode]]) -> None:
         for ep in eps:
             T, c = ep.length, ep.columns
             assert ep.success and ep.quality == q
-            assert set(c) == {"observation.state", "action", "progress", "progress_gt",
-                              "stage_progress_gt", "intervention"}
-            assert c["observation.state"].shape == (T, STATE_DIM) and c["observation.state"].dtype == np.float32
+            assert set(c) == {
+                "observation.state",
+                "action",
+                "progress",
+                "progress_gt",
+                "stage_progress_gt",
+                "intervention",
+            }
+            assert (
+                c["observation.state"].shape == (T, STATE_DIM)
+                and c["observation.state"].dtype == np.float32
+            )
             assert c["action"].shape == (T, ACTION_DIM) and c["action"].dtype == np.float32
             for name in ("progress", "progress_gt", "stage_progress_gt"):
                 assert c[name].shape == (T,) and c[name].dtype == np.float32
@@ -128,7 +153,9 @@ def test_frames_show_progress(episodes: dict[str, list[DemoEpisode]]) -> None:
     frames = list(ep.iter_frames())
     assert len(frames) == ep.length
     assert inspect.isgenerator(ep.iter_frames(2, 5)) and len(list(ep.iter_frames(2, 5))) == 3
-    np.testing.assert_array_equal(list(ep.iter_frames(3, 4))[0]["hand_left"], ep.frame(3)["hand_left"])
+    np.testing.assert_array_equal(
+        list(ep.iter_frames(3, 4))[0]["hand_left"], ep.frame(3)["hand_left"]
+    )
     early, late = frames[0], frames[-1]
     for k in CAMERA_KEYS:
         assert np.abs(early[k].astype(int) - late[k].astype(int)).mean() > 2.0
@@ -156,11 +183,15 @@ def test_gripper_opening_visible() -> None:
 
 
 def test_progress_goes_down_in_suboptimal(episodes: dict[str, list[DemoEpisode]]) -> None:
-    undone = [float(np.max(np.maximum.accumulate(e.columns["progress"]) - e.columns["progress"]))
-              for e in episodes["suboptimal"]]
+    undone = [
+        float(np.max(np.maximum.accumulate(e.columns["progress"]) - e.columns["progress"]))
+        for e in episodes["suboptimal"]
+    ]
     assert sum(u > 0.03 for u in undone) >= 3
-    expert_undone = [float(np.max(np.maximum.accumulate(e.columns["progress"]) - e.columns["progress"]))
-                     for e in episodes["expert"]]
+    expert_undone = [
+        float(np.max(np.maximum.accumulate(e.columns["progress"]) - e.columns["progress"]))
+        for e in episodes["expert"]
+    ]
     assert max(expert_undone) < 0.03
 
 

@@ -22,7 +22,14 @@ class CheckpointDirDataset(AbstractDataset[Checkpoint, Checkpoint]):
 
     output_kind = RUNS
 
-    def __init__(self, *, path: str, run: str | None = None, step: int | None = None, metadata: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        *,
+        path: str,
+        run: str | None = None,
+        step: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
         self._path = Path(path)
         self._run = str(run) if run not in (None, "", "latest") else None
         self._step = int(step) if step not in (None, "", "latest") else None

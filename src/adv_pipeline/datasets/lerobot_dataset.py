@@ -29,7 +29,9 @@ class LeRobotDataset(AbstractDataset[LeRobotDatasetReader, LeRobotDatasetReader]
 
     output_kind = DATASET
 
-    def __init__(self, *, path: str, check_videos: bool = True, metadata: dict[str, Any] | None = None):
+    def __init__(
+        self, *, path: str, check_videos: bool = True, metadata: dict[str, Any] | None = None
+    ):
         self._path = Path(path)
         self._check_videos = check_videos
         self.metadata = metadata
@@ -52,9 +54,10 @@ class LeRobotDataset(AbstractDataset[LeRobotDatasetReader, LeRobotDatasetReader]
             return self._reader
         if not (self._path / INFO_PATH).is_file():
             raise DatasetError(
-                f"{self._path}: no LeRobot dataset here ({INFO_PATH} missing). Fix: run the pipeline "
+                f"{self._path}: no LeRobot dataset here ({INFO_PATH} missing). Fix: run the "
+                f"pipeline "
                 "that writes it (e.g. `kedro run --pipelines demo`) or pass its path as a runtime "
-                "parameter (`--params \"<dataset>_path=/path/to/dataset\"`)"
+                'parameter (`--params "<dataset>_path=/path/to/dataset"`)'
             )
         self._reader = LeRobotDatasetReader(self._path, check_videos=self._check_videos)
         self._stamp = self._info_stamp()
@@ -62,9 +65,15 @@ class LeRobotDataset(AbstractDataset[LeRobotDatasetReader, LeRobotDatasetReader]
 
     def save(self, data: LeRobotDatasetReader) -> None:
         if not isinstance(data, LeRobotDatasetReader):
-            raise DatasetError(f"{self._path}: expected the dataset a node wrote here (a LeRobotDatasetReader), got {type(data).__name__}")
+            raise DatasetError(
+                f"{self._path}: expected the dataset a node wrote here (a LeRobotDatasetReader), "
+                f"got {type(data).__name__}"
+            )
         if resolved(data.root) != resolved(self._path):
-            raise DatasetError(f"{self._path}: the node wrote its dataset to {data.root}, not here. Fix: write through the LeRobotTarget of this path")
+            raise DatasetError(
+                f"{self._path}: the node wrote its dataset to {data.root}, not here. Fix: write "
+                f"through the LeRobotTarget of this path"
+            )
         self._reader, self._stamp = data, self._info_stamp()
 
     def _exists(self) -> bool:

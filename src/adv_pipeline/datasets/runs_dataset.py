@@ -28,7 +28,9 @@ class RunsDataset(AbstractDataset[None, Runs]):
     output_kind = RUNS
     workspace = True
 
-    def __init__(self, *, path: str, run: str | None = None, metadata: dict[str, Any] | None = None):
+    def __init__(
+        self, *, path: str, run: str | None = None, metadata: dict[str, Any] | None = None
+    ):
         self._path = Path(path)
         self._run = str(run) if run not in (None, "") else None
         self.metadata = metadata
@@ -41,7 +43,10 @@ class RunsDataset(AbstractDataset[None, Runs]):
         return Runs(self._path, self._run)
 
     def save(self, data: None) -> None:
-        raise DatasetError(f"{self._path}: a RunsDataset is an input only; nodes train into the run folders it gives them")
+        raise DatasetError(
+            f"{self._path}: a RunsDataset is an input only; nodes train into the run folders it "
+            f"gives them"
+        )
 
     def _exists(self) -> bool:
         return True

@@ -29,7 +29,9 @@ class LeRobotTarget(AbstractDataset[None, OutputTarget]):
     output_kind = DATASET
     workspace = True
 
-    def __init__(self, *, path: str, overwrite: bool = False, metadata: dict[str, Any] | None = None):
+    def __init__(
+        self, *, path: str, overwrite: bool = False, metadata: dict[str, Any] | None = None
+    ):
         self._path = Path(path)
         self._overwrite = bool(overwrite)
         self.metadata = metadata
@@ -42,7 +44,10 @@ class LeRobotTarget(AbstractDataset[None, OutputTarget]):
         return OutputTarget(self._path, self._overwrite)
 
     def save(self, data: None) -> None:
-        raise DatasetError(f"{self._path}: a LeRobotTarget is an input only; the node writes the dataset and returns it to the LeRobotDataset of this path")
+        raise DatasetError(
+            f"{self._path}: a LeRobotTarget is an input only; the node writes the dataset and "
+            f"returns it to the LeRobotDataset of this path"
+        )
 
     def _exists(self) -> bool:
         return True

@@ -39,7 +39,9 @@ def agreement(
     out = {
         "frames": int(len(gt_labels)),
         "roc_auc": roc_auc(absolute_advantage, gt_pos),
-        "label_accuracy": float((estimated_labels == gt_labels).mean()) if len(gt_labels) else float("nan"),
+        "label_accuracy": float((estimated_labels == gt_labels).mean())
+        if len(gt_labels)
+        else float("nan"),
         "gt_positive_fraction": float(gt_pos.mean()) if len(gt_labels) else float("nan"),
     }
     if stage_progress is not None and len(stage_progress):
@@ -65,10 +67,14 @@ def _gt_labels(dataset, params: dict) -> tuple[np.ndarray, np.ndarray]:
     inputs = lab.read_label_inputs(dataset, cfg)
     adv = lab.frame_advantage(inputs, cfg)
     stage = lab.stage_index(inputs.stage_progress, cfg.stage_nums, len(adv))
-    return adv, lab.assign_task_index(adv, stage, lab.stage_cuts(adv, stage, cfg), cfg, inputs.intervention)
+    return adv, lab.assign_task_index(
+        adv, stage, lab.stage_cuts(adv, stage, cfg), cfg, inputs.intervention
+    )
 
 
-def estimation_report(estimated, labeled, checkpoint, stage0_params: dict, awbc_params: dict, n_plot: int = 4) -> tuple[dict, list[dict]]:
+def estimation_report(
+    estimated, labeled, checkpoint, stage0_params: dict, awbc_params: dict, n_plot: int = 4
+) -> tuple[dict, list[dict]]:
     """Report of a Stage 2 run: throughput (from the output's meta/estimation.json) and,
     when the dataset has ground truth (``progress`` and ``stage_progress_gt``), agreement
     with GT labels computed from the true ``progress`` by Stage 0's functions:
@@ -87,35 +93,71 @@ def estimation_report(estimated, labeled, checkpoint, stage0_params: dict, awbc_
 
     from .estimate import REPORT_PATH
 
-    run = json.loads((estimated.root / REPORT_PATH).read_text()) if (estimated.root / REPORT_PATH).is_file() else {}
+    run = (
+        json.loads((estimated.root / REPORT_PATH).read_text())
+        if (estimated.root / REPORT_PATH).is_file()
+        else {}
+    )
     report: dict = {"estimation": run, "frames_labelled": estimated.num_frames}
     if not {"progress", "stage_progress_gt"} <= set(estimated.column_names()):
         report["ground_truth"] = "absent: the dataset has no progress / stage_progress_gt columns"
         return report, []
-    stage0_adv, stage0_labels = _gt_labels(estimated, {**stage0_params, "advantage_source": "progress"})
+    stage0_adv, stage0_labels = _gt_labels(
+        estimated, {**stage0_params, "advantage_source": "progress"}
+    )
     awbc_adv, awbc_gt = _gt_labels(estimated, {**awbc_params, "advantage_source": "progress"})
     has_relative = "relative_advantage" in estimated.column_names()  # KAI0 only
-    cols = estimated.read_columns(["absolute_advantage", "absolute_value", "stage_progress_gt", *(["relative_advantage"] if has_relative else [])])
+    cols = estimated.read_columns(
+        [
+            "absolute_advantage",
+            "absolute_value",
+            "stage_progress_gt",
+            *(["relative_advantage"] if has_relative else []),
+        ]
+    )
     est_labels = labeled.read_columns(["task_index"])["task_index"]
     off = estimated.offsets
-    val = [e for e in checkpoint.metadata.get("val_episodes", []) if e in set(estimated.episode_indices.tolist())]
+    val = [
+        e
+        for e in checkpoint.metadata.get("val_episodes", [])
+        if e in set(estimated.episode_indices.tolist())
+    ]
     positions = [int(np.searchsorted(estimated.episode_indices, e)) for e in val]
     subsets = {"all_episodes": (np.arange(len(est_labels)), off)}
     if positions:
-        subsets["held_out_episodes"] = (rows_of(off, positions), np.concatenate([[0], np.cumsum([off[p + 1] - off[p] for p in positions])]))
+        subsets["held_out_episodes"] = (
+            rows_of(off, positions),
+            np.concatenate([[0], np.cumsum([off[p + 1] - off[p] for p in positions])]),
+        )
     for name, (rows, sub_off) in subsets.items():
-        vs_awbc = agreement(cols["absolute_advantage"][rows], cols["absolute_value"][rows], est_labels[rows], awbc_gt[rows], cols["stage_progress_gt"][rows], sub_off)
+        vs_awbc = agreement(
+            cols["absolute_advantage"][rows],
+            cols["absolute_value"][rows],
+            est_labels[rows],
+            awbc_gt[rows],
+            cols["stage_progress_gt"][rows],
+            sub_off,
+        )
         stage0_pos = stage0_labels[rows] == stage0_labels.max()
-        vs_stage0 = {"roc_auc": roc_auc(cols["absolute_advantage"][rows], stage0_pos), "gt_positive_fraction": float(stage0_pos.mean())}
+        vs_stage0 = {
+            "roc_auc": roc_auc(cols["absolute_advantage"][rows], stage0_pos),
+            "gt_positive_fraction": float(stage0_pos.mean()),
+        }
         if has_relative:
-            vs_stage0["roc_auc_relative_advantage"] = roc_auc(cols["relative_advantage"][rows], stage0_pos)
+            vs_stage0["roc_auc_relative_advantage"] = roc_auc(
+                cols["relative_advantage"][rows], stage0_pos
+            )
         report[name] = {
             "episodes": val if name == "held_out_episodes" else int(estimated.num_episodes),
             "frames": int(len(rows)),
             "vs_stage0_labels": vs_stage0,
-            "vs_awbc_options": {k: vs_awbc[k] for k in ("roc_auc", "label_accuracy", "gt_positive_fraction")},
+            "vs_awbc_options": {
+                k: vs_awbc[k] for k in ("roc_auc", "label_accuracy", "gt_positive_fraction")
+            },
             "spearman_value_progress": vs_awbc.get("spearman_value_progress"),
-            "spearman_value_progress_per_episode": vs_awbc.get("spearman_value_progress_per_episode"),
+            "spearman_value_progress_per_episode": vs_awbc.get(
+                "spearman_value_progress_per_episode"
+            ),
         }
     plot_positions = (positions or list(range(estimated.num_episodes)))[:n_plot]
     episodes = [

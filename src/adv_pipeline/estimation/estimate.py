@@ -30,13 +30,18 @@ from tqdm.auto import tqdm
 from adv_pipeline.checkpoints import WEIGHTS_FILE, Checkpoint, load_checkpoint
 from adv_pipeline.configs import from_params, to_params
 from adv_pipeline.crash import failpoint
-from adv_pipeline.schema import ESTIMATED_COLUMNS, RELATIVE_ADVANTAGE, STAGE_PROGRESS
-from adv_pipeline.lerobot import DatasetWriter, LeRobotDatasetReader, index_features_last, with_columns, written_by
-from adv_pipeline.outputs import DATASET, check_output, temporary_path
-
 from adv_pipeline.distributed import LaunchConfig, init_distributed, torchrun
 from adv_pipeline.estimator.config import EstimatorConfig
 from adv_pipeline.estimator.evaluate import load_estimator
+from adv_pipeline.lerobot import (
+    DatasetWriter,
+    LeRobotDatasetReader,
+    index_features_last,
+    with_columns,
+    written_by,
+)
+from adv_pipeline.outputs import DATASET, check_output, temporary_path
+from adv_pipeline.schema import ESTIMATED_COLUMNS, RELATIVE_ADVANTAGE, STAGE_PROGRESS
 
 from .inference import advantage_columns, predict_episode
 
@@ -70,17 +75,22 @@ class EstimationConfig:
             raise ValueError("estimation interval and batch_size must be >= 1")
 
 
-def check_estimation_inputs(source: LeRobotDatasetReader, checkpoint: Checkpoint) -> EstimatorConfig:
+def check_estimation_inputs(
+    source: LeRobotDatasetReader, checkpoint: Checkpoint
+) -> EstimatorConfig:
     """Every check of Stage 2's input, before anything is written: the estimator's cameras
     and state column exist in ``source``, and every float column (copied into the
     output) is finite. Returns the estimator's config."""
-    est_config = from_params(EstimatorConfig, checkpoint.metadata["config"], f"estimator config of {checkpoint.path}")
+    est_config = from_params(
+        EstimatorConfig, checkpoint.metadata["config"], f"estimator config of {checkpoint.path}"
+    )
     state = est_config.data.state
     if state is not None:
         source.require_column(
             state,
             f", needed because the estimator {checkpoint.path} takes the state ({state}) as input",
-            "label a dataset with that column, or train an estimator with estimator.data.state: null",
+            "label a dataset with that column, or train an estimator with estimator.data.state: "
+            "null",
         )
     source.resolve_cameras(est_config.data.cameras)
     why = {c: ", copied into the estimated dataset" for c in source.float_columns()}
@@ -88,13 +98,17 @@ def check_estimation_inputs(source: LeRobotDatasetReader, checkpoint: Checkpoint
         why[state] = ", read by the estimator and copied into the estimated dataset"
     ranges = {}
     if STAGE_PROGRESS in source.features:  # the AWBC labels split stages by it
-        why[STAGE_PROGRESS] = ", copied into the estimated dataset, whose AWBC labels split stages by it"
+        why[STAGE_PROGRESS] = (
+            ", copied into the estimated dataset, whose AWBC labels split stages by it"
+        )
         ranges[STAGE_PROGRESS] = (0.0, 1.0)
     source.check_values(list(why), why, ranges)
     return est_config
 
 
-def labels_identity(source: LeRobotDatasetReader, checkpoint: Checkpoint, config: EstimationConfig) -> dict:
+def labels_identity(
+    source: LeRobotDatasetReader, checkpoint: Checkpoint, config: EstimationConfig
+) -> dict:
     """What decides an episode's labels: the source, the checkpoint's weights (path,
     size and modification time: a retrained checkpoint at the same step differs) and I."""
     weights = (checkpoint.path / WEIGHTS_FILE).stat()
@@ -107,7 +121,14 @@ def labels_identity(source: LeRobotDatasetReader, checkpoint: Checkpoint, config
     }
 
 
-def open_writer(source: LeRobotDatasetReader, checkpoint: Checkpoint, out: str | Path, config: EstimationConfig, overwrite_output: bool = False, joined: bool = False) -> DatasetWriter:
+def open_writer(
+    source: LeRobotDatasetReader,
+    checkpoint: Checkpoint,
+    out: str | Path,
+    config: EstimationConfig,
+    overwrite_output: bool = False,
+    joined: bool = False,
+) -> DatasetWriter:
     """The resumable writer of Stage 2's output: the source's features plus the
     estimated columns; episodes written before with the same checkpoint, source and
     interval are kept (unless ``config.overwrite``), others never mix in."""
@@ -119,7 +140,16 @@ def open_writer(source: LeRobotDatasetReader, checkpoint: Checkpoint, out: str |
     info = {**source.info, "features": index_features_last(features)}
     inputs = {"target dataset": source.root, "estimator checkpoint": checkpoint.path}
     identity = labels_identity(source, checkpoint, config)
-    return DatasetWriter(out, info, source.tasks, inputs=inputs, overwrite=overwrite_output, identity=identity, restart=config.overwrite, joined=joined)
+    return DatasetWriter(
+        out,
+        info,
+        source.tasks,
+        inputs=inputs,
+        overwrite=overwrite_output,
+        identity=identity,
+        restart=config.overwrite,
+        joined=joined,
+    )
 
 
 def label_episodes(
@@ -141,17 +171,42 @@ def label_episodes(
     mine = [ep for ep in source.episodes if ep.episode_index % world_size == rank]
     todo = [ep for ep in mine if not writer.done(ep.episode_index)]
     carried = source.episodes_stats_json  # stats of the source's columns, as parsed
-    stats = {"computed": 0, "skipped": len(mine) - len(todo), "frames": 0, "seconds": 0.0, "peak_window_frames": 0}
+    stats = {
+        "computed": 0,
+        "skipped": len(mine) - len(todo),
+        "frames": 0,
+        "seconds": 0.0,
+        "peak_window_frames": 0,
+    }
     t0 = time.perf_counter()
-    for ep in tqdm(todo, desc=f"estimation rank {rank}" if world_size > 1 else "estimation", unit="ep", disable=not todo):
-        values = predict_episode(model, est_config, source, ep.episode_index, config.interval, config.batch_size, config.prefetch)
+    for ep in tqdm(
+        todo,
+        desc=f"estimation rank {rank}" if world_size > 1 else "estimation",
+        unit="ep",
+        disable=not todo,
+    ):
+        values = predict_episode(
+            model,
+            est_config,
+            source,
+            ep.episode_index,
+            config.interval,
+            config.batch_size,
+            config.prefetch,
+        )
         columns = advantage_columns(values, config.interval)
         bad = [name for name, col in columns.items() if not np.isfinite(col).all()]
         if bad:
-            raise FloatingPointError(f"{source.data_path(ep.episode_index)}: episode {ep.episode_index}: the estimator {checkpoint.path} gave NaN/inf {bad}. Fix: check that checkpoint (its training diverged?) and this episode's inputs")
+            raise FloatingPointError(
+                f"{source.data_path(ep.episode_index)}: episode {ep.episode_index}: the estimator "
+                f"{checkpoint.path} gave NaN/inf {bad}. Fix: check that checkpoint (its training "
+                f"diverged?) and this episode's inputs"
+            )
         table = with_columns(source.read_table(ep.episode_index), columns, writer.features)
         videos = {key: source.video_path(ep.episode_index, key) for key in source.video_keys}
-        writer.write_episode(ep.episode_index, table, stats=carried.get(ep.episode_index, {}), videos=videos)
+        writer.write_episode(
+            ep.episode_index, table, stats=carried.get(ep.episode_index, {}), videos=videos
+        )
         stats["computed"] += 1
         stats["frames"] += ep.length
         stats["peak_window_frames"] = max(stats["peak_window_frames"], values.peak_window)
@@ -162,7 +217,13 @@ def label_episodes(
     return stats
 
 
-def finalize(source: LeRobotDatasetReader, checkpoint: Checkpoint, writer: DatasetWriter, config: EstimationConfig, runs: list[dict]) -> LeRobotDatasetReader:
+def finalize(
+    source: LeRobotDatasetReader,
+    checkpoint: Checkpoint,
+    writer: DatasetWriter,
+    config: EstimationConfig,
+    runs: list[dict],
+) -> LeRobotDatasetReader:
     """Publish the labelled dataset (after every rank finished), with its report
     ``meta/estimation.json``: what labelled it, and how fast."""
     frames = sum(r["frames"] for r in runs)
@@ -207,16 +268,44 @@ def estimate(
     """
     out = Path(out)
     check_estimation_inputs(source, checkpoint)
-    check_output(out, DATASET, inputs={"target dataset": source.root, "estimator checkpoint": checkpoint.path}, overwrite=overwrite_output)
+    check_output(
+        out,
+        DATASET,
+        inputs={"target dataset": source.root, "estimator checkpoint": checkpoint.path},
+        overwrite=overwrite_output,
+    )
     if not config.overwrite and written_by(out) == labels_identity(source, checkpoint, config):
-        logger.info("%s: already labelled by %s with the same source and interval; nothing to do", out, checkpoint.path)
+        logger.info(
+            "%s: already labelled by %s with the same source and interval; nothing to do",
+            out,
+            checkpoint.path,
+        )
         return LeRobotDatasetReader(out, check_files=False)
     with open_writer(source, checkpoint, out, config, overwrite_output) as writer:
         if not config.launch.distributed:
-            return finalize(source, checkpoint, writer, config, [label_episodes(source, checkpoint, writer, config)])
+            return finalize(
+                source,
+                checkpoint,
+                writer,
+                config,
+                [label_episodes(source, checkpoint, writer, config)],
+            )
         config_file = temporary_path(writer.staging / "estimation_config.json")
-        config_file.write_text(json.dumps({k: v for k, v in to_params(config).items() if k != "launch"}))
-        args = ["--source", source.root, "--checkpoint", checkpoint.run_dir, "--step", checkpoint.step, "--out", out, "--config", config_file]
+        config_file.write_text(
+            json.dumps({k: v for k, v in to_params(config).items() if k != "launch"})
+        )
+        args = [
+            "--source",
+            source.root,
+            "--checkpoint",
+            checkpoint.run_dir,
+            "--step",
+            checkpoint.step,
+            "--out",
+            out,
+            "--config",
+            config_file,
+        ]
         try:
             torchrun("adv_pipeline.estimation.estimate", args, config.launch)
         finally:
@@ -225,23 +314,38 @@ def estimate(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Label a LeRobot dataset with a trained estimator (torchrun-compatible).")
+    parser = argparse.ArgumentParser(
+        description="Label a LeRobot dataset with a trained estimator (torchrun-compatible)."
+    )
     parser.add_argument("--source", required=True)
     parser.add_argument("--checkpoint", required=True, help="the estimator's run directory")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
     parser.add_argument("--out", required=True, help="the output dataset (published when complete)")
     parser.add_argument("--config", default=None, help="JSON of EstimationConfig fields")
-    parser.add_argument("--overwrite-output", action="store_true", help="replace what sits at --out even if adv_pipeline did not write it")
+    parser.add_argument(
+        "--overwrite-output",
+        action="store_true",
+        help="replace what sits at --out even if adv_pipeline did not write it",
+    )
     args = parser.parse_args(argv)
-    config = from_params(EstimationConfig, json.loads(Path(args.config).read_text()) if args.config else {}, f"estimation ({args.config})")
+    config = from_params(
+        EstimationConfig,
+        json.loads(Path(args.config).read_text()) if args.config else {},
+        f"estimation ({args.config})",
+    )
     env = init_distributed()
     source = LeRobotDatasetReader(args.source, check_files=env.is_main)
     checkpoint = load_checkpoint(args.checkpoint, args.step)
     if env.world_size == 1:
         estimate(source, checkpoint, args.out, config, args.overwrite_output)
         return
-    # rank 0 opens the output (the parent that launched torchrun, if any, lends its lock); the others join
-    writer = open_writer(source, checkpoint, args.out, config, args.overwrite_output) if env.is_main else None
+    # rank 0 opens the output (the parent that launched torchrun, if any, lends its lock);
+    # the others join
+    writer = (
+        open_writer(source, checkpoint, args.out, config, args.overwrite_output)
+        if env.is_main
+        else None
+    )
     dist.barrier()
     with writer or open_writer(source, checkpoint, args.out, config, joined=True) as writer:
         run = label_episodes(source, checkpoint, writer, config, env.rank, env.world_size)

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from adv_pipeline.lerobot import LeRobotDatasetReader
-
 from adv_pipeline.estimator.config import EstimatorConfig
 from adv_pipeline.estimator.data import episode_states
 from adv_pipeline.estimator.model import AdvantageEstimator, to_model_input
+from adv_pipeline.lerobot import LeRobotDatasetReader
 
 
 class FrameWindow:
@@ -67,11 +66,22 @@ def future_index(n: int, interval: int) -> np.ndarray:
     return np.minimum(np.arange(n) + interval, n - 1)
 
 
-def _batches(dataset: LeRobotDatasetReader, episode: int, config: EstimatorConfig, interval: int, batch_size: int, peak: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+def _batches(
+    dataset: LeRobotDatasetReader,
+    episode: int,
+    config: EstimatorConfig,
+    interval: int,
+    batch_size: int,
+    peak: list[int],
+) -> Iterator[tuple[int, np.ndarray]]:
     """Model inputs, batch by batch: (first frame index, (m, T, K, H, W, 3) uint8) where
     KAI0 batches hold the b absolute pairs (0, i) then the b relative pairs (i, fut(i))."""
     n = dataset.episode(episode).length
-    window = FrameWindow(dataset.iter_frames(episode, cameras=config.data.cameras, size=tuple(config.data.image_size)))
+    window = FrameWindow(
+        dataset.iter_frames(
+            episode, cameras=config.data.cameras, size=tuple(config.data.image_size)
+        )
+    )
     paired = config.model.timesteps == 2
     fut = future_index(n, interval)
     first = window.get(0).copy() if paired else None
@@ -90,11 +100,15 @@ def _batches(dataset: LeRobotDatasetReader, episode: int, config: EstimatorConfi
         yield b0, x
 
 
-def _frame_chunks(dataset: LeRobotDatasetReader, episode: int, config: EstimatorConfig, size: int) -> Iterator[tuple[int, np.ndarray]]:
+def _frame_chunks(
+    dataset: LeRobotDatasetReader, episode: int, config: EstimatorConfig, size: int
+) -> Iterator[tuple[int, np.ndarray]]:
     """(start, (m, K, H, W, 3) uint8) chunks of consecutive frames, cameras in lockstep."""
     buf: list[np.ndarray] = []
     start = 0
-    for frames in dataset.iter_frames(episode, cameras=config.data.cameras, size=tuple(config.data.image_size)):
+    for frames in dataset.iter_frames(
+        episode, cameras=config.data.cameras, size=tuple(config.data.image_size)
+    ):
         buf.append(np.stack(list(frames.values())))
         if len(buf) == size:
             yield start, np.stack(buf)
@@ -147,7 +161,16 @@ def _prefetched(items: Iterator, prefetch: int) -> Iterator:
         raise errors[0]
 
 
-def _predict_factorized(model: AdvantageEstimator, config: EstimatorConfig, dataset: LeRobotDatasetReader, episode: int, interval: int, batch_size: int, prefetch: int, device) -> EpisodeValues:
+def _predict_factorized(
+    model: AdvantageEstimator,
+    config: EstimatorConfig,
+    dataset: LeRobotDatasetReader,
+    episode: int,
+    interval: int,
+    batch_size: int,
+    prefetch: int,
+    device,
+) -> EpisodeValues:
     """Each frame is encoded once; its tokens serve every pair it is part of. The token
     window holds the batch and its look-ahead (plus frame 0 for KAI0)."""
     n = dataset.episode(episode).length
@@ -159,7 +182,11 @@ def _predict_factorized(model: AdvantageEstimator, config: EstimatorConfig, data
     window: torch.Tensor | None = None  # tokens of frames [base, base + len)
     base, first, nxt, peak = 0, None, 0, 0
     for start, frames in _prefetched(_frame_chunks(dataset, episode, config, batch_size), prefetch):
-        state = None if states is None else torch.from_numpy(states[start : start + len(frames)]).to(device)
+        state = (
+            None
+            if states is None
+            else torch.from_numpy(states[start : start + len(frames)]).to(device)
+        )
         tokens = model.encode(to_model_input(torch.from_numpy(frames)).to(device), state)
         if start == 0:
             first = tokens[:1]
@@ -170,7 +197,12 @@ def _predict_factorized(model: AdvantageEstimator, config: EstimatorConfig, data
             idx = np.arange(nxt, min(nxt + batch_size, n))
             cur = window[idx - base]
             if paired:
-                pairs = torch.cat([torch.stack([first.expand_as(cur), cur], 1), torch.stack([cur, window[fut[idx] - base]], 1)])
+                pairs = torch.cat(
+                    [
+                        torch.stack([first.expand_as(cur), cur], 1),
+                        torch.stack([cur, window[fut[idx] - base]], 1),
+                    ]
+                )
                 out = model.value_from_tokens(pairs).float().cpu().numpy()
                 absolute[idx], relative[idx] = out[: len(idx)], out[len(idx) :]
             else:
@@ -193,15 +225,25 @@ def predict_episode(
     """Run the estimator along one episode with a prefetch thread decoding ahead."""
     if getattr(model, "factorized", False):
         with torch.inference_mode():
-            return _predict_factorized(model, config, dataset, episode, interval, batch_size, prefetch, device)
+            return _predict_factorized(
+                model, config, dataset, episode, interval, batch_size, prefetch, device
+            )
     n = dataset.episode(episode).length
     paired = config.model.timesteps == 2
     absolute = np.zeros(n, dtype=np.float64)
     relative = np.zeros(n, dtype=np.float64) if paired else None
     peak = [0]
     with torch.inference_mode():
-        for b0, x in _prefetched(_batches(dataset, episode, config, interval, batch_size, peak), prefetch):
-            out = model(to_model_input(torch.from_numpy(x)).to(device)).float().cpu().numpy().astype(np.float64)
+        for b0, x in _prefetched(
+            _batches(dataset, episode, config, interval, batch_size, peak), prefetch
+        ):
+            out = (
+                model(to_model_input(torch.from_numpy(x)).to(device))
+                .float()
+                .cpu()
+                .numpy()
+                .astype(np.float64)
+            )
             if paired:
                 b = len(out) // 2
                 absolute[b0 : b0 + b] = out[:b]
@@ -230,7 +272,10 @@ def advantage_columns(values: EpisodeValues, interval: int) -> dict[str, np.ndar
     scale[moving] = interval / gap[moving]
     abs_adv = np.zeros(n)
     abs_adv[moving] = (absolute[fut[moving]] - absolute[moving]) * scale[moving]
-    out = {"absolute_value": absolute.astype(np.float32), "absolute_advantage": np.clip(abs_adv, -1, 1).astype(np.float32)}
+    out = {
+        "absolute_value": absolute.astype(np.float32),
+        "absolute_advantage": np.clip(abs_adv, -1, 1).astype(np.float32),
+    }
     if values.relative is not None:
         rel = np.where(moving, values.relative * scale, 0.0)
         out = {"relative_advantage": np.clip(rel, -1, 1).astype(np.float32), **out}

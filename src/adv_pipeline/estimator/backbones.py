@@ -35,28 +35,53 @@ def available_backbones() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_backbone(name: str, *, width: int, timesteps: int, num_cameras: int, image_size: tuple[int, int], **kwargs) -> nn.Module:
+def build_backbone(
+    name: str,
+    *,
+    width: int,
+    timesteps: int,
+    num_cameras: int,
+    image_size: tuple[int, int],
+    **kwargs,
+) -> nn.Module:
     """Instantiate a registered backbone."""
     if name not in _REGISTRY:
-        raise ValueError(f"unknown estimator backbone {name!r}; available: {available_backbones()}. Fix: set estimator.model.backbone")
-    return _REGISTRY[name](width=width, timesteps=timesteps, num_cameras=num_cameras, image_size=tuple(image_size), **kwargs)
+        raise ValueError(
+            f"unknown estimator backbone {name!r}; available: {available_backbones()}. Fix: set "
+            f"estimator.model.backbone"
+        )
+    return _REGISTRY[name](
+        width=width,
+        timesteps=timesteps,
+        num_cameras=num_cameras,
+        image_size=tuple(image_size),
+        **kwargs,
+    )
 
 
 class ConvEncoder(nn.Module):
     """Shared image encoder: 4 stride-2 convolutions, then the (H/16, W/16) feature map
     flattened and projected to ``width`` (keeps where things are, unlike pooling)."""
 
-    def __init__(self, width: int, image_size: tuple[int, int], channels: tuple[int, ...] = (32, 48, 64, 64)):
+    def __init__(
+        self, width: int, image_size: tuple[int, int], channels: tuple[int, ...] = (32, 48, 64, 64)
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = 3
         for c in channels:
-            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.GroupNorm(8 if c % 8 == 0 else 1, c), nn.SiLU()]
+            layers += [
+                nn.Conv2d(c_in, c, 3, stride=2, padding=1),
+                nn.GroupNorm(8 if c % 8 == 0 else 1, c),
+                nn.SiLU(),
+            ]
             c_in = c
         self.conv = nn.Sequential(*layers)
         with torch.no_grad():
             n = self.conv(torch.zeros(1, 3, *image_size)).numel()
-        self.proj = nn.Sequential(nn.Flatten(), nn.Linear(n, width), nn.SiLU(), nn.Linear(width, width))
+        self.proj = nn.Sequential(
+            nn.Flatten(), nn.Linear(n, width), nn.SiLU(), nn.Linear(width, width)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (N, width)."""
@@ -72,13 +97,30 @@ class SmallCNNBackbone(nn.Module):
     attends over them in ``depth`` pre-norm transformer layers and is returned.
     """
 
-    def __init__(self, width: int, timesteps: int, num_cameras: int, image_size: tuple[int, int], depth: int = 2, heads: int = 4, channels: tuple[int, ...] = (32, 48, 64, 64)):
+    def __init__(
+        self,
+        width: int,
+        timesteps: int,
+        num_cameras: int,
+        image_size: tuple[int, int],
+        depth: int = 2,
+        heads: int = 4,
+        channels: tuple[int, ...] = (32, 48, 64, 64),
+    ):
         super().__init__()
         self.encoder = ConvEncoder(width, image_size, tuple(channels))
         self.role = nn.Parameter(torch.randn(timesteps, 1, width) * 0.02)
         self.camera = nn.Parameter(torch.randn(1, num_cameras, width) * 0.02)
         self.summary = nn.Parameter(torch.randn(1, 1, width) * 0.02)
-        layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, dropout=0.0, batch_first=True, norm_first=True, activation="gelu")
+        layer = nn.TransformerEncoderLayer(
+            width,
+            heads,
+            dim_feedforward=2 * width,
+            dropout=0.0,
+            batch_first=True,
+            norm_first=True,
+            activation="gelu",
+        )
         self.fusion = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
 

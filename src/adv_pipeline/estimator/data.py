@@ -61,33 +61,51 @@ class Batch:
     state: np.ndarray | None = None
 
     def __getitem__(self, rows: slice) -> Batch:
-        return Batch(self.images[rows], self.target[rows], None if self.state is None else self.state[rows])
+        return Batch(
+            self.images[rows], self.target[rows], None if self.state is None else self.state[rows]
+        )
 
 
 def concat_batches(batches: Sequence[Batch]) -> Batch:
     if len(batches) == 1:
         return batches[0]
     state = None if batches[0].state is None else np.concatenate([b.state for b in batches])
-    return Batch(np.concatenate([b.images for b in batches]), np.concatenate([b.target for b in batches]), state)
+    return Batch(
+        np.concatenate([b.images for b in batches]),
+        np.concatenate([b.target for b in batches]),
+        state,
+    )
 
 
 def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
     """``stage_progress_gt`` per episode, checked: finite, in [0, 1], >= 2 frames."""
-    dataset.require_column(STAGE_PROGRESS, ", needed as the estimator's training target", "annotate stage progress (see docs/semantics.md) or train on a dataset that has it")
+    dataset.require_column(
+        STAGE_PROGRESS,
+        ", needed as the estimator's training target",
+        "annotate stage progress (see docs/semantics.md) or train on a dataset that has it",
+    )
     short = [ep for ep in dataset.episodes if ep.length < 2]
     if short:
         ep = short[0]
         raise DatasetFormatError(
-            f"{dataset.data_path(ep.episode_index)}: episode {ep.episode_index} has {ep.length} frame; the estimator pairs each "
+            f"{dataset.data_path(ep.episode_index)}: episode {ep.episode_index} has {ep.length} "
+            f"frame; the estimator pairs each "
             "frame with another frame of the same episode. Fix: drop episodes shorter than 2 frames"
         )
     sp = dataset.read_columns([STAGE_PROGRESS])[STAGE_PROGRESS]
-    dataset.check_array(STAGE_PROGRESS, sp, ", needed as the estimator's training target", (0.0, 1.0))
+    dataset.check_array(
+        STAGE_PROGRESS, sp, ", needed as the estimator's training target", (0.0, 1.0)
+    )
     sp = sp.astype(np.float32).reshape(-1)
-    return {ep.episode_index: sp[dataset.offsets[pos] : dataset.offsets[pos + 1]] for pos, ep in enumerate(dataset.episodes)}
+    return {
+        ep.episode_index: sp[dataset.offsets[pos] : dataset.offsets[pos + 1]]
+        for pos, ep in enumerate(dataset.episodes)
+    }
 
 
-def check_training_inputs(dataset: LeRobotDatasetReader, config: EstimatorConfig) -> dict[int, np.ndarray]:
+def check_training_inputs(
+    dataset: LeRobotDatasetReader, config: EstimatorConfig
+) -> dict[int, np.ndarray]:
     """Every check of Stage 1's input, before anything is written: the cameras exist, the
     target is finite and in [0, 1] with >= 2 frames per episode, the state column (if
     any) exists and is finite. Returns the target per episode."""
@@ -96,12 +114,16 @@ def check_training_inputs(dataset: LeRobotDatasetReader, config: EstimatorConfig
     if config.data.state is not None:
         column = config.data.state
         why = f", needed because estimator.data.state={column}"
-        dataset.require_column(column, why, "set estimator.data.state to the dataset's state column, or null")
+        dataset.require_column(
+            column, why, "set estimator.data.state to the dataset's state column, or null"
+        )
         dataset.check_values([column], why)
     return progress
 
 
-def state_statistics(dataset: LeRobotDatasetReader, column: str, episodes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def state_statistics(
+    dataset: LeRobotDatasetReader, column: str, episodes: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
     """(S,) mean and std of the (checked, see :func:`check_training_inputs`) state column
     over ``episodes``; std floored at 1e-2 so constant dimensions stay finite."""
     x = dataset.read_columns([column], episodes)[column].astype(np.float64)
@@ -109,7 +131,9 @@ def state_statistics(dataset: LeRobotDatasetReader, column: str, episodes: Seque
     return x.mean(axis=0).astype(np.float32), np.maximum(x.std(axis=0), 1e-2).astype(np.float32)
 
 
-def episode_states(dataset: LeRobotDatasetReader, episode: int, column: str | None) -> np.ndarray | None:
+def episode_states(
+    dataset: LeRobotDatasetReader, episode: int, column: str | None
+) -> np.ndarray | None:
     """(n, S) float32 state of one episode, or None when ``column`` is None."""
     if column is None:
         return None
@@ -117,7 +141,9 @@ def episode_states(dataset: LeRobotDatasetReader, episode: int, column: str | No
     return x.reshape(len(x), -1).astype(np.float32)
 
 
-def split_episodes(episodes: Sequence[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+def split_episodes(
+    episodes: Sequence[int], val_fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
     """Deterministic split by episode: (train, validation), each sorted."""
     eps = np.asarray(sorted(episodes))
     n_val = int(round(val_fraction * len(eps))) if len(eps) > 1 else 0
@@ -129,7 +155,9 @@ def split_episodes(episodes: Sequence[int], val_fraction: float, seed: int) -> t
     return train, val
 
 
-def sample_pairs(rng: np.random.Generator, length: int, n: int, paired: bool, first_frame_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def sample_pairs(
+    rng: np.random.Generator, length: int, n: int, paired: bool, first_frame_fraction: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """n current frames uniform in [0, length) and, if paired, comparison frames uniform
     over the other frames of the episode (never equal to the current frame); a share
     ``first_frame_fraction`` of the pairs compares with frame 0 instead (current frame
@@ -144,7 +172,9 @@ def sample_pairs(rng: np.random.Generator, length: int, n: int, paired: bool, fi
     return t, compare
 
 
-def targets(progress: np.ndarray, current: np.ndarray, compare: np.ndarray, paired: bool) -> np.ndarray:
+def targets(
+    progress: np.ndarray, current: np.ndarray, compare: np.ndarray, paired: bool
+) -> np.ndarray:
     """KAI0: ``clip(sp[t] - sp[t'], -1, 1)``; PI06: ``sp[t]`` (docs/semantics.md, Stage 1)."""
     if paired:
         return np.clip(progress[current] - progress[compare], -1.0, 1.0).astype(np.float32)
@@ -165,7 +195,9 @@ def plan_stream(
     ``episodes_per_chunk`` episodes, ``samples_per_episode`` samples each, shuffled."""
     episodes = list(episodes)
     if len(episodes) < world_size:
-        raise ValueError(f"{len(episodes)} training episodes cannot be shared by {world_size} processes")
+        raise ValueError(
+            f"{len(episodes)} training episodes cannot be shared by {world_size} processes"
+        )
     index = 0
     epoch = 0
     while True:
@@ -176,18 +208,28 @@ def plan_stream(
             eps, cur, cmp, tgt = [], [], [], []
             for ep in mine[j : j + config.episodes_per_chunk]:
                 sp = progress[int(ep)]
-                t, tc = sample_pairs(rng, len(sp), config.samples_per_episode, paired, config.first_frame_fraction)
+                t, tc = sample_pairs(
+                    rng, len(sp), config.samples_per_episode, paired, config.first_frame_fraction
+                )
                 eps.append(np.full(len(t), ep, dtype=np.int64))
                 cur.append(t)
                 cmp.append(tc)
                 tgt.append(targets(sp, t, tc, paired))
             order = rng.permutation(sum(len(t) for t in cur))
-            yield ChunkPlan(index, np.concatenate(eps)[order], np.concatenate(cur)[order], np.concatenate(cmp)[order], np.concatenate(tgt)[order])
+            yield ChunkPlan(
+                index,
+                np.concatenate(eps)[order],
+                np.concatenate(cur)[order],
+                np.concatenate(cmp)[order],
+                np.concatenate(tgt)[order],
+            )
             index += 1
         epoch += 1
 
 
-def decode_chunk(dataset: LeRobotDatasetReader, plan: ChunkPlan, config: DataConfig, paired: bool) -> Batch:
+def decode_chunk(
+    dataset: LeRobotDatasetReader, plan: ChunkPlan, config: DataConfig, paired: bool
+) -> Batch:
     """All samples of a chunk: each episode decoded once, in order, only the frames the
     plan needs. Memory: the chunk's samples (not the episodes' lengths)."""
     n = len(plan)
@@ -261,7 +303,12 @@ class TrainLoader:
             # fork: workers start instantly and need no importable __main__; they use
             # only numpy/PyAV, never torch, so forking a process with torch threads is safe
             method = "fork" if sys.platform.startswith("linux") else "spawn"
-            self._pool = ProcessPoolExecutor(config.num_workers, mp_context=get_context(method), initializer=_worker_init, initargs=(str(dataset.root), os.getpid()))
+            self._pool = ProcessPoolExecutor(
+                config.num_workers,
+                mp_context=get_context(method),
+                initializer=_worker_init,
+                initargs=(str(dataset.root), os.getpid()),
+            )
 
     def _chunks(self) -> Iterator[Batch]:
         # fast-forward over planned samples without decoding them (resume)
@@ -334,14 +381,21 @@ class ValidationSet:
     first_states: list[np.ndarray | None]
 
 
-def load_validation(dataset: LeRobotDatasetReader, progress: dict[int, np.ndarray], episodes: Sequence[int], config: DataConfig) -> ValidationSet:
+def load_validation(
+    dataset: LeRobotDatasetReader,
+    progress: dict[int, np.ndarray],
+    episodes: Sequence[int],
+    config: DataConfig,
+) -> ValidationSet:
     """Decode the validation frames once (bounded by val_episodes_max and the stride)."""
     eps = list(episodes)[: config.val_episodes_max]
     out = ValidationSet([], [], [], [], [], [], [])
     for ep in eps:
         sp = progress[ep]
         idx = np.arange(0, len(sp), config.val_frame_stride)
-        frames = dataset.get_frames(ep, np.union1d(idx, [0]), cameras=config.cameras, size=tuple(config.image_size))
+        frames = dataset.get_frames(
+            ep, np.union1d(idx, [0]), cameras=config.cameras, size=tuple(config.image_size)
+        )
         stacked = np.stack([frames[k] for k in frames], axis=1)
         out.episodes.append(ep)
         out.frames.append(idx)

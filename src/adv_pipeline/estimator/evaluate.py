@@ -15,9 +15,13 @@ from .model import AdvantageEstimator
 from .train import validate
 
 
-def load_estimator(checkpoint: Checkpoint, device: str | torch.device = "cpu") -> tuple[AdvantageEstimator, EstimatorConfig]:
+def load_estimator(
+    checkpoint: Checkpoint, device: str | torch.device = "cpu"
+) -> tuple[AdvantageEstimator, EstimatorConfig]:
     """The model of a checkpoint (eval mode) and its configuration."""
-    config = from_params(EstimatorConfig, checkpoint.metadata["config"], f"estimator config of {checkpoint.path}")
+    config = from_params(
+        EstimatorConfig, checkpoint.metadata["config"], f"estimator config of {checkpoint.path}"
+    )
     model = AdvantageEstimator(config.model, config.data)
     model.load_state_dict({k: torch.from_numpy(v) for k, v in checkpoint.load_weights().items()})
     return model.to(device).eval(), config

@@ -17,7 +17,12 @@ from .data import check_training_inputs
 from .train import run_identity, train
 
 
-def run_training(dataset: LeRobotDatasetReader, runs: Runs | str | Path, config: EstimatorConfig, overwrite: bool = False) -> Checkpoint:
+def run_training(
+    dataset: LeRobotDatasetReader,
+    runs: Runs | str | Path,
+    config: EstimatorConfig,
+    overwrite: bool = False,
+) -> Checkpoint:
     """Train in a run folder of ``runs`` (a new run, or the one ``train.resume`` continues,
     see :func:`adv_pipeline.checkpoints.open_run`) in this process for one process, else
     under torchrun (``config.launch``); returns the run's latest checkpoint. The input is
@@ -27,7 +32,8 @@ def run_training(dataset: LeRobotDatasetReader, runs: Runs | str | Path, config:
     check_training_inputs(dataset, config)
     if launch.nnodes > 1 and not runs.run:
         raise ValueError(
-            f"{runs.root}: a training over {launch.nnodes} nodes needs a run name that every node agrees on. "
+            f"{runs.root}: a training over {launch.nnodes} nodes needs a run name that every node "
+            f"agrees on. "
             'Fix: --params "estimator_run=<name>" on every node'
         )
     identity = run_identity(dataset, config)
@@ -36,13 +42,19 @@ def run_training(dataset: LeRobotDatasetReader, runs: Runs | str | Path, config:
     else:
         run_dir = open_run(runs, identity, config.train.resume, overwrite)
     if config.train.resume == "auto":  # open_run chose: continue that run if it has checkpoints
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, resume=bool(list_steps(run_dir))))
+        config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, resume=bool(list_steps(run_dir)))
+        )
     if not launch.distributed:
         return train(dataset.root, run_dir, config, dataset=dataset)
     config_file = temporary_path(run_dir / "launch_config.json")
     config_file.write_text(json.dumps(to_params(config), indent=2))
     try:
-        torchrun("adv_pipeline.estimator.train", ["--dataset", dataset.root, "--run-dir", run_dir, "--config", config_file], launch)
+        torchrun(
+            "adv_pipeline.estimator.train",
+            ["--dataset", dataset.root, "--run-dir", run_dir, "--config", config_file],
+            launch,
+        )
     finally:
         config_file.unlink(missing_ok=True)
     return load_checkpoint(run_dir)

@@ -14,7 +14,13 @@ class ValueHead(nn.Module):
 
     def __init__(self, width: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, 1))
+        self.net = nn.Sequential(
+            nn.Linear(width, width),
+            nn.SiLU(),
+            nn.Linear(width, width),
+            nn.SiLU(),
+            nn.Linear(width, 1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(x)).squeeze(-1)
@@ -62,7 +68,10 @@ class AdvantageEstimator(nn.Module):
         )
         self.state_encoder = StateEncoder(model.state_dim, model.width) if model.state_dim else None
         if self.state_encoder is not None and not self.factorized:
-            raise ValueError(f"backbone {model.backbone!r} has no encode/fuse split, so it cannot take the state as a token. Fix: set estimator.data.state: null")
+            raise ValueError(
+                f"backbone {model.backbone!r} has no encode/fuse split, so it cannot take the "
+                f"state as a token. Fix: set estimator.data.state: null"
+            )
         self.value_head = ValueHead(model.width)
 
     def forward(self, images: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
@@ -84,7 +93,9 @@ class AdvantageEstimator(nn.Module):
         if self.state_encoder is None:
             return tokens
         if state is None:
-            raise ValueError("this estimator was trained with the state as input; pass the state of every frame")
+            raise ValueError(
+                "this estimator was trained with the state as input; pass the state of every frame"
+            )
         return torch.cat([tokens, self.state_encoder(state)[:, None]], dim=1)
 
     def value_from_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -103,7 +114,9 @@ def value_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.mean((pred - target) ** 2)
 
 
-def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_shift(
+    images: torch.Tensor, pad: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Translate every image by up to ``pad`` pixels (edge padding, then a random crop):
     the DrQ augmentation, which keeps a small vision model from memorising the few
     training episodes. ``images``: (..., 3, H, W) float; same shape out."""

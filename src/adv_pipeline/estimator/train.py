@@ -30,7 +30,14 @@ from scipy.stats import spearmanr
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from adv_pipeline.checkpoints import Checkpoint, begin_run, list_steps, load_checkpoint, prune_checkpoints, write_checkpoint
+from adv_pipeline.checkpoints import (
+    Checkpoint,
+    begin_run,
+    list_steps,
+    load_checkpoint,
+    prune_checkpoints,
+    write_checkpoint,
+)
 from adv_pipeline.configs import from_params, to_params
 from adv_pipeline.crash import failpoint
 from adv_pipeline.distributed import Distributed, init_distributed
@@ -38,7 +45,14 @@ from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.outputs import output_lock
 
 from .config import EstimatorConfig
-from .data import TrainLoader, ValidationSet, check_training_inputs, load_validation, split_episodes, state_statistics
+from .data import (
+    TrainLoader,
+    ValidationSet,
+    check_training_inputs,
+    load_validation,
+    split_episodes,
+    state_statistics,
+)
 from .model import AdvantageEstimator, random_shift, to_model_input, value_loss
 
 METRICS_FILE = "metrics.jsonl"
@@ -65,17 +79,31 @@ def _timesteps(current: torch.Tensor, first: torch.Tensor, paired: bool) -> torc
     return current[:, None]
 
 
-def validate(model: torch.nn.Module, val: ValidationSet, paired: bool, device: torch.device, batch: int = 128) -> tuple[dict[str, float], list[np.ndarray]]:
+def validate(
+    model: torch.nn.Module, val: ValidationSet, paired: bool, device: torch.device, batch: int = 128
+) -> tuple[dict[str, float], list[np.ndarray]]:
     """MSE of the absolute value and mean per-episode Spearman correlation between the
     predicted absolute value (KAI0: V(frame 0 -> n); PI06: V(n)) and stage progress."""
     model.eval()
     preds, sq, rhos = [], [], []
     with torch.no_grad():
-        for imgs, first, sp, states, first_state in zip(val.images, val.first, val.progress, val.states, val.first_states):
+        for imgs, first, sp, states, first_state in zip(
+            val.images, val.first, val.progress, val.states, val.first_states
+        ):
             out = []
             for i in range(0, len(imgs), batch):
-                x = _timesteps(torch.from_numpy(imgs[i : i + batch]), torch.from_numpy(first), paired)
-                s = None if states is None else _timesteps(torch.from_numpy(states[i : i + batch]), torch.from_numpy(first_state), paired).to(device)
+                x = _timesteps(
+                    torch.from_numpy(imgs[i : i + batch]), torch.from_numpy(first), paired
+                )
+                s = (
+                    None
+                    if states is None
+                    else _timesteps(
+                        torch.from_numpy(states[i : i + batch]),
+                        torch.from_numpy(first_state),
+                        paired,
+                    ).to(device)
+                )
                 out.append(model(to_model_input(x).to(device), s).float().cpu().numpy())
             v = np.concatenate(out)
             target = sp - sp[0] if paired else sp
@@ -84,7 +112,10 @@ def validate(model: torch.nn.Module, val: ValidationSet, paired: bool, device: t
                 rhos.append(spearmanr(v, sp).statistic)
             preds.append(v)
     model.train()
-    metrics = {"val_mse": float(np.concatenate(sq).mean()) if sq else float("nan"), "val_spearman": float(np.mean(rhos)) if rhos else float("nan")}
+    metrics = {
+        "val_mse": float(np.concatenate(sq).mean()) if sq else float("nan"),
+        "val_spearman": float(np.mean(rhos)) if rhos else float("nan"),
+    }
     return metrics, preds
 
 
@@ -118,7 +149,15 @@ def _params_checksum(model: torch.nn.Module) -> float:
 
 # Settings that may change when a run is resumed: they do not change what is learned.
 _FREE_ON_RESUME = {
-    "train": ("steps", "resume", "save_interval", "keep_period", "eval_interval", "log_interval", "threads"),
+    "train": (
+        "steps",
+        "resume",
+        "save_interval",
+        "keep_period",
+        "eval_interval",
+        "log_interval",
+        "threads",
+    ),
     "data": ("num_workers", "prefetch_chunks", "val_episodes_max", "val_frame_stride"),
 }
 
@@ -154,11 +193,15 @@ def train(
     env = init_distributed()
     run_dir = Path(run_dir)
     if config.train.resume == "auto":  # continue this run if it has checkpoints
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, resume=bool(list_steps(run_dir))))
+        config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, resume=bool(list_steps(run_dir)))
+        )
     tc = config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    device = torch.device("cuda", env.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    device = (
+        torch.device("cuda", env.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    )
     dataset = dataset or LeRobotDatasetReader(dataset_root)
     progress = check_training_inputs(dataset, config)
     identity = run_identity(dataset, config)
@@ -170,7 +213,15 @@ def train(
         return _train(dataset, run_dir, config, progress, env, device, stop_after)
 
 
-def _train(dataset: LeRobotDatasetReader, run_dir: Path, config: EstimatorConfig, progress: dict, env: Distributed, device: torch.device, stop_after: int | None) -> Checkpoint:
+def _train(
+    dataset: LeRobotDatasetReader,
+    run_dir: Path,
+    config: EstimatorConfig,
+    progress: dict,
+    env: Distributed,
+    device: torch.device,
+    stop_after: int | None,
+) -> Checkpoint:
     tc, dc, mc = config.train, config.data, config.model
     train_eps, val_eps = split_episodes(list(progress), dc.val_fraction, tc.seed)
     paired = mc.timesteps == 2
@@ -220,9 +271,14 @@ def _train(dataset: LeRobotDatasetReader, run_dir: Path, config: EstimatorConfig
             return
 
         def extra(tmp: Path) -> None:
-            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / OPTIMIZER_FILE)
+            torch.save(
+                {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+                tmp / OPTIMIZER_FILE,
+            )
             (tmp / "assets").mkdir()
-            (tmp / "assets" / "estimator_config.json").write_text(json.dumps(to_params(config), indent=2))
+            (tmp / "assets" / "estimator_config.json").write_text(
+                json.dumps(to_params(config), indent=2)
+            )
 
         tensors = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
         write_checkpoint(run_dir, step, tensors, {**meta, "rank_param_checksums": sums}, extra)
@@ -235,9 +291,28 @@ def _train(dataset: LeRobotDatasetReader, run_dir: Path, config: EstimatorConfig
             metrics, _ = validate(model, val, paired, device)
             _log(run_dir, step, metrics)
 
-    loader = TrainLoader(dataset, progress, train_eps, dc, paired, tc.batch_size, tc.seed, start, env.rank, env.world_size)
-    bar = tqdm(total=tc.steps, initial=start, desc=f"estimator {mc.variant}", unit="step", disable=not env.is_main)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.bf16 and device.type == "cuda")
+    loader = TrainLoader(
+        dataset,
+        progress,
+        train_eps,
+        dc,
+        paired,
+        tc.batch_size,
+        tc.seed,
+        start,
+        env.rank,
+        env.world_size,
+    )
+    bar = tqdm(
+        total=tc.steps,
+        initial=start,
+        desc=f"estimator {mc.variant}",
+        unit="step",
+        disable=not env.is_main,
+    )
+    autocast = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=tc.bf16 and device.type == "cuda"
+    )
     step, t0, seen = start, time.perf_counter(), 0
     try:
         for batch in loader:
@@ -245,7 +320,9 @@ def _train(dataset: LeRobotDatasetReader, run_dir: Path, config: EstimatorConfig
                 break
             # augmentation draws from a generator seeded by (seed, step): resumes stay exact
             aug = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
-            x = random_shift(to_model_input(torch.from_numpy(batch.images)), dc.augment_shift, aug).to(device, non_blocking=True)
+            x = random_shift(
+                to_model_input(torch.from_numpy(batch.images)), dc.augment_shift, aug
+            ).to(device, non_blocking=True)
             y = torch.from_numpy(batch.target).to(device)
             state = None if batch.state is None else torch.from_numpy(batch.state).to(device)
             with autocast:
@@ -261,7 +338,16 @@ def _train(dataset: LeRobotDatasetReader, run_dir: Path, config: EstimatorConfig
             if env.is_main and (step % tc.log_interval == 0 or step == tc.steps):
                 rate = seen * env.world_size / (time.perf_counter() - t0)
                 bar.set_postfix(loss=f"{loss.item():.4f}", samples_s=f"{rate:.0f}")
-                _log(run_dir, step, {"train_loss": loss.item(), "grad_norm": float(grad_norm), "lr": scheduler.get_last_lr()[0], "samples_per_s": rate})
+                _log(
+                    run_dir,
+                    step,
+                    {
+                        "train_loss": loss.item(),
+                        "grad_norm": float(grad_norm),
+                        "lr": scheduler.get_last_lr()[0],
+                        "samples_per_s": rate,
+                    },
+                )
             bar.update(1)
             failpoint("estimator.step")
             if step % tc.eval_interval == 0 or step == tc.steps:
@@ -269,7 +355,9 @@ def _train(dataset: LeRobotDatasetReader, run_dir: Path, config: EstimatorConfig
             stopping = stop_after is not None and step == start + stop_after
             if step % tc.save_interval == 0 or step == tc.steps or stopping:
                 save(step)
-            if env.world_size > 1 and (step % tc.eval_interval == 0 or step % tc.save_interval == 0 or step == tc.steps):
+            if env.world_size > 1 and (
+                step % tc.eval_interval == 0 or step % tc.save_interval == 0 or step == tc.steps
+            ):
                 dist.barrier()
     finally:
         loader.close()
@@ -280,12 +368,20 @@ def _train(dataset: LeRobotDatasetReader, run_dir: Path, config: EstimatorConfig
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train the advantage estimator (torchrun-compatible).")
+    parser = argparse.ArgumentParser(
+        description="Train the advantage estimator (torchrun-compatible)."
+    )
     parser.add_argument("--dataset", required=True, help="LeRobot v2.1 dataset directory")
     parser.add_argument("--run-dir", required=True, help="where checkpoints and metrics go")
-    parser.add_argument("--config", required=True, help="JSON file of EstimatorConfig (as parameters_estimator.yml's model/data/train)")
+    parser.add_argument(
+        "--config",
+        required=True,
+        help="JSON file of EstimatorConfig (as parameters_estimator.yml's model/data/train)",
+    )
     args = parser.parse_args(argv)
-    config = from_params(EstimatorConfig, json.loads(Path(args.config).read_text()), f"estimator ({args.config})")
+    config = from_params(
+        EstimatorConfig, json.loads(Path(args.config).read_text()), f"estimator ({args.config})"
+    )
     train(args.dataset, args.run_dir, config)
     if dist.is_initialized():
         dist.destroy_process_group()

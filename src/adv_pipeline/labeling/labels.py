@@ -14,7 +14,14 @@ from typing import Literal
 import numpy as np
 
 from adv_pipeline.lerobot import DatasetFormatError, DerivedDataset, LeRobotDatasetReader
-from adv_pipeline.schema import ADVANTAGE_SOURCES, INTERVENTION, PROGRESS, STAGE_PROGRESS, advantage_labels, advantage_prompt
+from adv_pipeline.schema import (
+    ADVANTAGE_SOURCES,
+    INTERVENTION,
+    PROGRESS,
+    STAGE_PROGRESS,
+    advantage_labels,
+    advantage_prompt,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +58,23 @@ class LabelingConfig:
 
     def __post_init__(self) -> None:
         if not 0 < float(self.threshold) <= 100:
-            raise ValueError(f"threshold must be in (0, 100] (percent of frames labelled positive), got {self.threshold}")
+            raise ValueError(
+                f"threshold must be in (0, 100] (percent of frames labelled positive), got "
+                f"{self.threshold}"
+            )
         if int(self.chunk_size) < 1:
             raise ValueError(f"chunk_size must be >= 1 frame, got {self.chunk_size}")
         if self.discretization not in DISCRETIZATIONS:
-            raise ValueError(f"discretization must be one of {DISCRETIZATIONS}, got {self.discretization!r}")
+            raise ValueError(
+                f"discretization must be one of {DISCRETIZATIONS}, got {self.discretization!r}"
+            )
         if int(self.n_slices) < 2:
             raise ValueError(f"n_slices must be >= 2, got {self.n_slices}")
         if self.advantage_source not in ADVANTAGE_SOURCES:
-            raise ValueError(f"advantage_source must be one of {ADVANTAGE_SOURCES}, got {self.advantage_source!r}")
+            raise ValueError(
+                f"advantage_source must be one of {ADVANTAGE_SOURCES}, got "
+                f"{self.advantage_source!r}"
+            )
         if int(self.stage_nums) < 1:
             raise ValueError(f"stage_nums must be >= 1, got {self.stage_nums}")
 
@@ -69,7 +84,10 @@ class LabelingConfig:
 
     def prompts(self) -> list[str]:
         """tasks.jsonl rows: task_index k -> ``"<task_text>, Advantage: <label k>"``."""
-        return [advantage_prompt(self.task_text, label) for label in advantage_labels(self.discretization, self.n_slices)]
+        return [
+            advantage_prompt(self.task_text, label)
+            for label in advantage_labels(self.discretization, self.n_slices)
+        ]
 
 
 @dataclass(frozen=True)
@@ -99,40 +117,77 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
     is finite (they are all copied into the labelled dataset, which must stay valid).
     """
     if dataset.num_frames == 0:
-        raise DatasetFormatError(f"{dataset.root}: the dataset has no frames. Fix: label a dataset with at least one episode")
+        raise DatasetFormatError(
+            f"{dataset.root}: the dataset has no frames. Fix: label a dataset with at least one "
+            f"episode"
+        )
     needed = {config.advantage_source: f"advantage_source={config.advantage_source}"}
     if config.stage_nums > 1:
         needed[STAGE_PROGRESS] = f"stage_nums={config.stage_nums}"
     available = dataset.column_names()
     for column, because in needed.items():
-        hint = " (written by the estimation pipeline)" if column not in (PROGRESS, STAGE_PROGRESS) else ""
-        dataset.require_column(column, f"{hint}, needed because {because}", "choose another option or a dataset with that column")
+        hint = (
+            " (written by the estimation pipeline)"
+            if column not in (PROGRESS, STAGE_PROGRESS)
+            else ""
+        )
+        dataset.require_column(
+            column,
+            f"{hint}, needed because {because}",
+            "choose another option or a dataset with that column",
+        )
     why = {c: f", needed because {b}" for c, b in needed.items()}
     for column in needed:
         dtype = str(dataset.features.get(column, {}).get("dtype"))
         if not dtype.startswith(("float", "int", "uint")):
             first = dataset.episodes[0].episode_index
-            raise DatasetFormatError(f"{dataset.data_path(first)}: column {column} holds {dtype} values, not numbers{why[column]}. Fix: store it as float32")
+            raise DatasetFormatError(
+                f"{dataset.data_path(first)}: column {column} holds {dtype} values, not "
+                f"numbers{why[column]}. Fix: store it as float32"
+            )
     use_intervention = config.force_intervention and INTERVENTION in available
     has_stage = STAGE_PROGRESS in available
-    columns = list(dict.fromkeys([*needed, *([STAGE_PROGRESS] if has_stage else []), *([INTERVENTION] if use_intervention else [])]))
+    columns = list(
+        dict.fromkeys(
+            [
+                *needed,
+                *([STAGE_PROGRESS] if has_stage else []),
+                *([INTERVENTION] if use_intervention else []),
+            ]
+        )
+    )
     try:
         data = dataset.read_columns(columns)
     except DatasetFormatError as exc:  # a later episode lacks a column: say why it is needed
         missing = [c for c in needed if repr(c) in str(exc)]
-        raise DatasetFormatError(str(exc).replace(". Fix:", f"{''.join(why[c] for c in missing)}. Fix:", 1)) from exc
+        raise DatasetFormatError(
+            str(exc).replace(". Fix:", f"{''.join(why[c] for c in missing)}. Fix:", 1)
+        ) from exc
     for column in needed:
-        dataset.check_array(column, data[column], why[column], (0.0, 1.0) if column == STAGE_PROGRESS else None)
+        dataset.check_array(
+            column, data[column], why[column], (0.0, 1.0) if column == STAGE_PROGRESS else None
+        )
     if has_stage:  # checked whenever present: the estimator trains on it
-        dataset.check_array(STAGE_PROGRESS, data[STAGE_PROGRESS], " (stage progress, read by the estimator)", (0.0, 1.0))
+        dataset.check_array(
+            STAGE_PROGRESS,
+            data[STAGE_PROGRESS],
+            " (stage progress, read by the estimator)",
+            (0.0, 1.0),
+        )
     dataset.check_values(dataset.float_columns(), ", copied into the labelled dataset")
     eps, off = dataset.episode_indices, dataset.offsets
-    source = np.asarray(data[config.advantage_source], dtype=np.float64).reshape(len(data[config.advantage_source]), -1)[:, 0]
-    stage = np.asarray(data[STAGE_PROGRESS], dtype=np.float64).reshape(-1) if config.stage_nums > 1 else None
+    source = np.asarray(data[config.advantage_source], dtype=np.float64).reshape(
+        len(data[config.advantage_source]), -1
+    )[:, 0]
+    stage = (
+        np.asarray(data[STAGE_PROGRESS], dtype=np.float64).reshape(-1)
+        if config.stage_nums > 1
+        else None
+    )
     intervention = None
     if use_intervention:
         flag = np.asarray(data[INTERVENTION])
-        intervention = (flag.reshape(len(flag), -1)[:, 0] == 1)
+        intervention = flag.reshape(len(flag), -1)[:, 0] == 1
     return LabelInputs(eps, off, source, stage, intervention)
 
 
@@ -192,7 +247,13 @@ def stage_cuts(adv: np.ndarray, stage: np.ndarray, config: LabelingConfig) -> li
     return cuts
 
 
-def assign_task_index(adv: np.ndarray, stage: np.ndarray, cuts: list[np.ndarray], config: LabelingConfig, intervention: np.ndarray | None = None) -> np.ndarray:
+def assign_task_index(
+    adv: np.ndarray,
+    stage: np.ndarray,
+    cuts: list[np.ndarray],
+    config: LabelingConfig,
+    intervention: np.ndarray | None = None,
+) -> np.ndarray:
     """(N,) int64 task_index: binary ``adv >= thr_s``; n_slices ``max j with adv >= b_j``;
     intervention frames forced to the top bin when configured."""
     labels = np.zeros(len(adv), dtype=np.int64)
@@ -207,7 +268,14 @@ def assign_task_index(adv: np.ndarray, stage: np.ndarray, cuts: list[np.ndarray]
     return labels
 
 
-def label_statistics(adv: np.ndarray, stage: np.ndarray, cuts: list[np.ndarray], labels: np.ndarray, config: LabelingConfig, intervention: np.ndarray | None) -> dict:
+def label_statistics(
+    adv: np.ndarray,
+    stage: np.ndarray,
+    cuts: list[np.ndarray],
+    labels: np.ndarray,
+    config: LabelingConfig,
+    intervention: np.ndarray | None,
+) -> dict:
     """What the seed's dry run prints, per stage and overall, JSON-ready.
 
     ``positive_fraction`` is the share of frames in the top bin after intervention
@@ -226,7 +294,12 @@ def label_statistics(adv: np.ndarray, stage: np.ndarray, cuts: list[np.ndarray],
             "std": float(v.std()) if v.size else 0.0,
             "min": float(v.min()) if v.size else 0.0,
             "max": float(v.max()) if v.size else 0.0,
-            "deciles": dict(zip(map(str, DECILES), np.percentile(v, DECILES).tolist() if v.size else [0.0] * len(DECILES))),
+            "deciles": dict(
+                zip(
+                    map(str, DECILES),
+                    np.percentile(v, DECILES).tolist() if v.size else [0.0] * len(DECILES),
+                )
+            ),
             "positive_fraction": float((labels[m] == top).mean()) if v.size else 0.0,
             "unforced_positive_fraction": float((unforced[m] == top).mean()) if v.size else 0.0,
             "label_counts": np.bincount(labels[m], minlength=config.n_bins).astype(int).tolist(),
@@ -248,6 +321,10 @@ def label_statistics(adv: np.ndarray, stage: np.ndarray, cuts: list[np.ndarray],
     }
 
 
-def labeled_dataset(dataset: LeRobotDatasetReader, labels: np.ndarray, config: LabelingConfig) -> DerivedDataset:
+def labeled_dataset(
+    dataset: LeRobotDatasetReader, labels: np.ndarray, config: LabelingConfig
+) -> DerivedDataset:
     """Write plan of the labelled dataset: new task_index and tasks.jsonl prompts."""
-    return DerivedDataset(dataset, {"task_index": labels}, tasks=config.prompts(), workers=config.workers)
+    return DerivedDataset(
+        dataset, {"task_index": labels}, tasks=config.prompts(), workers=config.workers
+    )

@@ -8,7 +8,17 @@ outside this package imports from here, never from its modules.
 
 from .format import CODEBASE_VERSION, IMAGE_KEY_PREFIX, INFO_PATH, DatasetFormatError
 from .reader import EpisodeMeta, LeRobotDatasetReader, column_to_numpy
-from .video import VideoDecodeError, VideoInfo, VideoOptions, VideoReader, VideoWriter, encode_video, iter_lockstep, probe, resize_with_pad
+from .video import (
+    VideoDecodeError,
+    VideoInfo,
+    VideoOptions,
+    VideoReader,
+    VideoWriter,
+    encode_video,
+    iter_lockstep,
+    probe,
+    resize_with_pad,
+)
 from .writer import (
     DatasetWriter,
     DerivedDataset,

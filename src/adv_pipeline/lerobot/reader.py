@@ -24,12 +24,12 @@ import pyarrow.parquet as pq
 
 from .format import (
     CODEBASE_VERSION,
-    TIMESTAMP_TOLERANCE_S,
     EPISODES_PATH,
     EPISODES_STATS_PATH,
     INFO_PATH,
     REQUIRED_INFO_FIELDS,
     TASKS_PATH,
+    TIMESTAMP_TOLERANCE_S,
     DatasetFormatError,
     data_relpath,
     format_error,
@@ -54,7 +54,9 @@ class EpisodeMeta:
 def _read_jsonl(root: Path, relpath: str) -> list[dict]:
     path = root / relpath
     if not path.is_file():
-        raise format_error(root, relpath, "file is missing", "restore it or rewrite the dataset's metadata")
+        raise format_error(
+            root, relpath, "file is missing", "restore it or rewrite the dataset's metadata"
+        )
     rows = []
     for n, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -62,7 +64,9 @@ def _read_jsonl(root: Path, relpath: str) -> list[dict]:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError as exc:
-            raise format_error(root, relpath, f"line {n} is not valid JSON ({exc.msg})", "fix or remove that line") from exc
+            raise format_error(
+                root, relpath, f"line {n} is not valid JSON ({exc.msg})", "fix or remove that line"
+            ) from exc
     return rows
 
 
@@ -78,7 +82,9 @@ def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False)
 
 
-def _bad_rows(values: np.ndarray, value_range: tuple[float, float] | None) -> tuple[np.ndarray, str] | None:
+def _bad_rows(
+    values: np.ndarray, value_range: tuple[float, float] | None
+) -> tuple[np.ndarray, str] | None:
     """(rows with a non-finite or out-of-range value, what is wrong), or None if none."""
     x = values.reshape(len(values), -1)
     if x.dtype.kind == "f":
@@ -130,7 +136,9 @@ def _type_problem(arrow_type: pa.DataType, spec: dict) -> str | None:
         t = t.value_type
     elif width != 1:
         return f"has one value per frame, but shape {shape} means {width}"
-    want = {"f": "f", "i": "i", "u": "i", "b": "b", "U": "U", "O": "U"}.get(np.dtype(dtype).kind if dtype != "string" else "U")
+    want = {"f": "f", "i": "i", "u": "i", "b": "b", "U": "U", "O": "U"}.get(
+        np.dtype(dtype).kind if dtype != "string" else "U"
+    )
     if _kind(t) != want:
         return f"holds {t} values"
     return None
@@ -179,24 +187,47 @@ class LeRobotDatasetReader:
     def _load_info(self) -> dict:
         path = self.root / INFO_PATH
         if not path.is_file():
-            raise format_error(self.root, INFO_PATH, "file is missing", "this is not a LeRobot dataset root, or its meta/ folder is incomplete")
+            raise format_error(
+                self.root,
+                INFO_PATH,
+                "file is missing",
+                "this is not a LeRobot dataset root, or its meta/ folder is incomplete",
+            )
         try:
             info = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
-            raise format_error(self.root, INFO_PATH, f"not valid JSON ({exc.msg})", "repair the file") from exc
+            raise format_error(
+                self.root, INFO_PATH, f"not valid JSON ({exc.msg})", "repair the file"
+            ) from exc
         missing = [f for f in REQUIRED_INFO_FIELDS if f not in info]
         if missing:
-            raise format_error(self.root, INFO_PATH, f"missing fields {missing}", "add them (see LeRobot v2.1 info.json)")
+            raise format_error(
+                self.root,
+                INFO_PATH,
+                f"missing fields {missing}",
+                "add them (see LeRobot v2.1 info.json)",
+            )
         version = info["codebase_version"]
         if version != CODEBASE_VERSION:
             fix = (
-                "convert it to v2.1 with LeRobot 0.3.x (lerobot.datasets.v21.convert_dataset_v20_to_v21)"
+                "convert it to v2.1 with LeRobot 0.3.x "
+                "(lerobot.datasets.v21.convert_dataset_v20_to_v21)"
                 if str(version).startswith("v2")
                 else "this project reads LeRobot v2.1; convert the dataset to v2.1 first"
             )
-            raise format_error(self.root, INFO_PATH, f"codebase_version is {version!r}, expected {CODEBASE_VERSION!r}", fix)
+            raise format_error(
+                self.root,
+                INFO_PATH,
+                f"codebase_version is {version!r}, expected {CODEBASE_VERSION!r}",
+                fix,
+            )
         if video_keys(info["features"]) and "video_path" not in info:
-            raise format_error(self.root, INFO_PATH, "has video features but no video_path", "add the v2.1 video_path template")
+            raise format_error(
+                self.root,
+                INFO_PATH,
+                "has video features but no video_path",
+                "add the v2.1 video_path template",
+            )
         return info
 
     def _load_tasks(self) -> list[str]:
@@ -204,12 +235,28 @@ class LeRobotDatasetReader:
         by_index = {}
         for row in rows:
             if "task_index" not in row or "task" not in row:
-                raise format_error(self.root, TASKS_PATH, f"row {row} lacks task_index or task", "each line must be {\"task_index\": k, \"task\": str}")
+                raise format_error(
+                    self.root,
+                    TASKS_PATH,
+                    f"row {row} lacks task_index or task",
+                    'each line must be {"task_index": k, "task": str}',
+                )
             by_index[int(row["task_index"])] = str(row["task"])
         if sorted(by_index) != list(range(len(by_index))):
-            raise format_error(self.root, TASKS_PATH, f"task_index values {sorted(by_index)} are not 0..{len(by_index) - 1}", "renumber the tasks contiguously from 0")
+            raise format_error(
+                self.root,
+                TASKS_PATH,
+                f"task_index values {sorted(by_index)} are not 0..{len(by_index) - 1}",
+                "renumber the tasks contiguously from 0",
+            )
         if len(by_index) != int(self.info["total_tasks"]):
-            raise format_error(self.root, INFO_PATH, f"total_tasks is {self.info['total_tasks']} but {TASKS_PATH} has {len(by_index)} tasks", "make them agree")
+            raise format_error(
+                self.root,
+                INFO_PATH,
+                f"total_tasks is {self.info['total_tasks']} but {TASKS_PATH} has {len(by_index)} "
+                f"tasks",
+                "make them agree",
+            )
         return [by_index[i] for i in range(len(by_index))]
 
     def _load_episodes(self) -> list[EpisodeMeta]:
@@ -217,53 +264,118 @@ class LeRobotDatasetReader:
         episodes = []
         for row in rows:
             try:
-                ep = EpisodeMeta(int(row["episode_index"]), tuple(row.get("tasks", [])), int(row["length"]))
+                ep = EpisodeMeta(
+                    int(row["episode_index"]), tuple(row.get("tasks", [])), int(row["length"])
+                )
             except (KeyError, TypeError, ValueError) as exc:
-                raise format_error(self.root, EPISODES_PATH, f"row {row} lacks episode_index or length", "each line must be {\"episode_index\": i, \"tasks\": [...], \"length\": T}") from exc
+                raise format_error(
+                    self.root,
+                    EPISODES_PATH,
+                    f"row {row} lacks episode_index or length",
+                    'each line must be {"episode_index": i, "tasks": [...], "length": T}',
+                ) from exc
             episodes.append(ep)
         episodes.sort(key=lambda e: e.episode_index)
         indices = [e.episode_index for e in episodes]
         if len(set(indices)) != len(indices):
             dup = sorted({i for i in indices if indices.count(i) > 1})
-            raise format_error(self.root, EPISODES_PATH, f"repeats episode_index {dup}", "keep one line per episode")
+            raise format_error(
+                self.root,
+                EPISODES_PATH,
+                f"repeats episode_index {dup}",
+                "keep one line per episode",
+            )
         if indices != list(range(len(indices))):
             gap = next(k for k, i in enumerate(indices) if i != k)
-            raise format_error(self.root, EPISODES_PATH, f"episode indices are not 0..{len(indices) - 1} (no episode {gap}); LeRobot indexes episodes by position", "renumber the episodes contiguously from 0 (e.g. `lerobot-doctor fix <dataset> --fixes reindex`)")
+            raise format_error(
+                self.root,
+                EPISODES_PATH,
+                f"episode indices are not 0..{len(indices) - 1} (no episode {gap}); LeRobot "
+                f"indexes episodes by position",
+                "renumber the episodes contiguously from 0 (e.g. `lerobot-doctor fix <dataset> "
+                "--fixes reindex`)",
+            )
         if len(episodes) != int(self.info["total_episodes"]):
-            raise format_error(self.root, INFO_PATH, f"total_episodes is {self.info['total_episodes']} but {EPISODES_PATH} lists {len(episodes)} episodes", "make them agree")
+            raise format_error(
+                self.root,
+                INFO_PATH,
+                f"total_episodes is {self.info['total_episodes']} but {EPISODES_PATH} lists "
+                f"{len(episodes)} episodes",
+                "make them agree",
+            )
         total = sum(e.length for e in episodes)
         if total != int(self.info["total_frames"]):
-            raise format_error(self.root, INFO_PATH, f"total_frames is {self.info['total_frames']} but the episode lengths sum to {total}", "make them agree")
+            raise format_error(
+                self.root,
+                INFO_PATH,
+                f"total_frames is {self.info['total_frames']} but the episode lengths sum to "
+                f"{total}",
+                "make them agree",
+            )
         return episodes
 
     def _check_parquet(self) -> None:
         """Every parquet file: readable, rows = episodes.jsonl length, columns typed as
         info.json says, ``episode_index`` = its episode, ``frame_index`` = 0..n-1,
         ``timestamp`` within 1e-4 s of frame_index / fps, ``task_index`` in tasks.jsonl."""
-        index_cols = [c for c in ("timestamp", "frame_index", "episode_index", "task_index") if c in self.features]
-        typed = {k: ft for k, ft in self.features.items() if ft.get("dtype") not in ("video", "image")}
+        index_cols = [
+            c
+            for c in ("timestamp", "frame_index", "episode_index", "task_index")
+            if c in self.features
+        ]
+        typed = {
+            k: ft for k, ft in self.features.items() if ft.get("dtype") not in ("video", "image")
+        }
         schema_problems: dict[pa.Schema, tuple | None] = {}
 
         def check(ep: EpisodeMeta) -> DatasetFormatError | None:
             rel = self.data_relpath(ep.episode_index)
             path = self.root / rel
             if not path.is_file():
-                return format_error(self.root, rel, f"parquet file of episode {ep.episode_index} is missing", "restore it, or remove the episode from meta/episodes.jsonl and fix info.json totals")
+                return format_error(
+                    self.root,
+                    rel,
+                    f"parquet file of episode {ep.episode_index} is missing",
+                    "restore it, or remove the episode from meta/episodes.jsonl and fix info.json "
+                    "totals",
+                )
             try:
                 with pq.ParquetFile(path) as file:
                     n_rows, schema = file.metadata.num_rows, file.schema_arrow
                     present = [c for c in index_cols if c in schema.names]
                     table = file.read(columns=present, use_threads=False)
             except (pa.ArrowException, OSError) as exc:
-                return format_error(self.root, rel, f"parquet file of episode {ep.episode_index} cannot be read ({exc})", "the file is truncated or not parquet: restore it from the source, or rewrite the episode")
+                return format_error(
+                    self.root,
+                    rel,
+                    f"parquet file of episode {ep.episode_index} cannot be read ({exc})",
+                    "the file is truncated or not parquet: restore it from the source, or rewrite "
+                    "the episode",
+                )
             if n_rows != ep.length:
-                return format_error(self.root, rel, f"episode {ep.episode_index} has {n_rows} rows but {EPISODES_PATH} says length {ep.length}", f"set its length to {n_rows} in {EPISODES_PATH} (and total_frames in {INFO_PATH})")
+                return format_error(
+                    self.root,
+                    rel,
+                    f"episode {ep.episode_index} has {n_rows} rows but {EPISODES_PATH} says "
+                    f"length {ep.length}",
+                    f"set its length to {n_rows} in {EPISODES_PATH} (and total_frames in "
+                    f"{INFO_PATH})",
+                )
             if schema not in schema_problems:  # files nearly always share one schema
                 schema_problems[schema] = self._schema_problem(schema, typed)
             if schema_problems[schema]:
                 name, spec, problem = schema_problems[schema]
-                return format_error(self.root, rel, f"episode {ep.episode_index}: column {name} {problem} (info.json: dtype {spec.get('dtype')}, shape {spec.get('shape')})", f"rewrite the column as info.json declares it, or correct its entry in {INFO_PATH}")
-            return self._check_index_columns(ep, rel, {c: table.column(c).to_numpy() for c in present})
+                return format_error(
+                    self.root,
+                    rel,
+                    f"episode {ep.episode_index}: column {name} {problem} (info.json: dtype "
+                    f"{spec.get('dtype')}, shape {spec.get('shape')})",
+                    f"rewrite the column as info.json declares it, or correct its entry in "
+                    f"{INFO_PATH}",
+                )
+            return self._check_index_columns(
+                ep, rel, {c: table.column(c).to_numpy() for c in present}
+            )
 
         with ThreadPoolExecutor(IO_THREADS) as pool:
             errors = list(pool.map(check, self.episodes))
@@ -275,12 +387,18 @@ class LeRobotDatasetReader:
     def _schema_problem(schema: pa.Schema, typed: dict[str, dict]) -> tuple | None:
         """(column, feature, problem) of the first column not as info.json declares it."""
         for name, spec in typed.items():
-            problem = "is missing" if name not in schema.names else _type_problem(schema.field(name).type, spec)
+            problem = (
+                "is missing"
+                if name not in schema.names
+                else _type_problem(schema.field(name).type, spec)
+            )
             if problem:
                 return name, spec, problem
         return None
 
-    def _check_index_columns(self, ep: EpisodeMeta, rel: str, cols: dict[str, np.ndarray]) -> DatasetFormatError | None:
+    def _check_index_columns(
+        self, ep: EpisodeMeta, rel: str, cols: dict[str, np.ndarray]
+    ) -> DatasetFormatError | None:
         def first(bad: np.ndarray) -> int:
             return int(np.flatnonzero(bad)[0])
 
@@ -288,25 +406,47 @@ class LeRobotDatasetReader:
         if "episode_index" in cols and not (cols["episode_index"] == e).all():
             r = first(cols["episode_index"] != e)
             other = int(cols["episode_index"][r])
-            return format_error(self.root, rel, f"episode {e}: its file has episode_index {other} at row {r}: two files claim episode {other}", f"set episode_index to {e} in this file (or check which file holds which episode)")
+            return format_error(
+                self.root,
+                rel,
+                f"episode {e}: its file has episode_index {other} at row {r}: two files claim "
+                f"episode {other}",
+                f"set episode_index to {e} in this file (or check which file holds which episode)",
+            )
         frames = np.arange(n)
         if "frame_index" in cols and not np.array_equal(cols["frame_index"], frames):
             r = first(cols["frame_index"] != frames)
-            return format_error(self.root, rel, f"episode {e}: frame_index is not 0, 1, 2, ... (row {r} has {int(cols['frame_index'][r])})", "sort the rows by time and renumber frame_index from 0")
+            return format_error(
+                self.root,
+                rel,
+                f"episode {e}: frame_index is not 0, 1, 2, ... (row {r} has "
+                f"{int(cols['frame_index'][r])})",
+                "sort the rows by time and renumber frame_index from 0",
+            )
         if "timestamp" in cols:
             err = np.abs(cols["timestamp"] - frames / self.fps)
             if not (err <= TIMESTAMP_TOLERANCE_S).all():
                 bad = ~(err <= TIMESTAMP_TOLERANCE_S)
                 r = first(bad)
                 return format_error(
-                    self.root, rel,
-                    f"episode {e}: timestamp {float(cols['timestamp'][r]):.6f} s at frame {r} is {float(err[r]):.4g} s from frame_index / fps = {r / self.fps:.6f} s (tolerance {TIMESTAMP_TOLERANCE_S} s; {int(bad.sum())} frames off)",
-                    f"rewrite timestamp as frame_index / {self.fps} (e.g. `lerobot-doctor fix <dataset> --fixes timestamps`)",
+                    self.root,
+                    rel,
+                    f"episode {e}: timestamp {float(cols['timestamp'][r]):.6f} s at frame {r} is "
+                    f"{float(err[r]):.4g} s from frame_index / fps = {r / self.fps:.6f} s "
+                    f"(tolerance {TIMESTAMP_TOLERANCE_S} s; {int(bad.sum())} frames off)",
+                    f"rewrite timestamp as frame_index / {self.fps} (e.g. `lerobot-doctor fix "
+                    f"<dataset> --fixes timestamps`)",
                 )
         if "task_index" in cols and n:
             lo, hi = int(cols["task_index"].min()), int(cols["task_index"].max())
             if lo < 0 or hi >= len(self.tasks):
-                return format_error(self.root, rel, f"episode {e} has task_index in [{lo}, {hi}] but {TASKS_PATH} defines {len(self.tasks)} tasks (0..{len(self.tasks) - 1})", f"add the missing tasks to {TASKS_PATH} or relabel the episode")
+                return format_error(
+                    self.root,
+                    rel,
+                    f"episode {e} has task_index in [{lo}, {hi}] but {TASKS_PATH} defines "
+                    f"{len(self.tasks)} tasks (0..{len(self.tasks) - 1})",
+                    f"add the missing tasks to {TASKS_PATH} or relabel the episode",
+                )
         return None
 
     def _check_videos(self) -> None:
@@ -327,11 +467,28 @@ class LeRobotDatasetReader:
         for (ep, key), n in zip(jobs, counts):
             rel = self.video_relpath(ep.episode_index, key)
             if isinstance(n, Exception):
-                raise format_error(self.root, rel, f"video {key} of episode {ep.episode_index} cannot be read ({n})", "re-encode it from the episode's source frames, or drop the episode")
+                raise format_error(
+                    self.root,
+                    rel,
+                    f"video {key} of episode {ep.episode_index} cannot be read ({n})",
+                    "re-encode it from the episode's source frames, or drop the episode",
+                )
             if n is None:
-                raise format_error(self.root, rel, f"video {key} of episode {ep.episode_index} is missing", "restore it (derived datasets link the source's videos: is the source still there?)")
+                raise format_error(
+                    self.root,
+                    rel,
+                    f"video {key} of episode {ep.episode_index} is missing",
+                    "restore it (derived datasets link the source's videos: is the source still "
+                    "there?)",
+                )
             if n < ep.length:
-                raise format_error(self.root, rel, f"video {key} of episode {ep.episode_index} has {n} frames, shorter than its parquet ({ep.length} rows)", "re-encode the video from the source frames or trim the episode's parquet")
+                raise format_error(
+                    self.root,
+                    rel,
+                    f"video {key} of episode {ep.episode_index} has {n} frames, shorter than its "
+                    f"parquet ({ep.length} rows)",
+                    "re-encode the video from the source frames or trim the episode's parquet",
+                )
 
     # ------------------------------------------------------------------ layout
     def data_relpath(self, episode_index: int) -> str:
@@ -372,7 +529,10 @@ class LeRobotDatasetReader:
     def episode(self, episode_index: int) -> EpisodeMeta:
         pos = int(np.searchsorted(self.episode_indices, episode_index))
         if pos >= len(self.episodes) or self.episodes[pos].episode_index != episode_index:
-            raise KeyError(f"{self.root}: no episode {episode_index} (episodes are {self.episode_indices.min()}..{self.episode_indices.max()})")
+            raise KeyError(
+                f"{self.root}: no episode {episode_index} (episodes are "
+                f"{self.episode_indices.min()}..{self.episode_indices.max()})"
+            )
         return self.episodes[pos]
 
     @cached_property
@@ -381,7 +541,9 @@ class LeRobotDatasetReader:
         list}}} ({} if absent): what a derived dataset carries over unchanged."""
         if not (self.root / EPISODES_STATS_PATH).is_file():
             return {}
-        return {int(r["episode_index"]): r["stats"] for r in _read_jsonl(self.root, EPISODES_STATS_PATH)}
+        return {
+            int(r["episode_index"]): r["stats"] for r in _read_jsonl(self.root, EPISODES_STATS_PATH)
+        }
 
     @cached_property
     def episodes_stats(self) -> dict[int, dict[str, Stats]]:
@@ -402,7 +564,11 @@ class LeRobotDatasetReader:
     # ------------------------------------------------------------------ columns
     @cached_property
     def _column_names(self) -> tuple[str, ...]:
-        return tuple(pq.read_schema(self.data_path(self.episodes[0].episode_index)).names) if self.episodes else ()
+        return (
+            tuple(pq.read_schema(self.data_path(self.episodes[0].episode_index)).names)
+            if self.episodes
+            else ()
+        )
 
     def column_names(self) -> list[str]:
         """Columns of the parquet files (from the first episode's schema, read once)."""
@@ -413,14 +579,17 @@ class LeRobotDatasetReader:
         episode's file, then ``why`` (e.g. ", needed because stage_nums=2") and ``fix``."""
         if column not in self.column_names():
             first = self.episodes[0].episode_index
-            raise DatasetFormatError(f"{self.data_path(first)}: episode {first} has no column {column}{why}. Fix: {fix}")
+            raise DatasetFormatError(
+                f"{self.data_path(first)}: episode {first} has no column {column}{why}. Fix: {fix}"
+            )
 
     def _require_columns(self, columns: Sequence[str]) -> None:
         have = set(self.column_names())
         missing = [c for c in columns if c not in have]
         if missing:
             raise DatasetFormatError(
-                f"{self.root}: parquet files have no column(s) {missing}; available: {sorted(have)}. "
+                f"{self.root}: parquet files have no column(s) {missing}; available: "
+                f"{sorted(have)}. "
                 "Fix: choose existing columns or produce them with the stage that writes them"
             )
 
@@ -430,12 +599,18 @@ class LeRobotDatasetReader:
         try:
             table = read_parquet(path, columns)
         except (pa.ArrowException, OSError) as exc:
-            raise DatasetFormatError(f"{path}: episode {episode_index} cannot be read ({exc}). Fix: rewrite the episode from its source") from exc
+            raise DatasetFormatError(
+                f"{path}: episode {episode_index} cannot be read ({exc}). Fix: rewrite the "
+                f"episode from its source"
+            ) from exc
         if columns is None:
             return table
         missing = [c for c in columns if c not in table.column_names]
         if missing:
-            raise DatasetFormatError(f"{path}: episode {episode_index} has no column(s) {missing}. Fix: rewrite the episode or choose other columns")
+            raise DatasetFormatError(
+                f"{path}: episode {episode_index} has no column(s) {missing}. Fix: rewrite the "
+                f"episode or choose other columns"
+            )
         return table.select(list(columns))
 
     def read_episode(self, episode_index: int, columns: Sequence[str]) -> dict[str, np.ndarray]:
@@ -443,7 +618,9 @@ class LeRobotDatasetReader:
         table = self.read_table(episode_index, columns)
         return {c: column_to_numpy(table[c]) for c in columns}
 
-    def read_columns(self, columns: Sequence[str], episodes: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    def read_columns(
+        self, columns: Sequence[str], episodes: Sequence[int] | None = None
+    ) -> dict[str, np.ndarray]:
         """Columns of many episodes at once, concatenated in episode order.
 
         Args:
@@ -465,7 +642,11 @@ class LeRobotDatasetReader:
 
     def float_columns(self) -> list[str]:
         """Parquet features holding floating-point values (those that can be NaN/inf)."""
-        floats = [k for k, ft in self.features.items() if ft.get("dtype") in ("float16", "float32", "float64")]
+        floats = [
+            k
+            for k, ft in self.features.items()
+            if ft.get("dtype") in ("float16", "float32", "float64")
+        ]
         return [k for k in floats if k != "timestamp"]
 
     def check_values(
@@ -492,28 +673,42 @@ class LeRobotDatasetReader:
             try:
                 cols = self.read_episode(ep.episode_index, columns)
             except DatasetFormatError as exc:  # say why the column is needed
-                raise DatasetFormatError(str(exc).replace(". Fix:", f"{_why(why, columns[0])}. Fix:", 1)) from exc
+                raise DatasetFormatError(
+                    str(exc).replace(". Fix:", f"{_why(why, columns[0])}. Fix:", 1)
+                ) from exc
             found = []
             for c in columns:
                 bad = _bad_rows(cols[c], ranges.get(c))
                 if bad is not None:
                     rows, problem = bad
                     r = int(np.flatnonzero(rows)[0])
-                    found.append((c, problem, r, cols[c].reshape(ep.length, -1)[r], int(rows.sum())))
+                    found.append(
+                        (c, problem, r, cols[c].reshape(ep.length, -1)[r], int(rows.sum()))
+                    )
             return found
 
         with ThreadPoolExecutor(IO_THREADS) as pool:
             results = list(pool.map(scan, self.episodes))
         bad_eps = [(ep, f) for ep, f in zip(self.episodes, results) if f]
         if not bad_eps:
-            self._checked.update((c, ranges.get(c)) for c in columns)  # files do not change under a reader
+            self._checked.update(
+                (c, ranges.get(c)) for c in columns
+            )  # files do not change under a reader
             return
         ep, ((column, problem, row, value, _), *_) = bad_eps[0]
         frames = sum(f[4] for _, found in bad_eps for f in found if f[0] == column)
         episodes = sum(1 for _, found in bad_eps if any(f[0] == column for f in found))
-        raise self._values_error(ep.episode_index, column, problem, row, value, frames, episodes, _why(why, column))
+        raise self._values_error(
+            ep.episode_index, column, problem, row, value, frames, episodes, _why(why, column)
+        )
 
-    def check_array(self, column: str, values: np.ndarray, why: str = "", value_range: tuple[float, float] | None = None) -> None:
+    def check_array(
+        self,
+        column: str,
+        values: np.ndarray,
+        why: str = "",
+        value_range: tuple[float, float] | None = None,
+    ) -> None:
         """:meth:`check_values` on a column already read for all episodes ((N,) or (N, D)
         in episode order, as :meth:`read_columns` returns it)."""
         if self._was_checked(column, value_range):
@@ -528,20 +723,45 @@ class LeRobotDatasetReader:
         first, pos = int(where[0]), int(positions[0])
         frame = first - int(self.offsets[pos])
         raise self._values_error(
-            int(self.episode_indices[pos]), column, problem, frame, values.reshape(len(values), -1)[first], len(where), len(np.unique(positions)), why
+            int(self.episode_indices[pos]),
+            column,
+            problem,
+            frame,
+            values.reshape(len(values), -1)[first],
+            len(where),
+            len(np.unique(positions)),
+            why,
         )
 
     def _was_checked(self, column: str, value_range: tuple[float, float] | None) -> bool:
         """A check passed before for ``column`` (with this range; any range covers none)."""
-        return (column, value_range) in self._checked or (value_range is None and any(c == column for c, _ in self._checked))
+        return (column, value_range) in self._checked or (
+            value_range is None and any(c == column for c, _ in self._checked)
+        )
 
-    def _values_error(self, episode: int, column: str, problem: str, frame: int, value: np.ndarray, frames: int, episodes: int, why: str) -> DatasetFormatError:
+    def _values_error(
+        self,
+        episode: int,
+        column: str,
+        problem: str,
+        frame: int,
+        value: np.ndarray,
+        frames: int,
+        episodes: int,
+        why: str,
+    ) -> DatasetFormatError:
         value = value.tolist()
         value = value[0] if len(value) == 1 else value
-        fix = "repair the annotation (stage progress lies in [0, 1])" if problem.startswith("values") else "repair or drop those episodes (e.g. `lerobot-doctor fix <dataset> --fixes nan`)"
+        fix = (
+            "repair the annotation (stage progress lies in [0, 1])"
+            if problem.startswith("values")
+            else "repair or drop those episodes (e.g. `lerobot-doctor fix <dataset> --fixes nan`)"
+        )
         return DatasetFormatError(
-            f"{self.data_path(episode)}: episode {episode}, column {column}: {problem} at frame {frame} "
-            f"(value {value}){why}; {_count(frames, 'bad frame')} in {_count(episodes, 'episode')} in all. Fix: {fix}"
+            f"{self.data_path(episode)}: episode {episode}, column {column}: {problem} at frame "
+            f"{frame} "
+            f"(value {value}){why}; {_count(frames, 'bad frame')} in "
+            f"{_count(episodes, 'episode')} in all. Fix: {fix}"
         )
 
     # ------------------------------------------------------------------ frames
@@ -558,7 +778,10 @@ class LeRobotDatasetReader:
         for cam in cameras:
             match = [k for k in self.video_keys if k == cam or k.rsplit(".", 1)[-1] == cam]
             if not match:
-                raise DatasetFormatError(f"{self.root}: no camera {cam!r}; the dataset's video keys are {self.video_keys}. Fix: set the camera list to existing keys")
+                raise DatasetFormatError(
+                    f"{self.root}: no camera {cam!r}; the dataset's video keys are "
+                    f"{self.video_keys}. Fix: set the camera list to existing keys"
+                )
             out.append(match[0])
         return out
 
@@ -574,7 +797,14 @@ class LeRobotDatasetReader:
         """Stream ``{video_key: (H, W, 3) uint8}`` for frames start..stop-1, cameras in step."""
         ep = self.episode(episode_index)
         stop = ep.length if stop is None else min(stop, ep.length)
-        return iter_lockstep(self._video_paths(episode_index, cameras), start, stop, size, threads, f"episode {episode_index}")
+        return iter_lockstep(
+            self._video_paths(episode_index, cameras),
+            start,
+            stop,
+            size,
+            threads,
+            f"episode {episode_index}",
+        )
 
     def get_frames(
         self,
@@ -587,8 +817,17 @@ class LeRobotDatasetReader:
         ep = self.episode(episode_index)
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= ep.length):
-            raise IndexError(f"{self.root}: episode {episode_index} has {ep.length} frames; asked for {idx.min()}..{idx.max()}")
-        return {k: VideoReader(p, size=size, context=f"episode {episode_index}").get(idx) for k, p in self._video_paths(episode_index, cameras).items()}
+            raise IndexError(
+                f"{self.root}: episode {episode_index} has {ep.length} frames; asked for "
+                f"{idx.min()}..{idx.max()}"
+            )
+        return {
+            k: VideoReader(p, size=size, context=f"episode {episode_index}").get(idx)
+            for k, p in self._video_paths(episode_index, cameras).items()
+        }
 
     def __repr__(self) -> str:
-        return f"LeRobotDatasetReader({str(self.root)!r}, episodes={self.num_episodes}, frames={self.num_frames}, videos={self.video_keys})"
+        return (
+            f"LeRobotDatasetReader({str(self.root)!r}, episodes={self.num_episodes}, "
+            f"frames={self.num_frames}, videos={self.video_keys})"
+        )

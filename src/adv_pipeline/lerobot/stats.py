@@ -79,15 +79,31 @@ def segment_stats(values: np.ndarray, offsets: np.ndarray) -> list[Stats]:
     offsets = np.asarray(offsets, dtype=np.int64)
     counts = np.diff(offsets)
     if counts.size and counts.min() < 1:
-        raise ValueError(f"episode {int(np.argmin(counts))} has no rows; stats need at least one frame per episode")
+        raise ValueError(
+            f"episode {int(np.argmin(counts))} has no rows; stats need at least one frame per "
+            f"episode"
+        )
     if offsets[-1] != len(x):
         raise ValueError(f"offsets end at {offsets[-1]} but the column has {len(x)} rows")
     starts = offsets[:-1]
     mean = np.add.reduceat(x, starts, axis=0) / counts[:, None]
-    var = np.add.reduceat((x - np.repeat(mean, counts, axis=0)) ** 2, starts, axis=0) / counts[:, None]
-    lo, hi, std = np.minimum.reduceat(x, starts, axis=0), np.maximum.reduceat(x, starts, axis=0), np.sqrt(var)
+    var = (
+        np.add.reduceat((x - np.repeat(mean, counts, axis=0)) ** 2, starts, axis=0)
+        / counts[:, None]
+    )
+    lo, hi, std = (
+        np.minimum.reduceat(x, starts, axis=0),
+        np.maximum.reduceat(x, starts, axis=0),
+        np.sqrt(var),
+    )
     return [
-        {"min": lo[e], "max": hi[e], "mean": mean[e], "std": std[e], "count": np.array([counts[e]], dtype=np.int64)}
+        {
+            "min": lo[e],
+            "max": hi[e],
+            "mean": mean[e],
+            "std": std[e],
+            "count": np.array([counts[e]], dtype=np.int64),
+        }
         for e in range(len(counts))
     ]
 
@@ -123,7 +139,10 @@ def aggregate_stats(per_episode: Sequence[Mapping[str, Stats]]) -> dict[str, Sta
 
 def stats_to_json(stats: Mapping[str, Stats]) -> dict:
     """Numpy stats -> JSON-ready nested lists (lists pass through unchanged)."""
-    return {k: {n: v if isinstance(v, list) else np.asarray(v).tolist() for n, v in s.items()} for k, s in stats.items()}
+    return {
+        k: {n: v if isinstance(v, list) else np.asarray(v).tolist() for n, v in s.items()}
+        for k, s in stats.items()
+    }
 
 
 def stats_from_json(obj: Mapping[str, Mapping[str, list]]) -> dict[str, Stats]:

@@ -27,7 +27,8 @@ class VideoDecodeError(DatasetFormatError):
 def decode_error(path: Path, context: str, frame: int, exc: Exception) -> VideoDecodeError:
     where = f"{context}, " if context else ""
     return VideoDecodeError(
-        f"{path}: {where}frame {frame} cannot be decoded ({exc}). Fix: re-encode this video from the "
+        f"{path}: {where}frame {frame} cannot be decoded ({exc}). Fix: re-encode this video from "
+        f"the "
         "episode's source frames, or drop the episode"
     )
 
@@ -134,7 +135,9 @@ class VideoReader:
             cannot demux or decode it.
     """
 
-    def __init__(self, path: str | Path, size: Size | None = None, threads: int = 1, context: str = ""):
+    def __init__(
+        self, path: str | Path, size: Size | None = None, threads: int = 1, context: str = ""
+    ):
         self.path = Path(path)
         self.size = tuple(size) if size is not None else None
         self.threads = int(threads)
@@ -251,7 +254,10 @@ def iter_lockstep(
 
     Stops at the shortest video. Memory: one frame per camera.
     """
-    readers = {k: VideoReader(p, size=size, threads=threads, context=context).iter(start, stop) for k, p in paths.items()}
+    readers = {
+        k: VideoReader(p, size=size, threads=threads, context=context).iter(start, stop)
+        for k, p in paths.items()
+    }
     keys = list(readers)
     for frames in zip(*(readers[k] for k in keys)):
         yield dict(zip(keys, frames))

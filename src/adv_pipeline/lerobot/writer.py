@@ -1,11 +1,13 @@
-"""Write LeRobot v2.1 datasets: new ones from generated episodes, derived ones from an
-existing dataset (changed/added columns, new tasks) with the videos linked.
+"""Write LeRobot v2.1 datasets with one writer, :class:`DatasetWriter`, and its two front
+ends: :class:`NewDataset` (generated episodes) and :class:`DerivedDataset` (an existing
+dataset with changed or added columns, new tasks, its videos linked).
 
-Every write goes to a hidden temporary directory beside the destination and is renamed
-into place at the end (:func:`adv_pipeline.outputs.atomic_directory`), so a failed run
-leaves no half dataset and never touches its input; the destination is replaced only if
-this project wrote it, and never when it is, holds or lies inside the input. Metadata (episodes.jsonl tasks, info.json totals, episodes_stats, stats.json) is
-regenerated from what was written, so it stays true.
+Episodes are written one at a time, atomically, into a staging folder beside the
+destination, which is published by one rename at the end: a failed run leaves no half
+dataset and never touches its input; the destination is replaced only if this project
+wrote it, and never when it is, holds or lies inside the input. Metadata (episodes.jsonl
+tasks, info.json totals, episodes_stats, stats.json) is regenerated from what was
+written, so it stays true.
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from adv_pipeline.crash import die_with_parent, failpoint
-from adv_pipeline.outputs import DATASET, check_output, output_lock, replace_path, sweep_debris, temporary_path, write_marker
+from adv_pipeline.outputs import (
+    DATASET,
+    check_output,
+    output_lock,
+    replace_path,
+    sweep_debris,
+    temporary_path,
+    write_marker,
+)
 
 from .format import (
     CODEBASE_VERSION,
@@ -46,7 +56,15 @@ from .format import (
     video_relpath,
 )
 from .reader import LeRobotDatasetReader, column_to_numpy
-from .stats import Stats, aggregate_stats, column_stats, sample_indices, segment_stats, stats_to_json, video_stats
+from .stats import (
+    Stats,
+    aggregate_stats,
+    column_stats,
+    sample_indices,
+    segment_stats,
+    stats_to_json,
+    video_stats,
+)
 from .video import VideoOptions, VideoWriter
 
 log = logging.getLogger(__name__)
@@ -77,7 +95,9 @@ def feature_spec(values: np.ndarray, names: Sequence[str] | None = None) -> dict
 
 def video_feature_spec(height: int, width: int, fps: int, options: VideoOptions) -> dict:
     """info.json entry for a video feature."""
-    codec = {"libx264": "h264", "libsvtav1": "av1", "libaom-av1": "av1", "libx265": "hevc"}.get(options.codec, options.codec)
+    codec = {"libx264": "h264", "libsvtav1": "av1", "libaom-av1": "av1", "libx265": "hevc"}.get(
+        options.codec, options.codec
+    )
     return {
         "dtype": "video",
         "shape": [height, width, 3],
@@ -96,7 +116,9 @@ def video_feature_spec(height: int, width: int, fps: int, options: VideoOptions)
 
 
 def _as_feature_dtype(values: np.ndarray, spec: Mapping) -> np.ndarray:
-    return np.asarray(values).astype(np.dtype(spec["dtype"]) if spec["dtype"] != "bool" else np.bool_, copy=False)
+    return np.asarray(values).astype(
+        np.dtype(spec["dtype"]) if spec["dtype"] != "bool" else np.bool_, copy=False
+    )
 
 
 def _arrow_column(values: np.ndarray, spec: Mapping) -> pa.Array:
@@ -108,7 +130,9 @@ def _arrow_column(values: np.ndarray, spec: Mapping) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(len(arr) * width)), width)
 
 
-def with_columns(table: pa.Table, columns: Mapping[str, np.ndarray], features: Mapping[str, dict]) -> pa.Table:
+def with_columns(
+    table: pa.Table, columns: Mapping[str, np.ndarray], features: Mapping[str, dict]
+) -> pa.Table:
     """``table`` with each of ``columns`` replaced in place or appended, typed by ``features``."""
     for name, values in columns.items():
         col = _arrow_column(np.asarray(values), features[name])
@@ -121,7 +145,10 @@ def with_columns(table: pa.Table, columns: Mapping[str, np.ndarray], features: M
 
 def index_features_last(features: Mapping[str, dict]) -> dict[str, dict]:
     """Features reordered so LeRobot's index columns come last, as in LeRobot's files."""
-    return {**{k: v for k, v in features.items() if k not in INDEX_FEATURES}, **{k: features[k] for k in INDEX_FEATURES if k in features}}
+    return {
+        **{k: v for k, v in features.items() if k not in INDEX_FEATURES},
+        **{k: features[k] for k in INDEX_FEATURES if k in features},
+    }
 
 
 def episode_table(columns: Mapping[str, np.ndarray], features: Mapping[str, dict]) -> pa.Table:
@@ -133,7 +160,9 @@ def episode_table(columns: Mapping[str, np.ndarray], features: Mapping[str, dict
     return pa.table({k: _arrow_column(columns[k], features[k]) for k in names})
 
 
-def index_columns(length: int, fps: int, episode_index: int, start_index: int, task_index: np.ndarray | int) -> dict[str, np.ndarray]:
+def index_columns(
+    length: int, fps: int, episode_index: int, start_index: int, task_index: np.ndarray | int
+) -> dict[str, np.ndarray]:
     """LeRobot's bookkeeping columns for one episode of ``length`` frames."""
     frame = np.arange(length, dtype=np.int64)
     return {
@@ -145,7 +174,9 @@ def index_columns(length: int, fps: int, episode_index: int, start_index: int, t
     }
 
 
-def numeric_stats(columns: Mapping[str, np.ndarray], features: Mapping[str, dict]) -> dict[str, Stats]:
+def numeric_stats(
+    columns: Mapping[str, np.ndarray], features: Mapping[str, dict]
+) -> dict[str, Stats]:
     """Stats of every non-video feature present in ``columns``."""
     return {
         k: column_stats(columns[k])
@@ -161,6 +192,7 @@ def _dictionary_columns(schema: pa.Schema) -> list[str]:
     dictionary on every column, then fall back) only costs time and space: on 3M frames
     of 14-D state/action, writing is 2.5x faster and the files 30% smaller without it.
     """
+
     def small_domain(t: pa.DataType) -> bool:
         if pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t):
             return small_domain(t.value_type)
@@ -177,7 +209,9 @@ def write_parquet(path: Path, table: pa.Table, atomic: bool = False) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     target = temporary_path(path) if atomic else path
-    pq.write_table(table, target, compression="snappy", use_dictionary=_dictionary_columns(table.schema))
+    pq.write_table(
+        table, target, compression="snappy", use_dictionary=_dictionary_columns(table.schema)
+    )
     if atomic:
         os.replace(target, path)
 
@@ -234,9 +268,14 @@ def write_meta(
     _write_jsonl(root / EPISODES_PATH, list(episodes))
     _write_jsonl(
         root / EPISODES_STATS_PATH,
-        [{"episode_index": int(e["episode_index"]), "stats": stats_to_json(s)} for e, s in zip(episodes, episodes_stats)],
+        [
+            {"episode_index": int(e["episode_index"]), "stats": stats_to_json(s)}
+            for e, s in zip(episodes, episodes_stats)
+        ],
     )
-    (root / STATS_PATH).write_text(json.dumps(stats_to_json(aggregate_stats(episodes_stats)), indent=2))
+    (root / STATS_PATH).write_text(
+        json.dumps(stats_to_json(aggregate_stats(episodes_stats)), indent=2)
+    )
 
 
 # ---------------------------------------------------------------------------- the writer
@@ -309,7 +348,11 @@ class DatasetWriter:
         previous = json.loads(stamp.read_text()) if stamp.is_file() else None
         if staging.exists() and (previous != self.identity or self._restart):
             if previous is not None:
-                log.warning("%s: earlier episodes were written from other inputs (%s); starting afresh", staging, previous)
+                log.warning(
+                    "%s: earlier episodes were written from other inputs (%s); starting afresh",
+                    staging,
+                    previous,
+                )
             shutil.rmtree(staging)
         staging.mkdir(parents=True, exist_ok=True)
         sweep_debris(staging, recursive=True)  # half-written files of a killed writer
@@ -372,11 +415,25 @@ class DatasetWriter:
                 link_or_copy(src, dst)
         write_parquet(self.data_path(episode_index), table, atomic=True)
         known = dict(stats or {})
-        missing = [k for k, ft in self.features.items() if ft["dtype"] not in ("video", "image", "string") and k not in known and k in table.column_names]
+        missing = [
+            k
+            for k, ft in self.features.items()
+            if ft["dtype"] not in ("video", "image", "string")
+            and k not in known
+            and k in table.column_names
+        ]
         known.update(numeric_stats({k: column_to_numpy(table[k]) for k in missing}, self.features))
         known.update(video_stats or {})
-        task_ids = np.unique(column_to_numpy(table["task_index"])) if "task_index" in table.column_names else []
-        row = {"episode_index": int(episode_index), "tasks": [self.tasks[int(t)] for t in task_ids], "length": table.num_rows}
+        task_ids = (
+            np.unique(column_to_numpy(table["task_index"]))
+            if "task_index" in table.column_names
+            else []
+        )
+        row = {
+            "episode_index": int(episode_index),
+            "tasks": [self.tasks[int(t)] for t in task_ids],
+            "length": table.num_rows,
+        }
         if self.identity is None:
             self._episodes[int(episode_index)] = {"row": row, "stats": known}
         else:
@@ -387,16 +444,26 @@ class DatasetWriter:
             os.replace(tmp, sidecar)
 
     # ------------------------------------------------------------------ finalize
-    def finalize(self, episodes: Sequence[int] | None = None, extra: Callable[[Path], None] | None = None) -> LeRobotDatasetReader:
+    def finalize(
+        self, episodes: Sequence[int] | None = None, extra: Callable[[Path], None] | None = None
+    ) -> LeRobotDatasetReader:
         """Write ``meta/`` for ``episodes`` (default: all written), let ``extra`` add files
         (a report), mark the folder as a dataset of this project and publish it."""
         entries = self._entries()
         wanted = sorted(entries) if episodes is None else [int(e) for e in episodes]
         missing = [e for e in wanted if e not in entries]
         if missing:
-            raise RuntimeError(f"{self.root}: episodes {missing[:10]} are not written yet; rerun to finish them")
+            raise RuntimeError(
+                f"{self.root}: episodes {missing[:10]} are not written yet; rerun to finish them"
+            )
         rows = [entries[e]["row"] for e in wanted]
-        write_meta(self.staging, {**self.info, "features": self.features}, self.tasks, rows, [entries[e]["stats"] for e in wanted])
+        write_meta(
+            self.staging,
+            {**self.info, "features": self.features},
+            self.tasks,
+            rows,
+            [entries[e]["stats"] for e in wanted],
+        )
         failpoint("dataset.finalize")
         if extra is not None:
             extra(self.staging)
@@ -404,7 +471,9 @@ class DatasetWriter:
         write_marker(self.staging, DATASET)
         replace_path(self.staging, self.root)
         self._lock.close()
-        return LeRobotDatasetReader(self.root, check_files=False)  # just written and validated by construction
+        return LeRobotDatasetReader(
+            self.root, check_files=False
+        )  # just written and validated by construction
 
     def _entries(self) -> dict[int, dict]:
         if self.identity is None:
@@ -439,7 +508,12 @@ def _sidecar(episode_index: int) -> str:
     return f"{SIDECARS}/episode_{int(episode_index):06d}.json"
 
 
-def base_info(fps: int, features: Mapping[str, dict], robot_type: str = "unknown", chunks_size: int = DEFAULT_CHUNKS_SIZE) -> dict:
+def base_info(
+    fps: int,
+    features: Mapping[str, dict],
+    robot_type: str = "unknown",
+    chunks_size: int = DEFAULT_CHUNKS_SIZE,
+) -> dict:
     """info.json of a new dataset (totals are added by the writer)."""
     features = {**features, **INDEX_FEATURES}
     return {
@@ -462,7 +536,9 @@ class _EpisodeResult:
     video_stats: dict[str, Stats]
 
 
-def _encode_episode(factory: Callable[[], EpisodeData], videos: Mapping[str, Path], fps: int, options: VideoOptions) -> _EpisodeResult:
+def _encode_episode(
+    factory: Callable[[], EpisodeData], videos: Mapping[str, Path], fps: int, options: VideoOptions
+) -> _EpisodeResult:
     """Build one episode, encode its videos (streaming) to ``videos`` (key -> path),
     return its columns and the videos' stats."""
     ep = factory()
@@ -481,9 +557,16 @@ def _encode_episode(factory: Callable[[], EpisodeData], videos: Mapping[str, Pat
             w.close()
     for k, w in writers.items():
         if w.n_frames != ep.length:
-            raise ValueError(f"{videos[k]}: camera {k} gave {w.n_frames} frames for {ep.length} rows")
+            raise ValueError(
+                f"{videos[k]}: camera {k} gave {w.n_frames} frames for {ep.length} rows"
+            )
     vstats = {k: video_stats(np.stack(v), ep.length) for k, v in sampled.items()}
-    return _EpisodeResult(ep.length, getattr(ep, "task", ""), {k: np.asarray(v) for k, v in ep.columns.items()}, vstats)
+    return _EpisodeResult(
+        ep.length,
+        getattr(ep, "task", ""),
+        {k: np.asarray(v) for k, v in ep.columns.items()},
+        vstats,
+    )
 
 
 def _in_order(fn: Callable, jobs: Sequence[tuple], workers: int) -> Iterator:
@@ -531,12 +614,20 @@ class NewDataset:
         info = base_info(self.fps, self.features, self.robot_type, self.chunks_size)
         keys = video_keys(info["features"])
         with DatasetWriter(root, info, overwrite=overwrite) as writer:
-            jobs = [(f, {k: writer.video_path(i, k) for k in keys}, self.fps, self.video) for i, f in enumerate(self.episodes)]
+            jobs = [
+                (f, {k: writer.video_path(i, k) for k in keys}, self.fps, self.video)
+                for i, f in enumerate(self.episodes)
+            ]
             start = 0
             results = _in_order(_encode_episode, jobs, self.workers)
             for i, res in enumerate(tqdm(results, total=len(jobs), desc="episodes", unit="ep")):
-                cols = {**res.columns, **index_columns(res.length, self.fps, i, start, writer.task_index(res.task))}
-                writer.write_episode(i, episode_table(cols, writer.features), video_stats=res.video_stats)
+                cols = {
+                    **res.columns,
+                    **index_columns(res.length, self.fps, i, start, writer.task_index(res.task)),
+                }
+                writer.write_episode(
+                    i, episode_table(cols, writer.features), video_stats=res.video_stats
+                )
                 start += res.length
                 failpoint("dataset.episode")
             return writer.finalize()
@@ -572,37 +663,75 @@ class DerivedDataset:
         n = src.num_frames
         for name, values in self.columns.items():
             if len(values) != n:
-                raise ValueError(f"column {name!r} has {len(values)} rows; the source {src.root} has {n} frames")
+                raise ValueError(
+                    f"column {name!r} has {len(values)} rows; the source {src.root} has {n} frames"
+                )
         tasks = list(self.tasks) if self.tasks is not None else list(src.tasks)
         features = dict(src.features)
         for name, values in self.columns.items():
-            features[name] = dict(self.features.get(name) or src.features.get(name) or feature_spec(values))
+            features[name] = dict(
+                self.features.get(name) or src.features.get(name) or feature_spec(values)
+            )
         features = index_features_last(features)  # new columns before LeRobot's index columns
         if "task_index" in self.columns:
             ti = np.asarray(self.columns["task_index"])
             if ti.size and (ti.min() < 0 or ti.max() >= len(tasks)):
-                raise ValueError(f"task_index values span [{ti.min()}, {ti.max()}] but only {len(tasks)} tasks are given")
+                raise ValueError(
+                    f"task_index values span [{ti.min()}, {ti.max()}] but only {len(tasks)} tasks "
+                    f"are given"
+                )
         elif len(tasks) < len(src.tasks):
-            raise ValueError(f"{len(tasks)} tasks given but the source's task_index goes up to {len(src.tasks) - 1}. Fix: give a task per source task, or a new task_index column")
-        numeric = [k for k, ft in features.items() if ft["dtype"] not in ("video", "image", "string")]
+            raise ValueError(
+                f"{len(tasks)} tasks given but the source's task_index goes up to "
+                f"{len(src.tasks) - 1}. Fix: give a task per source task, or a new task_index "
+                f"column"
+            )
+        numeric = [
+            k for k, ft in features.items() if ft["dtype"] not in ("video", "image", "string")
+        ]
         # stats of the new columns for all episodes at once; the others carry over
-        new_stats = {name: segment_stats(_as_feature_dtype(values, features[name]), src.offsets) for name, values in self.columns.items() if name in numeric}
+        new_stats = {
+            name: segment_stats(_as_feature_dtype(values, features[name]), src.offsets)
+            for name, values in self.columns.items()
+            if name in numeric
+        }
         old_stats = src.episodes_stats_json
         stored = [k for k in features if features[k]["dtype"] not in ("video", "image")]
 
-        with DatasetWriter(root, {**src.info, "features": features}, tasks, inputs={"source dataset": src.root}, overwrite=overwrite) as writer:
+        with DatasetWriter(
+            root,
+            {**src.info, "features": features},
+            tasks,
+            inputs={"source dataset": src.root},
+            overwrite=overwrite,
+        ) as writer:
 
             def rewrite(pos: int) -> None:
                 ep = src.episodes[pos]
                 lo, hi = int(src.offsets[pos]), int(src.offsets[pos + 1])
-                table = with_columns(src.read_table(ep.episode_index), {name: values[lo:hi] for name, values in self.columns.items()}, features)
+                table = with_columns(
+                    src.read_table(ep.episode_index),
+                    {name: values[lo:hi] for name, values in self.columns.items()},
+                    features,
+                )
                 table = table.select([k for k in stored if k in table.column_names])
-                stats = {k: v for k, v in old_stats.get(ep.episode_index, {}).items() if k in features and k not in new_stats}
+                stats = {
+                    k: v
+                    for k, v in old_stats.get(ep.episode_index, {}).items()
+                    if k in features and k not in new_stats
+                }
                 stats.update({k: v[pos] for k, v in new_stats.items()})
                 videos = {key: src.video_path(ep.episode_index, key) for key in src.video_keys}
                 writer.write_episode(ep.episode_index, table, stats=stats, videos=videos)
                 failpoint("dataset.episode")
 
             with ThreadPoolExecutor(max(1, self.workers)) as pool:
-                list(tqdm(pool.map(rewrite, range(src.num_episodes)), total=src.num_episodes, desc="episodes", unit="ep"))
+                list(
+                    tqdm(
+                        pool.map(rewrite, range(src.num_episodes)),
+                        total=src.num_episodes,
+                        desc="episodes",
+                        unit="ep",
+                    )
+                )
             return writer.finalize()

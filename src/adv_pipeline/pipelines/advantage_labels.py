@@ -18,10 +18,10 @@ from kedro.pipeline import Node, Pipeline
 from matplotlib.figure import Figure
 
 from adv_pipeline import labeling as lab
-from adv_pipeline.lerobot import LeRobotDatasetReader
-from adv_pipeline.outputs import OutputTarget
 from adv_pipeline.configs import from_params
 from adv_pipeline.figures import advantage_histogram
+from adv_pipeline.lerobot import LeRobotDatasetReader
+from adv_pipeline.outputs import OutputTarget
 from adv_pipeline.reporting import metrics_for_mlflow
 
 
@@ -40,55 +40,116 @@ def compute_advantage(inputs: lab.LabelInputs, params: dict[str, Any]) -> np.nda
     return lab.frame_advantage(inputs, _config(params))
 
 
-def compute_cuts(inputs: lab.LabelInputs, advantage: np.ndarray, params: dict[str, Any]) -> list[np.ndarray]:
+def compute_cuts(
+    inputs: lab.LabelInputs, advantage: np.ndarray, params: dict[str, Any]
+) -> list[np.ndarray]:
     config = _config(params)
-    return lab.stage_cuts(advantage, lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage)), config)
+    return lab.stage_cuts(
+        advantage, lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage)), config
+    )
 
 
-def assign_labels(inputs: lab.LabelInputs, advantage: np.ndarray, cuts: list[np.ndarray], params: dict[str, Any]) -> np.ndarray:
+def assign_labels(
+    inputs: lab.LabelInputs, advantage: np.ndarray, cuts: list[np.ndarray], params: dict[str, Any]
+) -> np.ndarray:
     config = _config(params)
     stage = lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage))
     return lab.assign_task_index(advantage, stage, cuts, config, inputs.intervention)
 
 
-def summarize(inputs: lab.LabelInputs, advantage: np.ndarray, cuts: list[np.ndarray], labels: np.ndarray, params: dict[str, Any]) -> tuple[dict, dict, Figure]:
+def summarize(
+    inputs: lab.LabelInputs,
+    advantage: np.ndarray,
+    cuts: list[np.ndarray],
+    labels: np.ndarray,
+    params: dict[str, Any],
+) -> tuple[dict, dict, Figure]:
     config = _config(params)
     stage = lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage))
     stats = lab.label_statistics(advantage, stage, cuts, labels, config, inputs.intervention)
-    metrics = metrics_for_mlflow({"stages": {str(s["stage"]): {k: v for k, v in s.items() if k in ("frames", "mean", "std", "positive_fraction", "threshold", "forced_frames")} for s in stats["stages"]}, "positive_fraction": stats["positive_fraction"]})
+    metrics = metrics_for_mlflow(
+        {
+            "stages": {
+                str(s["stage"]): {
+                    k: v
+                    for k, v in s.items()
+                    if k
+                    in ("frames", "mean", "std", "positive_fraction", "threshold", "forced_frames")
+                }
+                for s in stats["stages"]
+            },
+            "positive_fraction": stats["positive_fraction"],
+        }
+    )
     return stats, metrics, advantage_histogram(advantage, stage, cuts, config)
 
 
-def write_labeled(dataset: LeRobotDatasetReader, labels: np.ndarray, params: dict[str, Any], target: OutputTarget) -> LeRobotDatasetReader:
-    return lab.labeled_dataset(dataset, labels, _config(params)).write(target.path, target.overwrite)
+def write_labeled(
+    dataset: LeRobotDatasetReader, labels: np.ndarray, params: dict[str, Any], target: OutputTarget
+) -> LeRobotDatasetReader:
+    return lab.labeled_dataset(dataset, labels, _config(params)).write(
+        target.path, target.overwrite
+    )
 
 
 def labeling_template() -> Pipeline:
     """The un-namespaced template (free names as in the module docstring)."""
     return Pipeline(
         [
-            Node(read_inputs, ["source_dataset", "params:labeling"], "label_inputs", name="read_label_inputs"),
-            Node(compute_advantage, ["label_inputs", "params:labeling"], "frame_advantage", name="compute_advantage"),
-            Node(compute_cuts, ["label_inputs", "frame_advantage", "params:labeling"], "label_cuts", name="compute_thresholds"),
-            Node(assign_labels, ["label_inputs", "frame_advantage", "label_cuts", "params:labeling"], "task_index", name="assign_task_index"),
+            Node(
+                read_inputs,
+                ["source_dataset", "params:labeling"],
+                "label_inputs",
+                name="read_label_inputs",
+            ),
+            Node(
+                compute_advantage,
+                ["label_inputs", "params:labeling"],
+                "frame_advantage",
+                name="compute_advantage",
+            ),
+            Node(
+                compute_cuts,
+                ["label_inputs", "frame_advantage", "params:labeling"],
+                "label_cuts",
+                name="compute_thresholds",
+            ),
+            Node(
+                assign_labels,
+                ["label_inputs", "frame_advantage", "label_cuts", "params:labeling"],
+                "task_index",
+                name="assign_task_index",
+            ),
             Node(
                 summarize,
                 ["label_inputs", "frame_advantage", "label_cuts", "task_index", "params:labeling"],
                 ["label_stats", "label_metrics", "label_histogram"],
                 name="summarize_labels",
             ),
-            Node(write_labeled, ["source_dataset", "task_index", "params:labeling", "labeled_target"], "labeled_dataset", name="write_labeled_dataset"),
+            Node(
+                write_labeled,
+                ["source_dataset", "task_index", "params:labeling", "labeled_target"],
+                "labeled_dataset",
+                name="write_labeled_dataset",
+            ),
         ]
     )
 
 
-def labeling_pipeline(namespace: str, source: str, output: str, stats: str, metrics: str, histogram: str) -> Pipeline:
+def labeling_pipeline(
+    namespace: str, source: str, output: str, stats: str, metrics: str, histogram: str
+) -> Pipeline:
     """The template under ``namespace``, reading ``params:<namespace>`` and mapping the
     free datasets to catalog names (the output's target is ``<output>_target``)."""
     return Pipeline(
         labeling_template(),
         namespace=namespace,
         inputs={"source_dataset": source, "labeled_target": f"{output}_target"},
-        outputs={"labeled_dataset": output, "label_stats": stats, "label_metrics": metrics, "label_histogram": histogram},
+        outputs={
+            "labeled_dataset": output,
+            "label_stats": stats,
+            "label_metrics": metrics,
+            "label_histogram": histogram,
+        },
         parameters={"params:labeling": f"params:{namespace}"},
     )

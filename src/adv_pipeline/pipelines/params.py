@@ -40,6 +40,8 @@ def check_parameters(parameters: Mapping[str, Any], runtime_names: Collection[st
             parse(key, values)
         elif key not in known:
             raise ConfigError(
-                f"parameters: unknown key {key}{closest(key, known)} It is neither a parameters namespace "
-                f"({', '.join(NAMESPACES)}) nor a runtime parameter of conf/ ({', '.join(sorted(runtime_names))})"
+                f"parameters: unknown key {key}{closest(key, known)} It is neither a parameters "
+                f"namespace "
+                f"({', '.join(NAMESPACES)}) nor a runtime parameter of conf/ "
+                f"({', '.join(sorted(runtime_names))})"
             )

@@ -6,7 +6,16 @@ flow-matching policy conditioned on camera images, state and a prompt.
 * :func:`evaluate_conditions` rolls policies out in the demo simulator.
 """
 
-from .config import AwbcParams, DataConfig, EvalConfig, ModelConfig, PolicyConfig, TokenizerConfig, TrainConfig, configs_from_params
+from .config import (
+    AwbcParams,
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    PolicyConfig,
+    TokenizerConfig,
+    TrainConfig,
+    configs_from_params,
+)
 from .data import TrainingData, load_training_data, sample_batch
 from .evaluate import (
     EvalCondition,
@@ -23,8 +32,28 @@ from .tokenizer import HashTokenizer
 from .train import TrainResult, train_policy
 
 __all__ = [
-    "AwbcParams", "DataConfig", "EvalCondition", "EvalConfig", "HashTokenizer", "ModelConfig", "Policy", "PolicyConfig",
-    "RolloutBatch", "TokenizerConfig", "TrainConfig", "TrainResult", "TrainingData", "awbc_conditions",
-    "batched_rollouts", "configs_from_params", "evaluate_conditions", "load_policy", "load_training_data",
-    "results_metrics", "results_table", "sample_batch", "train_policy", "wilson_interval",
+    "AwbcParams",
+    "DataConfig",
+    "EvalCondition",
+    "EvalConfig",
+    "HashTokenizer",
+    "ModelConfig",
+    "Policy",
+    "PolicyConfig",
+    "RolloutBatch",
+    "TokenizerConfig",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingData",
+    "awbc_conditions",
+    "batched_rollouts",
+    "configs_from_params",
+    "evaluate_conditions",
+    "load_policy",
+    "load_training_data",
+    "results_metrics",
+    "results_table",
+    "sample_batch",
+    "train_policy",
+    "wilson_interval",
 ]

@@ -20,7 +20,6 @@ from flax import traverse_util
 from safetensors.numpy import load_file, save_file
 
 from adv_pipeline.checkpoints import Checkpoint, write_checkpoint
-
 from adv_pipeline.configs import from_params, to_params
 
 from .config import PolicyConfig, TrainConfig
@@ -47,7 +46,10 @@ class PolicyAssets:
             "config": to_params(self.config),
             "tasks": list(self.tasks),
             "camera_keys": list(self.camera_keys),
-            "norm_stats": {"state": self.state_stats.to_json(), "action": self.action_stats.to_json()},
+            "norm_stats": {
+                "state": self.state_stats.to_json(),
+                "action": self.action_stats.to_json(),
+            },
         }
 
     @classmethod
@@ -62,7 +64,10 @@ class PolicyAssets:
 
 
 def flatten_params(params) -> dict[str, np.ndarray]:
-    return {k: np.asarray(jax.device_get(v)) for k, v in traverse_util.flatten_dict(params, sep="/").items()}
+    return {
+        k: np.asarray(jax.device_get(v))
+        for k, v in traverse_util.flatten_dict(params, sep="/").items()
+    }
 
 
 def unflatten_params(flat: Mapping[str, np.ndarray]):
@@ -79,22 +84,31 @@ def save_policy_checkpoint(
     metrics: Mapping[str, list],
     metadata: Mapping[str, Any],
 ) -> Checkpoint:
-    """Write step ``step`` of a run (atomically, see :func:`adv_pipeline.checkpoints.write_checkpoint`)."""
+    """Write step ``step`` of a run (atomically, see
+    :func:`adv_pipeline.checkpoints.write_checkpoint`)."""
     leaves = [np.asarray(jax.device_get(x)) for x in jax.tree_util.tree_leaves(opt_state)]
 
     def extra(tmp: Path) -> None:
-        save_file({f"{i:05d}": np.ascontiguousarray(np.atleast_1d(x)) for i, x in enumerate(leaves)}, str(tmp / OPTIMIZER_FILE))
+        save_file(
+            {f"{i:05d}": np.ascontiguousarray(np.atleast_1d(x)) for i, x in enumerate(leaves)},
+            str(tmp / OPTIMIZER_FILE),
+        )
         (tmp / POLICY_FILE).write_text(json.dumps(assets.to_json(), indent=2))
         (tmp / TRAIN_CONFIG_FILE).write_text(json.dumps(to_params(train_config), indent=2))
         (tmp / METRICS_FILE).write_text(json.dumps(metrics))
 
-    return write_checkpoint(run_dir, step, flatten_params(params), {**metadata, "policy": POLICY_FILE}, extra)
+    return write_checkpoint(
+        run_dir, step, flatten_params(params), {**metadata, "policy": POLICY_FILE}, extra
+    )
 
 
 def load_assets(ckpt: Checkpoint) -> PolicyAssets:
     path = ckpt.path / POLICY_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; {ckpt.path} is not a policy checkpoint of adv_pipeline.policy. Fix: point to an AWBC/BC run directory")
+        raise FileNotFoundError(
+            f"{path}: missing; {ckpt.path} is not a policy checkpoint of adv_pipeline.policy. "
+            f"Fix: point to an AWBC/BC run directory"
+        )
     return PolicyAssets.from_json(json.loads(path.read_text()))
 
 
@@ -103,8 +117,15 @@ def load_optimizer_state(ckpt: Checkpoint, template):
     flat = load_file(str(ckpt.path / OPTIMIZER_FILE))
     leaves, treedef = jax.tree_util.tree_flatten(template)
     if len(flat) != len(leaves):
-        raise ValueError(f"{ckpt.path / OPTIMIZER_FILE}: {len(flat)} optimizer arrays, the current optimizer has {len(leaves)}. Fix: resume with the same model/optimizer config or use a new run directory")
-    restored = [np.asarray(flat[f"{i:05d}"]).reshape(np.shape(x)).astype(np.asarray(x).dtype) for i, x in enumerate(leaves)]
+        raise ValueError(
+            f"{ckpt.path / OPTIMIZER_FILE}: {len(flat)} optimizer arrays, the current optimizer "
+            f"has {len(leaves)}. Fix: resume with the same model/optimizer config or use a new "
+            f"run directory"
+        )
+    restored = [
+        np.asarray(flat[f"{i:05d}"]).reshape(np.shape(x)).astype(np.asarray(x).dtype)
+        for i, x in enumerate(leaves)
+    ]
     return jax.tree_util.tree_unflatten(treedef, restored)
 
 

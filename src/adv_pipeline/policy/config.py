@@ -78,7 +78,8 @@ class TrainConfig:
 
     Attributes:
         steps: total optimizer steps; batch_size: global batch (divisible by the device count).
-        lr: peak learning rate; warmup_steps: linear warm-up; end_lr_ratio: final lr / peak (cosine).
+        lr: peak learning rate; warmup_steps: linear warm-up; end_lr_ratio: final lr / peak
+            (cosine).
         weight_decay: AdamW decoupled weight decay; grad_clip: global-norm clipping.
         save_interval: steps between checkpoints (the last step is always saved).
         keep_period: checkpoints kept besides the latest (multiples of it); None keeps all.
@@ -156,11 +157,17 @@ class AwbcParams:
     def policy(self, prompt_from_task: bool | None = None) -> PolicyConfig:
         """The policy config; ``prompt_from_task`` overrides ``data.prompt_from_task``
         (the BC baseline is the same run with it off)."""
-        data = self.data if prompt_from_task is None else dataclasses.replace(self.data, prompt_from_task=bool(prompt_from_task))
+        data = (
+            self.data
+            if prompt_from_task is None
+            else dataclasses.replace(self.data, prompt_from_task=bool(prompt_from_task))
+        )
         return PolicyConfig(self.model, data, self.tokenizer)
 
 
-def configs_from_params(params: Mapping[str, Any], prompt_from_task: bool | None = None) -> tuple[PolicyConfig, TrainConfig]:
+def configs_from_params(
+    params: Mapping[str, Any], prompt_from_task: bool | None = None
+) -> tuple[PolicyConfig, TrainConfig]:
     """Policy and training configs from the ``awbc`` parameters (see :class:`AwbcParams`)."""
     awbc = from_params(AwbcParams, params, "awbc")
     return awbc.policy(prompt_from_task), awbc.train

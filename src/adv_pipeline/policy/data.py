@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
+from adv_pipeline.schema import base_task
 
 from .config import DataConfig
 from .images import downsample
 from .normalize import NormStats
-from adv_pipeline.schema import base_task
 from .tokenizer import HashTokenizer
 
 DECODE_THREADS = 2
@@ -82,19 +82,25 @@ def chunk_indices(offsets: np.ndarray, horizon: int) -> tuple[np.ndarray, np.nda
     return np.minimum(raw, ends[:, None] - 1), mask
 
 
-def frame_prompts(tasks: list[str], task_index: np.ndarray, prompt_from_task: bool, tokenizer: HashTokenizer) -> tuple[PromptTable, np.ndarray]:
+def frame_prompts(
+    tasks: list[str], task_index: np.ndarray, prompt_from_task: bool, tokenizer: HashTokenizer
+) -> tuple[PromptTable, np.ndarray]:
     """Prompt table and per-frame prompt row: ``tasks[task_index]``, or the plain task
     text of each frame's task when ``prompt_from_task`` is off."""
     bases = [base_task(t) for t in tasks]
     texts = list(dict.fromkeys([*tasks, *bases]))
     row = {t: i for i, t in enumerate(texts)}
-    per_task = np.array([row[t] if prompt_from_task else row[b] for t, b in zip(tasks, bases)], dtype=np.int32)
+    per_task = np.array(
+        [row[t] if prompt_from_task else row[b] for t, b in zip(tasks, bases)], dtype=np.int32
+    )
     uncond = np.array([row[base_task(t)] for t in texts], dtype=np.int32)
     for t in texts:
         if len(tokenizer.words(t)) > tokenizer.config.max_len:
             raise ValueError(
-                f"prompt {t!r} has {len(tokenizer.words(t))} tokens, more than awbc.tokenizer.max_len="
-                f"{tokenizer.config.max_len} (its advantage part would be cut off). Fix: raise max_len"
+                f"prompt {t!r} has {len(tokenizer.words(t))} tokens, more than "
+                f"awbc.tokenizer.max_len="
+                f"{tokenizer.config.max_len} (its advantage part would be cut off). Fix: raise "
+                f"max_len"
             )
     ids, _ = tokenizer.encode_batch(texts)
     return PromptTable(tuple(texts), ids, uncond), per_task[np.asarray(task_index, dtype=np.int64)]
@@ -104,37 +110,60 @@ def decode_images(reader: LeRobotDatasetReader, camera_keys: list[str], size: in
     """All frames of all episodes: uint8 (N, C, size, size, 3), episodes in order."""
     if not camera_keys:  # a state-only policy
         return np.zeros((reader.num_frames, 0, size, size, 3), np.uint8)
+
     def episode(ep: int) -> np.ndarray:
-        frames = [np.stack([f[k] for k in camera_keys]) for f in reader.iter_frames(ep, camera_keys)]
+        frames = [
+            np.stack([f[k] for k in camera_keys]) for f in reader.iter_frames(ep, camera_keys)
+        ]
         if len(frames) != reader.episode(ep).length:
-            raise DatasetFormatError(f"{reader.root}: episode {ep} decoded {len(frames)} frames but has {reader.episode(ep).length} rows. Fix: re-encode its videos")
+            raise DatasetFormatError(
+                f"{reader.root}: episode {ep} decoded {len(frames)} frames but has "
+                f"{reader.episode(ep).length} rows. Fix: re-encode its videos"
+            )
         return downsample(np.stack(frames), size)
 
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
         parts = list(pool.map(episode, [int(e) for e in reader.episode_indices]))
-    return np.concatenate(parts) if parts else np.zeros((0, len(camera_keys), size, size, 3), np.uint8)
+    return (
+        np.concatenate(parts) if parts else np.zeros((0, len(camera_keys), size, size, 3), np.uint8)
+    )
 
 
 def check_policy_inputs(reader: LeRobotDatasetReader, config: DataConfig) -> None:
     """Every check of Stage 3's input, before anything is written: the cameras exist, and
     the state and action columns exist and are finite."""
     reader.resolve_cameras(list(config.cameras))
-    for key, option in ((config.state_key, "awbc.data.state_key"), (config.action_key, "awbc.data.action_key")):
-        reader.require_column(key, f", needed because {option}={key}", f"set {option} to one of the dataset's columns")
+    for key, option in (
+        (config.state_key, "awbc.data.state_key"),
+        (config.action_key, "awbc.data.action_key"),
+    ):
+        reader.require_column(
+            key, f", needed because {option}={key}", f"set {option} to one of the dataset's columns"
+        )
     reader.check_values([config.state_key, config.action_key], ", read by the policy")
 
 
-def load_training_data(reader: LeRobotDatasetReader, config: DataConfig, tokenizer: HashTokenizer) -> TrainingData:
+def load_training_data(
+    reader: LeRobotDatasetReader, config: DataConfig, tokenizer: HashTokenizer
+) -> TrainingData:
     """Decode and index a LeRobot dataset for training (see :class:`TrainingData`)."""
     check_policy_inputs(reader, config)
     camera_keys = reader.resolve_cameras(list(config.cameras))
     cols = reader.read_columns([config.state_key, config.action_key, "task_index"])
-    states, actions = cols[config.state_key].astype(np.float32), cols[config.action_key].astype(np.float32)
+    states, actions = (
+        cols[config.state_key].astype(np.float32),
+        cols[config.action_key].astype(np.float32),
+    )
     if states.ndim != 2 or actions.ndim != 2:
-        raise DatasetFormatError(f"{reader.root}: columns {config.state_key!r} and {config.action_key!r} must be vectors per frame. Fix: set awbc.data.state_key/action_key")
+        raise DatasetFormatError(
+            f"{reader.root}: columns {config.state_key!r} and {config.action_key!r} must be "
+            f"vectors per frame. Fix: set awbc.data.state_key/action_key"
+        )
     state_stats, action_stats = NormStats.of(states), NormStats.of(actions)
     idx, mask = chunk_indices(reader.offsets, config.horizon)
-    prompts, prompt_index = frame_prompts(reader.tasks, cols["task_index"], config.prompt_from_task, tokenizer)
+    prompts, prompt_index = frame_prompts(
+        reader.tasks, cols["task_index"], config.prompt_from_task, tokenizer
+    )
     return TrainingData(
         images=decode_images(reader, camera_keys, config.image_size),
         states=state_stats.normalize(states),
@@ -149,7 +178,9 @@ def load_training_data(reader: LeRobotDatasetReader, config: DataConfig, tokeniz
     )
 
 
-def sample_batch(data: TrainingData, step: int, batch_size: int, seed: int, prompt_dropout: float) -> dict[str, np.ndarray]:
+def sample_batch(
+    data: TrainingData, step: int, batch_size: int, seed: int, prompt_dropout: float
+) -> dict[str, np.ndarray]:
     """The global batch of ``step`` (a pure function of seed and step).
 
     Returns images uint8 (B, C, S, S, 3), state (B, Ds), actions (B, H, Da), mask (B, H),

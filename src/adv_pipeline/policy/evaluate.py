@@ -77,7 +77,9 @@ def batched_rollouts(
     """Roll out ``policy`` from ``DemoTask.reset(seed)`` for every seed, all in lock step,
     until success or ``max_steps`` (default: the task's) steps."""
     if not 1 <= replan_every <= policy.horizon:
-        raise ValueError(f"awbc.eval.replan_every={replan_every} must be in [1, horizon={policy.horizon}]")
+        raise ValueError(
+            f"awbc.eval.replan_every={replan_every} must be in [1, horizon={policy.horizon}]"
+        )
     t0 = time.perf_counter()
     limit = task.max_steps if max_steps is None else int(max_steps)
     envs = [DemoTask(task, render_images=False) for _ in seeds]
@@ -85,7 +87,9 @@ def batched_rollouts(
     active = np.ones(len(envs), bool)
     cameras = [k.rsplit(".", 1)[-1] for k in policy.camera_keys]
     prompt = prompt or policy.default_prompt
-    images = {c: np.zeros((len(envs), task.image_size, task.image_size, 3), np.uint8) for c in cameras}
+    images = {
+        c: np.zeros((len(envs), task.image_size, task.image_size, 3), np.uint8) for c in cameras
+    }
     t = 0
     while active.any() and t < limit:
         if cameras:  # finished envs keep their last frame: the batch shape stays fixed
@@ -111,14 +115,27 @@ def batched_rollouts(
     )
 
 
-def evaluate_conditions(conditions: Sequence[EvalCondition], config: EvalConfig) -> list[RolloutBatch]:
+def evaluate_conditions(
+    conditions: Sequence[EvalCondition], config: EvalConfig
+) -> list[RolloutBatch]:
     """Every condition on the same seeds ``seed_offset + i``, i < n_episodes."""
     seeds = [config.seed_offset + i for i in range(config.n_episodes)]
     task = task_config(config)
     out = []
     for c in conditions:
         c.policy.reseed(config.sample_seed)
-        out.append(batched_rollouts(c.policy, seeds, task, c.prompt, c.guidance_scale, config.replan_every, config.max_steps, c.name))
+        out.append(
+            batched_rollouts(
+                c.policy,
+                seeds,
+                task,
+                c.prompt,
+                c.guidance_scale,
+                config.replan_every,
+                config.max_steps,
+                c.name,
+            )
+        )
     return out
 
 
@@ -128,19 +145,21 @@ def results_table(results: Sequence[RolloutBatch]) -> pd.DataFrame:
     for r in results:
         n, k = len(r.success), int(r.success.sum())
         lo, hi = wilson_interval(k, n)
-        rows.append({
-            "condition": r.name,
-            "prompt": r.prompt,
-            "guidance_scale": r.guidance_scale,
-            "n_episodes": n,
-            "successes": k,
-            "success_rate": k / n if n else float("nan"),
-            "success_ci_low": lo,
-            "success_ci_high": hi,
-            "mean_final_progress": float(r.final_progress.mean()) if n else float("nan"),
-            "mean_steps": float(r.steps.mean()) if n else float("nan"),
-            "seconds": r.seconds,
-        })
+        rows.append(
+            {
+                "condition": r.name,
+                "prompt": r.prompt,
+                "guidance_scale": r.guidance_scale,
+                "n_episodes": n,
+                "successes": k,
+                "success_rate": k / n if n else float("nan"),
+                "success_ci_low": lo,
+                "success_ci_high": hi,
+                "mean_final_progress": float(r.final_progress.mean()) if n else float("nan"),
+                "mean_steps": float(r.steps.mean()) if n else float("nan"),
+                "seconds": r.seconds,
+            }
+        )
     return pd.DataFrame(rows)
 
 

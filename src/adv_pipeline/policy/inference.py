@@ -11,11 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from adv_pipeline.checkpoints import Checkpoint, load_checkpoint
+from adv_pipeline.schema import base_task, default_prompt
 
 from .checkpoint_io import PolicyAssets, load_assets, unflatten_params
 from .images import downsample
 from .model import build_model, sample_actions
-from adv_pipeline.schema import base_task, default_prompt
 from .tokenizer import HashTokenizer
 
 
@@ -34,9 +34,17 @@ class Policy:
         self.tokenizer = HashTokenizer(assets.config.tokenizer)
         self.params = jax.tree_util.tree_map(jnp.asarray, params)
         self.action_dim = int(assets.action_stats.mean.shape[0])
-        self.model = build_model(assets.config.model, assets.config.tokenizer.vocab_size, assets.config.tokenizer.max_len, self.horizon, self.action_dim)
+        self.model = build_model(
+            assets.config.model,
+            assets.config.tokenizer.vocab_size,
+            assets.config.tokenizer.max_len,
+            self.horizon,
+            self.action_dim,
+        )
         self._rng = np.random.default_rng(seed)
-        self._sample = jax.jit(partial(sample_actions, self.model), static_argnames=("guidance_scale", "steps"))
+        self._sample = jax.jit(
+            partial(sample_actions, self.model), static_argnames=("guidance_scale", "steps")
+        )
 
     @property
     def horizon(self) -> int:
@@ -71,7 +79,10 @@ class Policy:
             short = key.rsplit(".", 1)[-1]
             img = images.get(key, images.get(short))
             if img is None:
-                raise KeyError(f"policy needs camera {key!r} (or {short!r}); the observation has {sorted(images)}")
+                raise KeyError(
+                    f"policy needs camera {key!r} (or {short!r}); the observation has "
+                    f"{sorted(images)}"
+                )
             out.append(downsample(img, size))
         return np.stack(out, axis=1)
 
@@ -112,16 +123,22 @@ class Policy:
         )
         return np.clip(self.assets.action_stats.unnormalize(np.asarray(out)), -1.0, 1.0)
 
-    def act(self, observation, prompt: str | None = None, guidance_scale: float = 1.0) -> np.ndarray:
+    def act(
+        self, observation, prompt: str | None = None, guidance_scale: float = 1.0
+    ) -> np.ndarray:
         """One chunk (horizon, D_action) for an observation with ``.images`` and ``.state``
         (e.g. :class:`adv_pipeline.sim.Observation`) or a dict with those keys."""
         images = observation["images"] if isinstance(observation, Mapping) else observation.images
         state = observation["state"] if isinstance(observation, Mapping) else observation.state
         batch_images = {k: np.asarray(v)[None] for k, v in images.items()}
-        return self.act_batch(batch_images, np.asarray(state)[None], [prompt or self.default_prompt], guidance_scale)[0]
+        return self.act_batch(
+            batch_images, np.asarray(state)[None], [prompt or self.default_prompt], guidance_scale
+        )[0]
 
 
-def load_policy(checkpoint: Checkpoint | str | Path, step: int | None = None, seed: int = 0) -> Policy:
+def load_policy(
+    checkpoint: Checkpoint | str | Path, step: int | None = None, seed: int = 0
+) -> Policy:
     """A :class:`Policy` from a checkpoint, a step directory or a run directory (latest step)."""
     if not isinstance(checkpoint, Checkpoint):
         path = Path(checkpoint)

@@ -52,9 +52,16 @@ class PromptEncoder(nn.Module):
         """int32 (B, L) token ids (0 = padding) -> (B, dim)."""
         mask = tokens > 0
         x = nn.Embed(self.vocab_size, self.dim)(tokens)
-        x = x + self.param("position", nn.initializers.normal(0.02), (self.max_len, self.dim))[None, : tokens.shape[1]]
+        x = (
+            x
+            + self.param("position", nn.initializers.normal(0.02), (self.max_len, self.dim))[
+                None, : tokens.shape[1]
+            ]
+        )
         attn_mask = nn.make_attention_mask(mask, mask)
-        x = x + nn.MultiHeadDotProductAttention(self.heads, qkv_features=self.dim, use_bias=False)(nn.LayerNorm()(x), mask=attn_mask)
+        x = x + nn.MultiHeadDotProductAttention(self.heads, qkv_features=self.dim, use_bias=False)(
+            nn.LayerNorm()(x), mask=attn_mask
+        )
         h = nn.LayerNorm()(x)
         x = x + nn.Dense(self.dim)(nn.gelu(nn.Dense(2 * self.dim)(h)))
         w = mask[..., None].astype(x.dtype)
@@ -71,13 +78,20 @@ class ActionPolicy(nn.Module):
     action_dim: int
 
     @nn.compact
-    def __call__(self, images: jax.Array, state: jax.Array, tokens: jax.Array, x_t: jax.Array, t: jax.Array) -> jax.Array:
+    def __call__(
+        self, images: jax.Array, state: jax.Array, tokens: jax.Array, x_t: jax.Array, t: jax.Array
+    ) -> jax.Array:
         """images uint8 (B, C, S, S, 3), state (B, Ds), tokens (B, L), x_t (B, H, Da), t (B,)
         -> (B, H, Da): the velocity (flow) or the normalised chunk (mse)."""
         c = self.config
-        feats = [CameraEncoder(c.conv_channels, c.image_features, name=f"camera_{i}")(images[:, i]) for i in range(images.shape[1])]
+        feats = [
+            CameraEncoder(c.conv_channels, c.image_features, name=f"camera_{i}")(images[:, i])
+            for i in range(images.shape[1])
+        ]
         feats.append(nn.Dense(c.image_features, name="state_proj")(state))
-        text = PromptEncoder(self.vocab_size, self.max_len, c.text_dim, c.text_heads, name="prompt_encoder")(tokens)
+        text = PromptEncoder(
+            self.vocab_size, self.max_len, c.text_dim, c.text_heads, name="prompt_encoder"
+        )(tokens)
         obs = nn.gelu(nn.Dense(c.width, name="obs_proj")(jnp.concatenate([*feats, text], axis=-1)))
         b = x_t.shape[0]
         if c.head == "flow":
@@ -86,15 +100,23 @@ class ActionPolicy(nn.Module):
             inp = obs
         h = nn.Dense(c.width, name="head_in")(inp)
         for i in range(c.depth):
-            scale, shift = jnp.split(nn.Dense(2 * c.width, name=f"film_{i}", kernel_init=nn.initializers.zeros)(text), 2, axis=-1)
+            scale, shift = jnp.split(
+                nn.Dense(2 * c.width, name=f"film_{i}", kernel_init=nn.initializers.zeros)(text),
+                2,
+                axis=-1,
+            )
             y = nn.LayerNorm(name=f"norm_{i}")(h) * (1.0 + scale) + shift
-            y = nn.Dense(c.width, name=f"mlp_{i}_b")(nn.gelu(nn.Dense(2 * c.width, name=f"mlp_{i}_a")(y)))
+            y = nn.Dense(c.width, name=f"mlp_{i}_b")(
+                nn.gelu(nn.Dense(2 * c.width, name=f"mlp_{i}_a")(y))
+            )
             h = h + y
         out = nn.Dense(self.horizon * self.action_dim, name="head_out")(nn.gelu(h))
         return out.reshape(b, self.horizon, self.action_dim)
 
 
-def build_model(config: ModelConfig, vocab_size: int, max_len: int, horizon: int, action_dim: int) -> ActionPolicy:
+def build_model(
+    config: ModelConfig, vocab_size: int, max_len: int, horizon: int, action_dim: int
+) -> ActionPolicy:
     return ActionPolicy(config, vocab_size, max_len, horizon, action_dim)
 
 
@@ -114,7 +136,17 @@ def training_loss(model: ActionPolicy, params, batch: dict[str, jax.Array]) -> j
     return (err * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 
 
-def sample_actions(model: ActionPolicy, params, images, state, tokens, uncond_tokens, noise, guidance_scale: float, steps: int) -> jax.Array:
+def sample_actions(
+    model: ActionPolicy,
+    params,
+    images,
+    state,
+    tokens,
+    uncond_tokens,
+    noise,
+    guidance_scale: float,
+    steps: int,
+) -> jax.Array:
     """Normalised action chunks (B, H, Da).
 
     Flow: Euler-integrate dx/dt = v from x_1 = noise (t = 1) to t = 0 in ``steps`` steps.

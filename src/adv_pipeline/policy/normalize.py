@@ -20,7 +20,9 @@ class NormStats:
     def of(cls, values: np.ndarray) -> NormStats:
         """Statistics of (N, D) values."""
         values = np.asarray(values, dtype=np.float64)
-        return cls(values.mean(0).astype(np.float32), np.maximum(values.std(0), MIN_STD).astype(np.float32))
+        return cls(
+            values.mean(0).astype(np.float32), np.maximum(values.std(0), MIN_STD).astype(np.float32)
+        )
 
     def normalize(self, x: np.ndarray) -> np.ndarray:
         return ((np.asarray(x, np.float32) - self.mean) / self.std).astype(np.float32)

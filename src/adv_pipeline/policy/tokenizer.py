@@ -31,15 +31,20 @@ class HashTokenizer:
 
     def encode(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """One prompt: ids int32 (max_len,), mask bool (max_len,); longer texts are truncated."""
-        ids = [1 + zlib.crc32(w.encode()) % (self.config.vocab_size - 1) for w in self.words(text)][: self.config.max_len]
+        ids = [1 + zlib.crc32(w.encode()) % (self.config.vocab_size - 1) for w in self.words(text)][
+            : self.config.max_len
+        ]
         out = np.full(self.config.max_len, PAD_ID, dtype=np.int32)
         out[: len(ids)] = ids
         return out, out != PAD_ID
 
     def encode_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Prompts: ids int32 (B, max_len), mask bool (B, max_len). Encodes each distinct text once."""
+        """Prompts: ids int32 (B, max_len), mask bool (B, max_len). Encodes each distinct
+        text once."""
         unique = {t: self.encode(t) for t in dict.fromkeys(texts)}
         if not texts:
-            return np.zeros((0, self.config.max_len), np.int32), np.zeros((0, self.config.max_len), bool)
+            return np.zeros((0, self.config.max_len), np.int32), np.zeros(
+                (0, self.config.max_len), bool
+            )
         ids = np.stack([unique[t][0] for t in texts])
         return ids, ids != PAD_ID

@@ -35,7 +35,15 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
-from adv_pipeline.checkpoints import Checkpoint, Runs, begin_run, list_steps, load_checkpoint, open_run, prune_checkpoints
+from adv_pipeline.checkpoints import (
+    Checkpoint,
+    Runs,
+    begin_run,
+    list_steps,
+    load_checkpoint,
+    open_run,
+    prune_checkpoints,
+)
 from adv_pipeline.configs import to_params
 from adv_pipeline.crash import failpoint
 from adv_pipeline.lerobot import LeRobotDatasetReader
@@ -87,17 +95,33 @@ def make_optimizer(config: TrainConfig) -> tuple[optax.GradientTransformation, o
         decay_steps=max(config.steps, config.warmup_steps + 1),
         end_value=config.lr * config.end_lr_ratio,
     )
-    tx = optax.chain(optax.clip_by_global_norm(config.grad_clip), optax.adamw(schedule, weight_decay=config.weight_decay))
+    tx = optax.chain(
+        optax.clip_by_global_norm(config.grad_clip),
+        optax.adamw(schedule, weight_decay=config.weight_decay),
+    )
     return tx, schedule
 
 
 def model_for(config: PolicyConfig, data: TrainingData) -> ActionPolicy:
-    return build_model(config.model, config.tokenizer.vocab_size, config.tokenizer.max_len, config.data.horizon, data.actions.shape[-1])
+    return build_model(
+        config.model,
+        config.tokenizer.vocab_size,
+        config.tokenizer.max_len,
+        config.data.horizon,
+        data.actions.shape[-1],
+    )
 
 
 def init_params(model: ActionPolicy, batch: dict[str, np.ndarray], seed: int):
     """Parameters initialised from ``seed`` for inputs shaped like ``batch``."""
-    return model.init(jax.random.PRNGKey(seed), batch["images"][:1], batch["state"][:1], batch["tokens"][:1], batch["actions"][:1], batch["time"][:1])["params"]
+    return model.init(
+        jax.random.PRNGKey(seed),
+        batch["images"][:1],
+        batch["state"][:1],
+        batch["tokens"][:1],
+        batch["actions"][:1],
+        batch["time"][:1],
+    )["params"]
 
 
 def data_mesh() -> Mesh:
@@ -106,10 +130,20 @@ def data_mesh() -> Mesh:
 
 
 @functools.lru_cache(maxsize=8)
-def cached_train_step(policy_config: PolicyConfig, action_dim: int, train_config: TrainConfig, devices: tuple) -> Callable:
+def cached_train_step(
+    policy_config: PolicyConfig, action_dim: int, train_config: TrainConfig, devices: tuple
+) -> Callable:
     """One jitted step per (configs, devices): repeated runs in a process compile once."""
-    model = build_model(policy_config.model, policy_config.tokenizer.vocab_size, policy_config.tokenizer.max_len, policy_config.data.horizon, action_dim)
-    return make_train_step(model, make_optimizer(train_config)[0], Mesh(np.asarray(devices), ("data",)))
+    model = build_model(
+        policy_config.model,
+        policy_config.tokenizer.vocab_size,
+        policy_config.tokenizer.max_len,
+        policy_config.data.horizon,
+        action_dim,
+    )
+    return make_train_step(
+        model, make_optimizer(train_config)[0], Mesh(np.asarray(devices), ("data",))
+    )
 
 
 def make_train_step(model: ActionPolicy, tx: optax.GradientTransformation, mesh: Mesh) -> Callable:
@@ -119,9 +153,18 @@ def make_train_step(model: ActionPolicy, tx: optax.GradientTransformation, mesh:
     def step(params, opt_state, batch):
         loss, grads = jax.value_and_grad(lambda p: training_loss(model, p, batch))(params)
         updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        return (
+            optax.apply_updates(params, updates),
+            opt_state,
+            {"loss": loss, "grad_norm": optax.tree.norm(grads)},
+        )
 
-    return jax.jit(step, in_shardings=(replicated, replicated, sharded), out_shardings=(replicated, replicated, replicated), donate_argnums=(0, 1))
+    return jax.jit(
+        step,
+        in_shardings=(replicated, replicated, sharded),
+        out_shardings=(replicated, replicated, replicated),
+        donate_argnums=(0, 1),
+    )
 
 
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
@@ -131,7 +174,9 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
     out = {}
     for k, v in batch.items():
         per = len(v) // n
-        out[k] = jax.make_array_from_process_local_data(sharding, v[pid * per : (pid + 1) * per], v.shape)
+        out[k] = jax.make_array_from_process_local_data(
+            sharding, v[pid * per : (pid + 1) * per], v.shape
+        )
     return out
 
 
@@ -149,10 +194,21 @@ def _append(metrics: Metrics, name: str, value: float, step: int) -> None:
 
 
 # TrainConfig fields that change the trained weights (the others may differ when resuming)
-_RESULT_FIELDS = ("steps", "batch_size", "lr", "warmup_steps", "end_lr_ratio", "weight_decay", "grad_clip", "seed")
+_RESULT_FIELDS = (
+    "steps",
+    "batch_size",
+    "lr",
+    "warmup_steps",
+    "end_lr_ratio",
+    "weight_decay",
+    "grad_clip",
+    "seed",
+)
 
 
-def run_identity(reader: LeRobotDatasetReader, policy_config: PolicyConfig, train_config: TrainConfig, dhash: str) -> dict:
+def run_identity(
+    reader: LeRobotDatasetReader, policy_config: PolicyConfig, train_config: TrainConfig, dhash: str
+) -> dict:
     """What a run trains on: the training arrays' hash, the dataset's fingerprint, the
     policy config and the training settings that change the weights."""
     train = to_params(train_config)
@@ -188,15 +244,26 @@ def train_policy(
     """
     run_dir = Path(run_dir)
     if train_config.batch_size % jax.device_count():
-        raise ValueError(f"awbc.train.batch_size={train_config.batch_size} is not divisible by the {jax.device_count()} devices. Fix: choose a multiple")
+        raise ValueError(
+            f"awbc.train.batch_size={train_config.batch_size} is not divisible by the "
+            f"{jax.device_count()} devices. Fix: choose a multiple"
+        )
     if data is None:
-        data = load_training_data(reader, policy_config.data, HashTokenizer(policy_config.tokenizer))
+        data = load_training_data(
+            reader, policy_config.data, HashTokenizer(policy_config.tokenizer)
+        )
     dhash = data_hash(data)
     main = jax.process_index() == 0
     with output_lock(run_dir) if main else nullcontext():
         identity = run_identity(reader, policy_config, train_config, dhash)
-        resumed = begin_run(run_dir, identity, bool(train_config.resume)) if main else bool(train_config.resume and list_steps(run_dir))
-        return _train_loop(reader, policy_config, train_config, run_dir, stop_at, data, dhash, resumed)
+        resumed = (
+            begin_run(run_dir, identity, bool(train_config.resume))
+            if main
+            else bool(train_config.resume and list_steps(run_dir))
+        )
+        return _train_loop(
+            reader, policy_config, train_config, run_dir, stop_at, data, dhash, resumed
+        )
 
 
 def train_policy_run(
@@ -212,8 +279,12 @@ def train_policy_run(
     data = load_training_data(reader, policy_config.data, HashTokenizer(policy_config.tokenizer))
     identity = run_identity(reader, policy_config, train_config, data_hash(data))
     run_dir = open_run(runs, identity, train_config.resume, overwrite)
-    resume = train_config.resume is True or (train_config.resume == "auto" and bool(list_steps(run_dir)))
-    return train_policy(reader, policy_config, dataclasses.replace(train_config, resume=resume), run_dir, data=data)
+    resume = train_config.resume is True or (
+        train_config.resume == "auto" and bool(list_steps(run_dir))
+    )
+    return train_policy(
+        reader, policy_config, dataclasses.replace(train_config, resume=resume), run_dir, data=data
+    )
 
 
 def _train_loop(
@@ -238,10 +309,14 @@ def _train_loop(
     if resume is not None:
         params = jax.tree_util.tree_map(jnp.asarray, unflatten_params(resume.load_weights()))
         opt_state = load_optimizer_state(resume, opt_state)
-        metrics = {k: [e for e in v if e["step"] <= resume.step] for k, v in load_metrics(resume).items()}
+        metrics = {
+            k: [e for e in v if e["step"] <= resume.step] for k, v in load_metrics(resume).items()
+        }
         start = resume.step
         log.info("%s: resuming from step %d", run_dir, start)
-    assets = PolicyAssets(policy_config, data.tasks, data.camera_keys, data.state_stats, data.action_stats)
+    assets = PolicyAssets(
+        policy_config, data.tasks, data.camera_keys, data.state_stats, data.action_stats
+    )
     metadata = {
         "data_hash": dhash,
         "dataset": str(reader.root),
@@ -256,21 +331,40 @@ def _train_loop(
     mesh = data_mesh()
     replicated = NamedSharding(mesh, P())
     params, opt_state = jax.device_put((params, opt_state), replicated)
-    train_step = cached_train_step(policy_config, int(data.actions.shape[-1]), train_config, tuple(jax.devices()))
+    train_step = cached_train_step(
+        policy_config, int(data.actions.shape[-1]), train_config, tuple(jax.devices())
+    )
 
     def save(step: int) -> Checkpoint | None:
         if jax.process_index() != 0:
             return None
-        ckpt = save_policy_checkpoint(run_dir, step, params, opt_state, assets, train_config, metrics, metadata)
+        ckpt = save_policy_checkpoint(
+            run_dir, step, params, opt_state, assets, train_config, metrics, metadata
+        )
         prune_checkpoints(run_dir, cfg.keep_period)
         return ckpt
 
     t0 = time.perf_counter()
     t_compiled, pending = None, []
     ckpt = None
-    bar = tqdm(total=end, initial=start, desc=f"train {run_dir.parent.name}/{run_dir.name}", disable=not cfg.progress_bar, dynamic_ncols=True)
+    bar = tqdm(
+        total=end,
+        initial=start,
+        desc=f"train {run_dir.parent.name}/{run_dir.name}",
+        disable=not cfg.progress_bar,
+        dynamic_ncols=True,
+    )
     for step in range(start, end):
-        batch = shard_batch(sample_batch(data, step, cfg.batch_size, cfg.seed, dc.prompt_dropout if dc.prompt_from_task else 0.0), mesh)
+        batch = shard_batch(
+            sample_batch(
+                data,
+                step,
+                cfg.batch_size,
+                cfg.seed,
+                dc.prompt_dropout if dc.prompt_from_task else 0.0,
+            ),
+            mesh,
+        )
         params, opt_state, m = train_step(params, opt_state, batch)
         pending.append(m)
         done = step + 1
@@ -297,5 +391,14 @@ def _train_loop(
     sps = (end - first) / after if after > 0 and end > first else 0.0
     if ckpt is None:
         ckpt = load_checkpoint(run_dir, end)
-    log.info("%s: trained steps %d..%d in %.1f s (%.1f steps/s after compilation, batch %d, %d devices)", run_dir, start, end, seconds, sps, cfg.batch_size, jax.device_count())
+    log.info(
+        "%s: trained steps %d..%d in %.1f s (%.1f steps/s after compilation, batch %d, %d devices)",
+        run_dir,
+        start,
+        end,
+        seconds,
+        sps,
+        cfg.batch_size,
+        jax.device_count(),
+    )
     return TrainResult(ckpt, metrics, seconds, sps, start)

@@ -5,22 +5,66 @@ and brings it to the central hand-over zone (stage 0); the right gripper takes
 it and places it in a randomly placed goal zone (stage 1).
 """
 
-from .config import (ACTION_DIM, ACTION_NAMES, CAMERA_KEYS, NUM_STAGES, QUALITIES, STATE_DIM,
-                     STATE_NAMES, TASK_TEXT, DemoTaskConfig)
-from .demonstrator import (DaggerOperator, ExpertOperator, SuboptimalOperator, expert_action,
-                           make_policy)
-from .episodes import (COLUMN_NAMES, DemoEpisode, RolloutResult, generate_episode, generate_mix,
-                       rollout, stage_progress)
+from .config import (
+    ACTION_DIM,
+    ACTION_NAMES,
+    CAMERA_KEYS,
+    NUM_STAGES,
+    QUALITIES,
+    STATE_DIM,
+    STATE_NAMES,
+    TASK_TEXT,
+    DemoTaskConfig,
+)
+from .demonstrator import (
+    DaggerOperator,
+    ExpertOperator,
+    SuboptimalOperator,
+    expert_action,
+    make_policy,
+)
+from .episodes import (
+    COLUMN_NAMES,
+    DemoEpisode,
+    RolloutResult,
+    generate_episode,
+    generate_mix,
+    rollout,
+    stage_progress,
+)
 from .render import render
 from .state import SNAPSHOT_DIM, initial_snapshot, is_success, progress_of, stage_of, step_snapshot
 from .task import DemoTask, Observation
 
 __all__ = [
-    "ACTION_DIM", "ACTION_NAMES", "CAMERA_KEYS", "COLUMN_NAMES", "NUM_STAGES", "QUALITIES",
-    "SNAPSHOT_DIM", "STATE_DIM", "STATE_NAMES", "TASK_TEXT",
-    "DaggerOperator", "DemoEpisode", "DemoTask", "DemoTaskConfig", "ExpertOperator",
-    "Observation", "RolloutResult", "SuboptimalOperator",
-    "expert_action", "generate_episode", "generate_mix", "initial_snapshot", "is_success",
-    "make_policy", "progress_of", "render", "rollout", "stage_of", "stage_progress",
+    "ACTION_DIM",
+    "ACTION_NAMES",
+    "CAMERA_KEYS",
+    "COLUMN_NAMES",
+    "NUM_STAGES",
+    "QUALITIES",
+    "SNAPSHOT_DIM",
+    "STATE_DIM",
+    "STATE_NAMES",
+    "TASK_TEXT",
+    "DaggerOperator",
+    "DemoEpisode",
+    "DemoTask",
+    "DemoTaskConfig",
+    "ExpertOperator",
+    "Observation",
+    "RolloutResult",
+    "SuboptimalOperator",
+    "expert_action",
+    "generate_episode",
+    "generate_mix",
+    "initial_snapshot",
+    "is_success",
+    "make_policy",
+    "progress_of",
+    "render",
+    "rollout",
+    "stage_of",
+    "stage_progress",
     "step_snapshot",
 ]

@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 
 from adv_pipeline.configs import from_params
-from adv_pipeline.lerobot import IMAGE_KEY_PREFIX, NewDataset, VideoOptions, feature_spec, video_feature_spec
+from adv_pipeline.lerobot import (
+    IMAGE_KEY_PREFIX,
+    NewDataset,
+    VideoOptions,
+    feature_spec,
+    video_feature_spec,
+)
 
 from .config import ACTION_NAMES, CAMERA_KEYS, QUALITIES, STATE_NAMES, TASK_TEXT, DemoTaskConfig
 from .episodes import DemoEpisode, generate_episode, generate_mix
@@ -54,7 +60,9 @@ def demo_features(config: DemoTaskConfig, video: VideoOptions) -> dict[str, dict
     probe = generate_episode(config, 0, "expert")
     feats = {k: feature_spec(v, COLUMN_NAMES.get(k)) for k, v in probe.columns.items()}
     for cam in CAMERA_KEYS:
-        feats[IMAGE_KEY_PREFIX + cam] = video_feature_spec(config.image_size, config.image_size, config.fps, video)
+        feats[IMAGE_KEY_PREFIX + cam] = video_feature_spec(
+            config.image_size, config.image_size, config.fps, video
+        )
     return feats
 
 
@@ -76,7 +84,9 @@ class DemoDatasetConfig:
     """
 
     n_episodes: int = 96
-    mix: Mapping[str, float] = field(default_factory=lambda: {"expert": 0.4, "suboptimal": 0.3, "dagger": 0.3})
+    mix: Mapping[str, float] = field(
+        default_factory=lambda: {"expert": 0.4, "suboptimal": 0.3, "dagger": 0.3}
+    )
     seed: int = 0
     image_size: int = 96
     fps: int = 30
@@ -86,18 +96,28 @@ class DemoDatasetConfig:
     video: VideoOptions = field(default_factory=VideoOptions)
 
     def task_config(self) -> DemoTaskConfig:
-        return from_params(DemoTaskConfig, {"image_size": self.image_size, "fps": self.fps, **self.task}, "demo.task")
+        return from_params(
+            DemoTaskConfig,
+            {"image_size": self.image_size, "fps": self.fps, **self.task},
+            "demo.task",
+        )
 
 
 def demo_dataset_plan(config: DemoDatasetConfig) -> NewDataset:
-    """The write plan of a demo dataset of ``config.n_episodes`` with quality fractions ``config.mix``."""
+    """The write plan of a demo dataset of ``config.n_episodes`` with quality fractions
+    ``config.mix``."""
     if config.n_episodes < 1:
         raise ValueError(f"demo.n_episodes must be >= 1, got {config.n_episodes}")
     unknown = set(config.mix) - set(QUALITIES)
     if unknown:
-        raise ValueError(f"demo.mix has unknown qualities {sorted(unknown)}; use {', '.join(QUALITIES)}")
+        raise ValueError(
+            f"demo.mix has unknown qualities {sorted(unknown)}; use {', '.join(QUALITIES)}"
+        )
     task = config.task_config()
-    episodes = [DemoEpisodeSource(task, s, q, config.task_text) for s, q in generate_mix(task, config.n_episodes, dict(config.mix), config.seed)]
+    episodes = [
+        DemoEpisodeSource(task, s, q, config.task_text)
+        for s, q in generate_mix(task, config.n_episodes, dict(config.mix), config.seed)
+    ]
     return NewDataset(
         fps=task.fps,
         features=demo_features(task, config.video),

@@ -29,8 +29,25 @@ from typing import Any
 import numpy as np
 
 from .config import ACTION_DIM, STATE_DIM, DemoTaskConfig
-from .state import (B0X, B0Y, BX, BY, GX, GY, HL, HR, LO, LX, LY, RO, RX, RY, SNAPSHOT_DIM,
-                    progress_of, stage_of)
+from .state import (
+    B0X,
+    B0Y,
+    BX,
+    BY,
+    GX,
+    GY,
+    HL,
+    HR,
+    LO,
+    LX,
+    LY,
+    RO,
+    RX,
+    RY,
+    SNAPSHOT_DIM,
+    progress_of,
+    stage_of,
+)
 
 OPEN_CMD = 0.7  # grip command to open (opening target 0.85)
 CLOSE_CMD = -0.7  # grip command to close (opening target 0.15)
@@ -46,7 +63,9 @@ def _state_vec(task_state: Any) -> np.ndarray:
     return np.asarray(s, dtype=np.float64).reshape(-1)[:STATE_DIM]
 
 
-def expert_targets(s: np.ndarray, config: DemoTaskConfig) -> tuple[np.ndarray, float, np.ndarray, float]:
+def expert_targets(
+    s: np.ndarray, config: DemoTaskConfig
+) -> tuple[np.ndarray, float, np.ndarray, float]:
     """Expert set-points: (left target xy (m), left grip cmd, right target xy, right grip cmd)."""
     L, R = s[[LX, LY]], s[[RX, RY]]
     B, G = s[[BX, BY]], s[[GX, GY]]
@@ -77,15 +96,26 @@ def expert_targets(s: np.ndarray, config: DemoTaskConfig) -> tuple[np.ndarray, f
     return lt, lg, rt, rg
 
 
-def _velocity(pos: np.ndarray, target: np.ndarray, speed: float, config: DemoTaskConfig) -> np.ndarray:
+def _velocity(
+    pos: np.ndarray, target: np.ndarray, speed: float, config: DemoTaskConfig
+) -> np.ndarray:
     """Proportional velocity command towards ``target``, norm capped at ``speed``."""
     v = (target - pos) / (config.max_speed * config.dt * 3.0)
     n = np.hypot(*v)
     return v * (speed / n) if n > speed else v
 
 
-def _compose(s: np.ndarray, lt: np.ndarray, lg: float, rt: np.ndarray, rg: float, speed: float,
-             noise: float, rng: np.random.Generator, config: DemoTaskConfig) -> np.ndarray:
+def _compose(
+    s: np.ndarray,
+    lt: np.ndarray,
+    lg: float,
+    rt: np.ndarray,
+    rg: float,
+    speed: float,
+    noise: float,
+    rng: np.random.Generator,
+    config: DemoTaskConfig,
+) -> np.ndarray:
     a = np.empty(ACTION_DIM, dtype=np.float64)
     a[0:2] = _velocity(s[[LX, LY]], lt, speed, config)
     a[2] = lg
@@ -95,8 +125,13 @@ def _compose(s: np.ndarray, lt: np.ndarray, lg: float, rt: np.ndarray, rg: float
     return np.clip(a, -0.98, 0.98).astype(np.float32)
 
 
-def expert_action(task_state: Any, rng: np.random.Generator, config: DemoTaskConfig | None = None,
-                  speed: float = EXPERT_SPEED, noise: float = 0.01) -> np.ndarray:
+def expert_action(
+    task_state: Any,
+    rng: np.random.Generator,
+    config: DemoTaskConfig | None = None,
+    speed: float = EXPERT_SPEED,
+    noise: float = 0.01,
+) -> np.ndarray:
     """Clean expert action, float32 (ACTION_DIM,).
 
     Args:
@@ -116,10 +151,24 @@ _PARAMS = {
     # speed: velocity-norm cap range; noise: action noise std; p_*: per-step trigger
     # probabilities of pause / detour / carry-back (left, near hand-over) / carry-away
     # (right, far from goal) / drop short of the goal.
-    "suboptimal": dict(speed=(0.6, 0.8), noise=0.05, p_pause=0.006, p_detour=0.003,
-                       p_back=0.03, p_away=0.012, p_drop=0.05),
-    "weak": dict(speed=(0.45, 0.7), noise=0.25, p_pause=0.02, p_detour=0.012,
-                 p_back=0.06, p_away=0.04, p_drop=0.08),
+    "suboptimal": dict(
+        speed=(0.6, 0.8),
+        noise=0.05,
+        p_pause=0.006,
+        p_detour=0.003,
+        p_back=0.03,
+        p_away=0.012,
+        p_drop=0.05,
+    ),
+    "weak": dict(
+        speed=(0.45, 0.7),
+        noise=0.25,
+        p_pause=0.02,
+        p_detour=0.012,
+        p_back=0.06,
+        p_away=0.04,
+        p_drop=0.08,
+    ),
 }
 
 
@@ -145,8 +194,13 @@ class SuboptimalOperator:
         profile: ``"suboptimal"`` or ``"weak"`` (noisier, more mistakes).
     """
 
-    def __init__(self, seed: int, config: DemoTaskConfig | None = None,
-                 recover_at: int | None = None, profile: str = "suboptimal") -> None:
+    def __init__(
+        self,
+        seed: int,
+        config: DemoTaskConfig | None = None,
+        recover_at: int | None = None,
+        profile: str = "suboptimal",
+    ) -> None:
         self.config = config if config is not None else DemoTaskConfig()
         self.rng = np.random.default_rng(seed)
         self.p = _PARAMS[profile]
@@ -180,7 +234,10 @@ class SuboptimalOperator:
             c["away"] += 1
             ang = np.arctan2(*(B - G)[::-1]) + rng.uniform(-0.9, 0.9)
             self.mode, self.arm, self.timer = "carry", 1, int(rng.integers(12, 30))
-            self.vec, self.release_after = np.array([np.cos(ang), np.sin(ang)]), bool(rng.random() < 0.5)
+            self.vec, self.release_after = (
+                np.array([np.cos(ang), np.sin(ang)]),
+                bool(rng.random() < 0.5),
+            )
         elif hr and not hl and cfg.goal_radius < dg < 0.14 and u < p["p_drop"] and c["drop"] < 2:
             c["drop"] += 1
             self.mode, self.arm, self.timer = "drop", 1, 6
@@ -237,8 +294,9 @@ class DaggerOperator:
     progress drops 0.04 below its best value or stalls for 35 steps.
     """
 
-    def __init__(self, seed: int, config: DemoTaskConfig | None = None,
-                 recover_at: int | None = None) -> None:
+    def __init__(
+        self, seed: int, config: DemoTaskConfig | None = None, recover_at: int | None = None
+    ) -> None:
         self.config = config if config is not None else DemoTaskConfig()
         self.rng = np.random.default_rng(seed)
         self.weak = SuboptimalOperator(int(self.rng.integers(2**31)), self.config, None, "weak")
@@ -285,8 +343,9 @@ def progress_from_state(s: np.ndarray, block_start: np.ndarray, config: DemoTask
     return progress_of(snap, config)
 
 
-def make_policy(quality: str, seed: int, config: DemoTaskConfig | None = None,
-                recover_at: int | None = None) -> ExpertOperator | SuboptimalOperator | DaggerOperator:
+def make_policy(
+    quality: str, seed: int, config: DemoTaskConfig | None = None, recover_at: int | None = None
+) -> ExpertOperator | SuboptimalOperator | DaggerOperator:
     """Stateful scripted policy ``policy(observation) -> action`` for a quality mode.
 
     Args:

@@ -19,8 +19,14 @@ from .task import DemoTask, Observation
 RECOVERY_BUDGET = 200
 """Steps reserved at the end of a generated episode for the expert to finish."""
 
-COLUMN_NAMES: tuple[str, ...] = ("observation.state", "action", "progress", "progress_gt",
-                                 "stage_progress_gt", "intervention")
+COLUMN_NAMES: tuple[str, ...] = (
+    "observation.state",
+    "action",
+    "progress",
+    "progress_gt",
+    "stage_progress_gt",
+    "intervention",
+)
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,9 @@ class DemoEpisode:
             raise IndexError(t)
         return render(self.snapshots[t], self.config)
 
-    def iter_frames(self, start: int = 0, stop: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+    def iter_frames(
+        self, start: int = 0, stop: int | None = None
+    ) -> Iterator[dict[str, np.ndarray]]:
         """Yield frames ``start .. stop - 1`` one at a time, rendered lazily."""
         stop = self.length if stop is None else min(stop, self.length)
         for t in range(max(start, 0), stop):
@@ -96,8 +104,11 @@ def generate_episode(config: DemoTaskConfig, seed: int, quality: str) -> DemoEpi
     """
     if quality not in QUALITIES:
         raise ValueError(f"unknown quality {quality!r}")
-    op_seed = int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, QUALITIES.index(quality), 11])
-                  .generate_state(1)[0])
+    op_seed = int(
+        np.random.SeedSequence(
+            [int(seed) & 0xFFFFFFFF, QUALITIES.index(quality), 11]
+        ).generate_state(1)[0]
+    )
     op = make_policy(quality, op_seed, config, recover_at=config.episode_cap - RECOVERY_BUDGET)
     s = initial_snapshot(config, seed)
     snaps, actions, interv = [], [], []
@@ -123,12 +134,20 @@ def generate_episode(config: DemoTaskConfig, seed: int, quality: str) -> DemoEpi
         "stage_progress_gt": stage_progress(stages),
         "intervention": np.array(interv, dtype=np.int64),
     }
-    return DemoEpisode(seed=int(seed), quality=quality, success=success, length=T,
-                       columns=columns, snapshots=snap, config=config)
+    return DemoEpisode(
+        seed=int(seed),
+        quality=quality,
+        success=success,
+        length=T,
+        columns=columns,
+        snapshots=snap,
+        config=config,
+    )
 
 
-def generate_mix(config: DemoTaskConfig, n_episodes: int, mix: dict[str, float],
-                 seed: int) -> list[tuple[int, str]]:
+def generate_mix(
+    config: DemoTaskConfig, n_episodes: int, mix: dict[str, float], seed: int
+) -> list[tuple[int, str]]:
     """Deterministic dataset plan: ``n_episodes`` (episode_seed, quality) pairs.
 
     Quality counts follow the fractions of ``mix`` (largest remainder); the
@@ -160,8 +179,12 @@ class RolloutResult:
     steps: int
 
 
-def rollout(task: DemoTask, policy_fn: Callable[[Observation], np.ndarray], seed: int,
-            max_steps: int | None = None) -> RolloutResult:
+def rollout(
+    task: DemoTask,
+    policy_fn: Callable[[Observation], np.ndarray],
+    seed: int,
+    max_steps: int | None = None,
+) -> RolloutResult:
     """Run ``policy_fn(observation) -> action`` from ``task.reset(seed)`` until
     success or ``max_steps`` (default ``task.config.max_steps``) steps."""
     limit = task.config.max_steps if max_steps is None else int(max_steps)
@@ -171,4 +194,3 @@ def rollout(task: DemoTask, policy_fn: Callable[[Observation], np.ndarray], seed
         obs = task.step(np.asarray(policy_fn(obs), dtype=np.float32))
         steps += 1
     return RolloutResult(success=task.success, final_progress=task.progress, steps=steps)
-

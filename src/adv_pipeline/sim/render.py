@@ -40,8 +40,16 @@ _PALM_HALF_W = 0.012  # palm half width along x (m)
 _ARM_HALF = 0.014  # arm half thickness (m)
 
 
-def _fill_disc(img: np.ndarray, xs: np.ndarray, ys: np.ndarray, cx: float, cy: float,
-               r: float, ppm: float, color: tuple[float, float, float]) -> None:
+def _fill_disc(
+    img: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    cx: float,
+    cy: float,
+    r: float,
+    ppm: float,
+    color: tuple[float, float, float],
+) -> None:
     """Composite an anti-aliased disc into float image ``img`` (H, W, 3) in place.
 
     ``xs`` (W,) / ``ys`` (H,) are pixel-centre world coordinates (m)."""
@@ -50,8 +58,9 @@ def _fill_disc(img: np.ndarray, xs: np.ndarray, ys: np.ndarray, cx: float, cy: f
     img += a * (np.asarray(color) - img)
 
 
-def _background(config: DemoTaskConfig, gx: float, gy: float, ppm: float,
-                x0: float, n: int) -> np.ndarray:
+def _background(
+    config: DemoTaskConfig, gx: float, gy: float, ppm: float, x0: float, n: int
+) -> np.ndarray:
     """Static scene (table, zones) as uint8 (n, n, 3) covering world
     [x0, x0 + n / ppm]^2 at ``ppm`` pixels per metre."""
     c = x0 + (np.arange(n) + 0.5) / ppm
@@ -61,8 +70,19 @@ def _background(config: DemoTaskConfig, gx: float, gy: float, ppm: float,
     a = (inside_x[:, None] * inside_x[None, :])[..., None]
     img += a * (np.asarray(TABLE) - img)
     ring = max(0.006, 1.5 / ppm)
-    _fill_disc(img, c, c, config.handover_x, config.handover_y, config.handover_radius, ppm, HANDOVER_RING)
-    _fill_disc(img, c, c, config.handover_x, config.handover_y, config.handover_radius - ring, ppm, HANDOVER)
+    _fill_disc(
+        img, c, c, config.handover_x, config.handover_y, config.handover_radius, ppm, HANDOVER_RING
+    )
+    _fill_disc(
+        img,
+        c,
+        c,
+        config.handover_x,
+        config.handover_y,
+        config.handover_radius - ring,
+        ppm,
+        HANDOVER,
+    )
     _fill_disc(img, c, c, gx, gy, config.goal_radius, ppm, GOAL_RING)
     _fill_disc(img, c, c, gx, gy, config.goal_radius - ring, ppm, GOAL)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
@@ -72,7 +92,9 @@ _CACHE: OrderedDict = OrderedDict()
 _CACHE_SIZE = 64
 
 
-def _backgrounds(config: DemoTaskConfig, gx: float, gy: float) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+def _backgrounds(
+    config: DemoTaskConfig, gx: float, gy: float
+) -> tuple[np.ndarray, np.ndarray, float, float, float]:
     """Cached (top_bg, wrist_bg, top_ppm, wrist_ppm, wrist_bg_origin) for a goal."""
     key = (config, round(float(gx), 9), round(float(gy), 9))
     hit = _CACHE.get(key)
@@ -103,14 +125,19 @@ def _boxes(s: np.ndarray, config: DemoTaskConfig) -> np.ndarray:
     bh = config.block_half
     flen = 2.0 * bh + _PALM_HALF_W + 0.01  # fingers span the whole block (m)
     rows = []
-    for gx, gy, go, sign, edge in ((s[LX], s[LY], s[LO], 1.0, -0.3), (s[RX], s[RY], s[RO], -1.0, 1.3)):
+    for gx, gy, go, sign, edge in (
+        (s[LX], s[LY], s[LO], 1.0, -0.3),
+        (s[RX], s[RY], s[RO], -1.0, 1.3),
+    ):
         off = bh + 0.003 + 0.05 * max(go - 0.1, 0.0) + _FINGER_HALF  # finger centre |dy| (m)
         palm_x = gx - sign * (bh + _PALM_HALF_W)
         fx = palm_x + sign * 0.5 * flen
-        rows += [(0.5 * (palm_x + edge), gy, 0.5 * abs(palm_x - edge), _ARM_HALF),
-                 (palm_x, gy, _PALM_HALF_W, off + _FINGER_HALF),
-                 (fx, gy - off, 0.5 * flen, _FINGER_HALF),
-                 (fx, gy + off, 0.5 * flen, _FINGER_HALF)]
+        rows += [
+            (0.5 * (palm_x + edge), gy, 0.5 * abs(palm_x - edge), _ARM_HALF),
+            (palm_x, gy, _PALM_HALF_W, off + _FINGER_HALF),
+            (fx, gy - off, 0.5 * flen, _FINGER_HALF),
+            (fx, gy + off, 0.5 * flen, _FINGER_HALF),
+        ]
     rows.append((s[BX], s[BY], bh, bh))
     return np.array(rows)
 
@@ -118,7 +145,9 @@ def _boxes(s: np.ndarray, config: DemoTaskConfig) -> np.ndarray:
 _CENTERS: dict[int, np.ndarray] = {}
 
 
-def _draw_boxes(imgs: list[np.ndarray], origins: np.ndarray, ppms: np.ndarray, boxes: np.ndarray) -> None:
+def _draw_boxes(
+    imgs: list[np.ndarray], origins: np.ndarray, ppms: np.ndarray, boxes: np.ndarray
+) -> None:
     """Composite ``boxes`` (nb, 4) into each uint8 (n, n, 3) image in place.
 
     Camera c has its top-left corner at world ``origins[c]`` (m, (x, y)) and
@@ -172,7 +201,7 @@ def render(snapshot: np.ndarray, config: DemoTaskConfig) -> dict[str, np.ndarray
     for gx, gy in ((s[LX], s[LY]), (s[RX], s[RY])):
         i = min(max(int(round((gx - w0) * wppm - 0.5 * n)), 0), big - n)
         j = min(max(int(round((gy - w0) * wppm - 0.5 * n)), 0), big - n)
-        imgs.append(wrist_bg[j:j + n, i:i + n].copy())
+        imgs.append(wrist_bg[j : j + n, i : i + n].copy())
         origins.append((w0 + i / wppm, w0 + j / wppm))
     _draw_boxes(imgs, np.array(origins), np.array([top_ppm, wppm, wppm]), _boxes(s, config))
     return dict(zip(CAMERA_KEYS, imgs))

@@ -131,11 +131,14 @@ def progress_of(snapshot: np.ndarray, config: DemoTaskConfig) -> float:
     if stage_of(s, config) == 0:
         reach = 1.0 if hl else 1.0 - min(np.hypot(s[LX] - s[BX], s[LY] - s[BY]) / 0.4, 1.0)
         d = np.hypot(s[BX] - config.handover_x, s[BY] - config.handover_y) - config.handover_radius
-        d0 = max(np.hypot(s[B0X] - config.handover_x, s[B0Y] - config.handover_y) - config.handover_radius, 0.05)
+        d0 = max(
+            np.hypot(s[B0X] - config.handover_x, s[B0Y] - config.handover_y)
+            - config.handover_radius,
+            0.05,
+        )
         h = 1.0 - min(max(d / d0, 0.0), 1.0)
         return float(0.5 * (0.15 * reach + 0.10 * hl + 0.75 * h))
     d_hg = max(np.hypot(s[GX] - config.handover_x, s[GY] - config.handover_y), 0.05)
     g = 1.0 - min(max(np.hypot(s[BX] - s[GX], s[BY] - s[GY]) / d_hg, 0.0), 1.0)
     solo = hr and not hl
     return float(0.5 + 0.5 * (0.10 * solo + 0.80 * g))
-

@@ -8,7 +8,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from adv_pipeline.checkpoints import Checkpoint, Runs
+from adv_pipeline.figures import results_figure
 from adv_pipeline.lerobot import LeRobotDatasetReader
+from adv_pipeline.pipelines.params import parse
+from adv_pipeline.pipelines.preflight import checked_by
 from adv_pipeline.policy import (
     awbc_conditions,
     configs_from_params,
@@ -17,38 +20,51 @@ from adv_pipeline.policy import (
     results_metrics,
     results_table,
 )
-from adv_pipeline.figures import results_figure
-from adv_pipeline.pipelines.params import parse
-from adv_pipeline.pipelines.preflight import checked_by
 from adv_pipeline.policy.data import check_policy_inputs
 from adv_pipeline.policy.train import train_policy_run
 
 
-def _check(dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool) -> None:
+def _check(
+    dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool
+) -> None:
     check_policy_inputs(dataset, parse("awbc", params).data)
 
 
-def _train(dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool, prompt_from_task: bool) -> tuple[Checkpoint, dict]:
+def _train(
+    dataset: LeRobotDatasetReader,
+    runs: Runs,
+    params: dict[str, Any],
+    overwrite: bool,
+    prompt_from_task: bool,
+) -> tuple[Checkpoint, dict]:
     policy_config, train_config = configs_from_params(params, prompt_from_task=prompt_from_task)
     result = train_policy_run(dataset, policy_config, train_config, runs, overwrite)
     return result.checkpoint, result.metrics
 
 
 @checked_by(_check)
-def train_awbc_policy(dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool) -> tuple[Checkpoint, dict]:
+def train_awbc_policy(
+    dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool
+) -> tuple[Checkpoint, dict]:
     """AWBC: prompts ``tasks[task_index]``; returns the final checkpoint and metric history."""
     return _train(dataset, runs, params, overwrite, prompt_from_task=True)
 
 
 @checked_by(_check)
-def train_bc_policy(dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool) -> tuple[Checkpoint, dict]:
+def train_bc_policy(
+    dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool
+) -> tuple[Checkpoint, dict]:
     """Plain BC baseline: same data, model and budget, every prompt the plain task text."""
     return _train(dataset, runs, params, overwrite, prompt_from_task=False)
 
 
-def evaluate_awbc(awbc_policy: Checkpoint, bc_policy: Checkpoint, params: dict[str, Any]) -> tuple[pd.DataFrame, dict, Figure]:
+def evaluate_awbc(
+    awbc_policy: Checkpoint, bc_policy: Checkpoint, params: dict[str, Any]
+) -> tuple[pd.DataFrame, dict, Figure]:
     """Closed-loop rollouts of AWBC (positive, negative, guided prompts) and BC."""
     config = parse("awbc", params).eval
-    conditions = awbc_conditions(load_policy(awbc_policy), load_policy(bc_policy), config.guidance_scale)
+    conditions = awbc_conditions(
+        load_policy(awbc_policy), load_policy(bc_policy), config.guidance_scale
+    )
     table = results_table(evaluate_conditions(conditions, config))
     return table, results_metrics(table), results_figure(table)

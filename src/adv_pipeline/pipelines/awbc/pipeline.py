@@ -13,8 +13,18 @@ from .nodes import evaluate_awbc, train_awbc_policy, train_bc_policy
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(train_awbc_policy, ["awbc_dataset", "awbc_runs", "params:awbc", "params:overwrite"], ["awbc_policy", "awbc_train_metrics"], name="train_awbc_policy"),
-            Node(train_bc_policy, ["awbc_dataset", "bc_runs", "params:awbc", "params:overwrite"], ["bc_policy", "bc_train_metrics"], name="train_bc_policy"),
+            Node(
+                train_awbc_policy,
+                ["awbc_dataset", "awbc_runs", "params:awbc", "params:overwrite"],
+                ["awbc_policy", "awbc_train_metrics"],
+                name="train_awbc_policy",
+            ),
+            Node(
+                train_bc_policy,
+                ["awbc_dataset", "bc_runs", "params:awbc", "params:overwrite"],
+                ["bc_policy", "bc_train_metrics"],
+                name="train_bc_policy",
+            ),
             Node(
                 evaluate_awbc,
                 ["awbc_policy", "bc_policy", "params:awbc"],

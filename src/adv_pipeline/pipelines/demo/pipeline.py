@@ -8,7 +8,12 @@ from .nodes import make_demo_dataset, summarize_dataset
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(make_demo_dataset, ["params:demo", "raw_dataset_target"], "raw_dataset", name="make_demo_dataset"),
+            Node(
+                make_demo_dataset,
+                ["params:demo", "raw_dataset_target"],
+                "raw_dataset",
+                name="make_demo_dataset",
+            ),
             Node(
                 summarize_dataset,
                 "raw_dataset",

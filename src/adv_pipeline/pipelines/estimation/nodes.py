@@ -8,21 +8,25 @@ from matplotlib.figure import Figure
 
 from adv_pipeline.checkpoints import Checkpoint
 from adv_pipeline.estimation import check_estimation_inputs, estimate, estimation_report
+from adv_pipeline.figures import estimated_vs_gt_advantage
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.outputs import OutputTarget
-from adv_pipeline.pipelines.preflight import checked_by
-from adv_pipeline.figures import estimated_vs_gt_advantage
 from adv_pipeline.pipelines.params import parse
+from adv_pipeline.pipelines.preflight import checked_by
 from adv_pipeline.reporting import metrics_for_mlflow
 
 
-def _check(source: LeRobotDatasetReader, checkpoint: Checkpoint, params: dict[str, Any], out: OutputTarget) -> None:
+def _check(
+    source: LeRobotDatasetReader, checkpoint: Checkpoint, params: dict[str, Any], out: OutputTarget
+) -> None:
     parse("estimation", params)
     check_estimation_inputs(source, checkpoint)
 
 
 @checked_by(_check)
-def estimate_advantages(source: LeRobotDatasetReader, checkpoint: Checkpoint, params: dict[str, Any], out: OutputTarget) -> LeRobotDatasetReader:
+def estimate_advantages(
+    source: LeRobotDatasetReader, checkpoint: Checkpoint, params: dict[str, Any], out: OutputTarget
+) -> LeRobotDatasetReader:
     """Label ``source`` with the estimator into ``out`` (resuming an interrupted run)."""
     return estimate(source, checkpoint, out.path, parse("estimation", params), out.overwrite)
 
@@ -47,7 +51,21 @@ def report_estimation(
         if held
         else ""
     )
-    metrics = metrics_for_mlflow({k: {kk: vv for kk, vv in report[k].items() if kk != "episodes"} for k in ("all_episodes", "held_out_episodes") if k in report})
+    metrics = metrics_for_mlflow(
+        {
+            k: {kk: vv for kk, vv in report[k].items() if kk != "episodes"}
+            for k in ("all_episodes", "held_out_episodes")
+            if k in report
+        }
+    )
     run = report.get("estimation", {})
-    metrics.update(metrics_for_mlflow({k: run[k] for k in ("frames_computed", "frames_per_s", "seconds") if run.get(k) is not None}))
+    metrics.update(
+        metrics_for_mlflow(
+            {
+                k: run[k]
+                for k in ("frames_computed", "frames_per_s", "seconds")
+                if run.get(k) is not None
+            }
+        )
+    )
     return report, metrics, estimated_vs_gt_advantage(episodes, title)

@@ -11,7 +11,19 @@ from .nodes import estimate_advantages, report_estimation
 
 def create_pipeline(**kwargs) -> Pipeline:
     estimate = Pipeline(
-        [Node(estimate_advantages, ["target_dataset", "estimator_checkpoint", "params:estimation", "estimated_dataset_target"], "estimated_dataset", name="estimate_advantages")]
+        [
+            Node(
+                estimate_advantages,
+                [
+                    "target_dataset",
+                    "estimator_checkpoint",
+                    "params:estimation",
+                    "estimated_dataset_target",
+                ],
+                "estimated_dataset",
+                name="estimate_advantages",
+            )
+        ]
     )
     awbc_labels = labeling_pipeline(
         namespace="awbc_labeling",
@@ -25,7 +37,14 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 report_estimation,
-                ["estimated_dataset", "awbc_dataset", "estimator_checkpoint", "params:gt_labeling", "params:awbc_labeling", "params:estimation"],
+                [
+                    "estimated_dataset",
+                    "awbc_dataset",
+                    "estimator_checkpoint",
+                    "params:gt_labeling",
+                    "params:awbc_labeling",
+                    "params:estimation",
+                ],
                 ["estimation_report", "estimation_metrics", "estimation_plot"],
                 name="report_estimation",
             )
