@@ -12,18 +12,14 @@ stream is the same whatever the number of workers.
 
 from __future__ import annotations
 
-import os
-import sys
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
+from functools import partial
 
 import numpy as np
 
-from adv_pipeline.crash import die_with_parent
 from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
+from adv_pipeline.loader import ChunkLoader
 from adv_pipeline.schema import STAGE_PROGRESS
 
 from .config import DataConfig, EstimatorConfig
@@ -59,6 +55,9 @@ class Batch:
     images: np.ndarray
     target: np.ndarray
     state: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.target)
 
     def __getitem__(self, rows: slice) -> Batch:
         return Batch(
@@ -256,106 +255,32 @@ def decode_chunk(
     return Batch(images, plan.target.copy(), state)
 
 
-# Worker processes open the dataset once (no re-validation) and decode chunks.
-_WORKER_DATASET: LeRobotDatasetReader | None = None
-
-
-def _worker_init(root: str, parent: int) -> None:
-    global _WORKER_DATASET
-    die_with_parent(parent)
-    _WORKER_DATASET = LeRobotDatasetReader(root, check_files=False)
-
-
-def _worker_decode(plan: ChunkPlan, config: DataConfig, paired: bool) -> Batch:
-    assert _WORKER_DATASET is not None
-    return decode_chunk(_WORKER_DATASET, plan, config, paired)
-
-
-class TrainLoader:
-    """Batches of ``batch_size`` samples, in the plan's order, from ``start_step`` on.
-
-    Decoding runs in ``config.num_workers`` processes with at most
-    ``num_workers * prefetch_chunks`` chunks in flight; results are consumed in order,
-    so the batches do not depend on the number of workers.
-    """
-
-    def __init__(
-        self,
-        dataset: LeRobotDatasetReader,
-        progress: dict[int, np.ndarray],
-        episodes: Sequence[int],
-        config: DataConfig,
-        paired: bool,
-        batch_size: int,
-        seed: int,
-        start_step: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ):
-        self.dataset = dataset
-        self.config = config
-        self.paired = paired
-        self.batch_size = int(batch_size)
-        self._plans = plan_stream(progress, episodes, config, paired, seed, rank, world_size)
-        self._skip = int(start_step) * self.batch_size
-        self._pool: ProcessPoolExecutor | None = None
-        if config.num_workers > 0:
-            # fork: workers start instantly and need no importable __main__; they use
-            # only numpy/PyAV, never torch, so forking a process with torch threads is safe
-            method = "fork" if sys.platform.startswith("linux") else "spawn"
-            self._pool = ProcessPoolExecutor(
-                config.num_workers,
-                mp_context=get_context(method),
-                initializer=_worker_init,
-                initargs=(str(dataset.root), os.getpid()),
-            )
-
-    def _chunks(self) -> Iterator[Batch]:
-        # fast-forward over planned samples without decoding them (resume)
-        skip = self._skip
-        plan = next(self._plans)
-        while skip >= len(plan):
-            skip -= len(plan)
-            plan = next(self._plans)
-        first_offset = skip
-        pending: deque[Future | Batch] = deque()
-        window = max(1, self.config.num_workers * self.config.prefetch_chunks)
-
-        def submit(p: ChunkPlan):
-            if self._pool is None:
-                return p
-            return self._pool.submit(_worker_decode, p, self.config, self.paired)
-
-        pending.append(submit(plan))
-        while True:
-            while len(pending) < window:
-                pending.append(submit(next(self._plans)))
-            item = pending.popleft()
-            if isinstance(item, ChunkPlan):
-                batch = decode_chunk(self.dataset, item, self.config, self.paired)
-            else:
-                batch = item.result()
-            if first_offset:
-                batch = batch[first_offset:]
-                first_offset = 0
-            yield batch
-
-    def __iter__(self) -> Iterator[Batch]:
-        buf: list[Batch] = []
-        have = 0
-        for chunk in self._chunks():
-            buf.append(chunk)
-            have += len(chunk.target)
-            while have >= self.batch_size:
-                joined = concat_batches(buf)
-                yield joined[: self.batch_size]
-                buf = [joined[self.batch_size :]]
-                have -= self.batch_size
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+def TrainLoader(
+    dataset: LeRobotDatasetReader,
+    progress: dict[int, np.ndarray],
+    episodes: Sequence[int],
+    config: DataConfig,
+    paired: bool,
+    batch_size: int,
+    seed: int,
+    start_step: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> ChunkLoader[ChunkPlan, Batch]:
+    """Batches of ``batch_size`` training samples of this rank, in the plan's order, from
+    ``start_step`` on (the project's :class:`~adv_pipeline.loader.ChunkLoader` over
+    :func:`plan_stream`, decoding with :func:`decode_chunk`); the batches do not depend
+    on ``config.num_workers``."""
+    return ChunkLoader(
+        dataset,
+        plan_stream(progress, episodes, config, paired, seed, rank, world_size),
+        partial(decode_chunk, config=config, paired=paired),
+        concat_batches,
+        batch_size,
+        workers=config.num_workers,
+        prefetch=config.prefetch_chunks,
+        skip=int(start_step) * int(batch_size),
+    )
 
 
 @dataclass(frozen=True)
