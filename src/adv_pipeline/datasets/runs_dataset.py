@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
-
-from kedro.io import AbstractDataset, DatasetError
 
 from adv_pipeline.checkpoints import Runs
 from adv_pipeline.outputs import RUNS
 
+from .slot import OutputSlot
 
-class RunsDataset(AbstractDataset[None, Runs]):
+
+class RunsDataset(OutputSlot):
     """Where a training writes: ``load()`` gives the node a :class:`~adv_pipeline.checkpoints.Runs`
     handle (the folder, and the run named in ``run`` or None for a new one), creating
     nothing. The trainer picks or creates the run folder inside it, so the path lives in
-    catalog.yml. It is an input only, but an output for the safety checks (``output_kind``).
+    catalog.yml.
 
     Example catalog entry::
 
@@ -26,30 +25,15 @@ class RunsDataset(AbstractDataset[None, Runs]):
     """
 
     output_kind = RUNS
-    workspace = True
 
     def __init__(
         self, *, path: str, run: str | None = None, metadata: dict[str, Any] | None = None
     ):
-        self._path = Path(path)
+        super().__init__(path=path, metadata=metadata)
         self._run = str(run) if run not in (None, "") else None
-        self.metadata = metadata
-
-    @property
-    def path(self) -> Path:
-        return self._path
 
     def load(self) -> Runs:
         return Runs(self._path, self._run)
-
-    def save(self, data: None) -> None:
-        raise DatasetError(
-            f"{self._path}: a RunsDataset is an input only; nodes train into the run folders it "
-            f"gives them"
-        )
-
-    def _exists(self) -> bool:
-        return True
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path), "run": self._run}
