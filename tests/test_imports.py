@@ -50,3 +50,20 @@ def test_stage_packages_do_not_import_kedro(package):
         if n.split(".")[0] in ("kedro", "kedro_datasets", "kedro_mlflow")
     }
     assert offenders == {}
+
+
+def test_one_launch_shape_for_torchrun_and_jax():
+    """Stage 1, Stage 2 and Stage 3 take the same ``launch:`` keys; JAX refuses a layout
+    with several processes per node, before any work."""
+    from adv_pipeline.distributed import LaunchConfig, check_jax_launch, init_jax_distributed
+    from adv_pipeline.estimation import EstimationConfig
+    from adv_pipeline.estimator import EstimatorConfig
+    from adv_pipeline.policy import AwbcParams
+
+    for config in (EstimatorConfig(), EstimationConfig(), AwbcParams()):
+        assert isinstance(config.launch, LaunchConfig)
+    init_jax_distributed(LaunchConfig())  # one host: nothing to join
+    with pytest.raises(ValueError, match=r"nproc_per_node=2: JAX runs one process per node"):
+        check_jax_launch(LaunchConfig(nproc_per_node=2))
+    with pytest.raises(ValueError, match="0 <= node_rank < nnodes"):
+        LaunchConfig(nnodes=2, node_rank=2)

@@ -73,6 +73,32 @@ def init_distributed() -> Distributed:
     return info
 
 
+def check_jax_launch(launch: LaunchConfig) -> None:
+    """A JAX layout has one process per node (it drives all of the node's devices)."""
+    if launch.nproc_per_node != 1:
+        raise ValueError(
+            f"launch.nproc_per_node={launch.nproc_per_node}: JAX runs one process per node, "
+            "which uses all of the node's devices. Fix: set nproc_per_node to 1 (and nnodes "
+            "to the number of hosts)"
+        )
+
+
+def init_jax_distributed(launch: LaunchConfig) -> None:
+    """Join a multi-host JAX run (Stage 3) laid out as ``launch``: one process per node,
+    ``node_rank`` its process id, the coordinator at ``master_addr:master_port``. A no-op
+    on one node; call it before any other JAX computation of the process."""
+    check_jax_launch(launch)
+    if launch.nnodes == 1:
+        return
+    import jax
+
+    jax.distributed.initialize(
+        coordinator_address=f"{launch.master_addr}:{launch.master_port}",
+        num_processes=launch.nnodes,
+        process_id=launch.node_rank,
+    )
+
+
 def torchrun_command(module: str, args: Sequence[str], launch: LaunchConfig) -> list[str]:
     """``python -m torch.distributed.run <layout> -m <module> <args>``."""
     return [

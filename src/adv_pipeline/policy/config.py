@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from adv_pipeline.configs import check_resume, from_params
+from adv_pipeline.distributed import LaunchConfig
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ class AwbcParams:
     tokenizer: TokenizerConfig = TokenizerConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    launch: LaunchConfig = LaunchConfig()  # hosts of a multi-host run (one process each)
 
     def policy(self, prompt_from_task: bool | None = None) -> PolicyConfig:
         """The policy config; ``prompt_from_task`` overrides ``data.prompt_from_task``

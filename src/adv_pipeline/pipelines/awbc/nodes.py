@@ -8,6 +8,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from adv_pipeline.checkpoints import Checkpoint, Runs
+from adv_pipeline.distributed import check_jax_launch, init_jax_distributed
 from adv_pipeline.figures import results_figure
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.pipelines.params import parse
@@ -27,7 +28,9 @@ from adv_pipeline.policy.train import train_policy_run
 def _check(
     dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool
 ) -> None:
-    check_policy_inputs(dataset, parse("awbc", params).data)
+    awbc = parse("awbc", params)
+    check_jax_launch(awbc.launch)
+    check_policy_inputs(dataset, awbc.data)
 
 
 def _train(
@@ -37,6 +40,7 @@ def _train(
     overwrite: bool,
     prompt_from_task: bool,
 ) -> tuple[Checkpoint, dict]:
+    init_jax_distributed(parse("awbc", params).launch)  # several hosts: join them first
     policy_config, train_config = configs_from_params(params, prompt_from_task=prompt_from_task)
     result = train_policy_run(dataset, policy_config, train_config, runs, overwrite)
     return result.checkpoint, result.metrics
