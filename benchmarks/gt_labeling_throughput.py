@@ -111,10 +111,11 @@ def whole_process(root: Path, out: Path, config: lab.LabelingConfig) -> tuple[fl
     inputs = lab.read_label_inputs(ds, config)
     adv = lab.frame_advantage(inputs, config)
     stage = lab.stage_index(inputs.stage_progress, config.stage_nums, len(adv))
-    cuts = lab.stage_cuts(adv, stage, config)
-    labels = lab.assign_task_index(adv, stage, cuts, config, inputs.intervention)
-    stats = lab.label_statistics(adv, stage, cuts, labels, config, inputs.intervention)
-    lab.labeled_dataset(ds, labels, config).write(out)
+    groups = lab.label_groups(inputs, stage, config)
+    cuts = lab.group_cuts(adv, groups, config)
+    labels = lab.assign_labels(adv, groups, cuts, config, inputs.intervention)
+    stats = lab.label_statistics(adv, groups, cuts, labels, config, inputs)
+    lab.labeled_dataset(ds, inputs, labels, config).write(out)
     return time.perf_counter() - t0, stats
 
 

@@ -202,3 +202,11 @@ def session_run(kedro_project, monkeypatch):
                 mlflow.end_run()
 
     return run
+
+
+@pytest.fixture(scope="session")
+def robot_source(tmp_path_factory) -> Path:
+    """A robot-shaped, annotated dataset (4 episodes, 3 AV1 cameras, 14-D state/action)."""
+    from .robot_fixtures import robot_dataset
+
+    return robot_dataset(tmp_path_factory.mktemp("robot") / "source").root

@@ -22,11 +22,11 @@ EXAMPLES = [
 
 
 def _labels(adv, **options):
-    adv = np.asarray(adv, dtype=np.float64)
+    adv = np.asarray(adv, dtype=np.float32)
     config = lab.LabelingConfig(**options)
-    stage = lab.stage_index(None, 1, len(adv))
-    cuts = lab.stage_cuts(adv, stage, config)
-    return cuts[0].tolist(), lab.assign_task_index(adv, stage, cuts, config).tolist()
+    groups = lab.LabelGroups(np.zeros(len(adv), dtype=np.int64), ((None, 0),))
+    cuts = lab.group_cuts(adv, groups, config)
+    return cuts[0].tolist(), lab.assign_labels(adv, groups, cuts, config).tolist()
 
 
 def binary_labels(adv, threshold):
@@ -53,9 +53,10 @@ FUNCTIONS = {
     ).tolist(),
     "binary_labels": binary_labels,
     "n_slices_labels": n_slices_labels,
-    "prompts": lambda task_text, discretization: lab.LabelingConfig(
-        task_text=task_text, discretization=discretization
-    ).prompts(),
+    "prompts": lambda tasks, discretization: lab.output_tasks(
+        lab.LabelInputs(None, None, None, None, None, None, tuple(tasks)),
+        lab.LabelingConfig(discretization=discretization),
+    ),
     "kai0_targets": lambda progress, current, compare: targets(
         np.asarray(progress), np.asarray(current), np.asarray(compare), paired=True
     ).tolist(),

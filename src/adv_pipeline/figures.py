@@ -17,33 +17,38 @@ from adv_pipeline.schema import PROGRESS, STAGE_PROGRESS  # noqa: E402
 PROGRESS_COLUMNS = (PROGRESS, "progress_gt", STAGE_PROGRESS)  # plotted when present
 
 
-def advantage_histogram(
-    adv: np.ndarray, stage: np.ndarray, cuts: list[np.ndarray], config
-) -> Figure:
-    """Histogram of the advantage per stage with its threshold (binary) or bin
-    boundaries (n_slices) as vertical lines."""
+def advantage_histogram(adv: np.ndarray, groups, cuts: list[np.ndarray], config) -> Figure:
+    """Histogram of the advantage per threshold group (stage, or task and stage) with its
+    threshold (binary) or bin boundaries (n_slices) as vertical lines."""
     n = len(cuts)
-    fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.5), squeeze=False, constrained_layout=True)
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(5 * cols, 3.5 * rows), squeeze=False, constrained_layout=True
+    )
     lo, hi = (float(adv.min()), float(adv.max())) if len(adv) else (0.0, 1.0)
     bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 60)
-    for s, (ax, cut) in enumerate(zip(axes[0], cuts)):
-        values = adv[stage == s]
+    for g, (ax, cut) in enumerate(zip(axes.flat, cuts)):
+        values = adv[groups.index == g]
         ax.hist(values, bins=bins, color="tab:blue", alpha=0.8)
+        binary = config.discretization == "binary"
         for j, c in enumerate(cut):
             ax.axvline(
                 c,
                 color="tab:red",
-                lw=1.5 if config.discretization == "binary" else 0.8,
-                ls="-" if config.discretization == "binary" else "--",
-                label="threshold" if j == 0 and config.discretization == "binary" else None,
+                lw=1.5 if binary else 0.8,
+                ls="-" if binary else "--",
+                label="threshold" if j == 0 and binary else None,
             )
-        title = f"stage {s}: {values.size} frames"
-        if config.discretization == "binary":
+        title = f"{groups.name(g)}: {values.size} frames"
+        if binary:
             title += f", top {config.threshold:g}% >= {cut[0]:.3g}"
             ax.legend(fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(f"advantage ({config.advantage_source})")
         ax.set_ylabel("frames")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
     return fig
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 # ---------------------------------------------------------------- annotation columns (inputs)
 STAGE_PROGRESS = "stage_progress_gt"  # in [0, 1]: stage k of K covers [k/K, (k+1)/K]
 PROGRESS = "progress"  # the default advantage source of Stage 0
@@ -34,6 +36,14 @@ def advantage_labels(discretization: str, n_slices: int) -> tuple[str, ...]:
 def advantage_prompt(task: str, label: str) -> str:
     """``"<task>, Advantage: <label>"``."""
     return f"{task}{ADVANTAGE_SEPARATOR}{label}"
+
+
+def split_task_index(task_index: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(task row, label) of labelled ``task_index`` values: a labelled dataset's
+    tasks.jsonl lists, for every task, its ``n_labels`` prompts worst to best, so
+    ``task_index = task * n_labels + label`` (docs/semantics.md, "Prompts")."""
+    task_index = np.asarray(task_index, dtype=np.int64)
+    return task_index // n_labels, task_index % n_labels
 
 
 def base_task(prompt: str) -> str:

@@ -112,3 +112,51 @@ def test_gt_labeling_on_demo_data(kedro_project, tmp_path):
     assert proc.returncode != 0
     assert "no column absolute_advantage" in " ".join((proc.stdout + proc.stderr).split())
     assert not bad.exists()
+
+
+@pytest.mark.parametrize("scope", ["stage", "task_stage"])
+def test_each_episode_keeps_its_own_task_on_a_multi_task_robot_dataset(
+    scope, robot_source, session_run, kedro_project, tmp_path
+):
+    """The default `kedro run --pipelines gt_labeling` on a two-task, raw, robot-shaped
+    dataset: every frame's prompt is its episode's task with its label, lerobot-doctor
+    passes the output, and with task_stage each task has its own thresholds."""
+    from adv_pipeline.schema import split_task_index
+
+    from ..robot_fixtures import TASKS
+
+    out = tmp_path / "labeled"
+    params = {"gt_labeling": {"threshold_scope": scope, "stage_nums": 2}}
+    session_run(
+        "gt_labeling",
+        raw_dataset_path=str(robot_source),
+        gt_labeled_dataset_path=str(out),
+        **params,
+    )
+    assert doctor_failures(out) == []
+    src, ds = LeRobotDatasetReader(robot_source), LeRobotDatasetReader(out)
+    assert ds.tasks == [
+        f"{t}, Advantage: {label}" for t in TASKS for label in ("negative", "positive")
+    ]
+    source_task = np.array(src.tasks)[src.read_columns(["task_index"])["task_index"]]
+    task_index = ds.read_columns(["task_index"])["task_index"]
+    task, label = split_task_index(task_index, 2)
+    np.testing.assert_array_equal(np.array(TASKS)[task], source_task)  # every frame: its own task
+    prompts = np.array(ds.tasks)[task_index]
+    assert all(
+        p == f"{t}, Advantage: {'positive' if lab else 'negative'}"
+        for p, t, lab in zip(prompts, source_task, label)
+    )
+    for ep in ds.episodes:  # episodes.jsonl lists the prompts of the episode's own task
+        assert {t.split(", Advantage")[0] for t in ep.tasks} == {TASKS[ep.episode_index % 2]}
+    stats = json.loads((kedro_project / "data/08_reporting/gt_label_stats.json").read_text())
+    assert (
+        stats["tasks"] == list(TASKS)
+        and stats["task_index_layout"] == "task_index = task * 2 + label"
+    )
+    groups = stats["stages"]
+    assert len(groups) == (4 if scope == "task_stage" else 2)
+    if scope == "task_stage":  # top 70% of each task's frames of each stage
+        assert {g["task"] for g in groups} == set(TASKS)
+        for g in groups:
+            assert g["unforced_positive_fraction"] == pytest.approx(0.7, abs=0.1)

@@ -13,7 +13,6 @@ import pytest
 from adv_pipeline.estimator.train import train
 
 from ..estimator.test_estimator import tiny_config
-from ..robot_fixtures import robot_dataset
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -42,12 +41,6 @@ def debris(root: Path) -> list[str]:
         for p in Path(root).rglob("*")
         if ".tmp-" in p.name or ".old-" in p.name or p.name.endswith((".lock", ".work"))
     )
-
-
-@pytest.fixture(scope="session")
-def robot_source(tmp_path_factory) -> Path:
-    """A robot-shaped, annotated dataset (4 episodes, 3 AV1 cameras, 14-D state/action)."""
-    return robot_dataset(tmp_path_factory.mktemp("robot") / "source").root
 
 
 @pytest.fixture(scope="session")

@@ -148,7 +148,7 @@ def test_policy_settings_change_starts_a_new_run_and_keeps_the_old(tmp_path):
     from adv_pipeline.policy.train import train_policy_run
 
     from ..policy.conftest import tiny_policy_config, tiny_train_config
-    from .conftest import robot_dataset
+    from ..robot_fixtures import robot_dataset
 
     ds = robot_dataset(tmp_path / "ds", annotated=False)
     config = tiny_policy_config(prompt_from_task=False)

@@ -9,6 +9,7 @@ from scipy.stats import rankdata, spearmanr
 
 from adv_pipeline import labeling as lab
 from adv_pipeline.configs import from_params
+from adv_pipeline.schema import split_task_index
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -62,14 +63,16 @@ def rows_of(offsets: np.ndarray, positions: Sequence[int]) -> np.ndarray:
 
 
 def _gt_labels(dataset, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(GT advantage, GT labels) of a dataset with Stage 0's functions and ``params``."""
+    """(GT advantage, GT labels 0..n-1) of a dataset with Stage 0's functions and ``params``."""
     cfg = from_params(lab.LabelingConfig, params, "labeling")
     inputs = lab.read_label_inputs(dataset, cfg)
     adv = lab.frame_advantage(inputs, cfg)
     stage = lab.stage_index(inputs.stage_progress, cfg.stage_nums, len(adv))
-    return adv, lab.assign_task_index(
-        adv, stage, lab.stage_cuts(adv, stage, cfg), cfg, inputs.intervention
+    groups = lab.label_groups(inputs, stage, cfg)
+    labels = lab.assign_labels(
+        adv, groups, lab.group_cuts(adv, groups, cfg), cfg, inputs.intervention
     )
+    return adv, labels
 
 
 def estimation_report(
@@ -115,7 +118,8 @@ def estimation_report(
             *(["relative_advantage"] if has_relative else []),
         ]
     )
-    est_labels = labeled.read_columns(["task_index"])["task_index"]
+    n_labels = from_params(lab.LabelingConfig, awbc_params, "labeling").n_bins
+    _, est_labels = split_task_index(labeled.read_columns(["task_index"])["task_index"], n_labels)
     off = estimated.offsets
     val = [
         e

@@ -1,8 +1,17 @@
-"""Stage 0: per-frame advantage from progress, per-stage statistics, and its
-discretisation into ``task_index`` with advantage prompts (docs/semantics.md, "Stage 0").
+"""Stage 0: per-frame advantage from progress, thresholds per stage (or per task and
+stage), and its discretisation into ``task_index`` with advantage prompts
+(docs/semantics.md, "Stage 0").
 
-Pure numpy over whole datasets: every array is frame-aligned over all episodes in
-episode order, with ``offsets`` (E + 1,) giving each episode's row range. No Kedro here.
+Every episode keeps its own task: with T tasks present and L labels, the output's
+``tasks.jsonl`` row ``t * L + l`` is ``"<task t>, Advantage: <label l>"`` and a frame's
+``task_index`` is ``task * L + label`` (:func:`adv_pipeline.schema.split_task_index`).
+
+The arithmetic is the reference scripts' (``gt_label.py`` / ``discretize_advantage.py``),
+dtype for dtype, so the labels are identical to theirs, ties included: the advantage in
+float32, the stage in float32, percentiles over a float64 array with one stage and over
+a float32 array with several, and their bin search. Pure numpy over whole datasets:
+every array is frame-aligned over all episodes in episode order, with ``offsets``
+(E + 1,) giving each episode's row range. No Kedro here.
 """
 
 from __future__ import annotations
@@ -21,11 +30,13 @@ from adv_pipeline.schema import (
     STAGE_PROGRESS,
     advantage_labels,
     advantage_prompt,
+    base_task,
 )
 
 log = logging.getLogger(__name__)
 
 DISCRETIZATIONS = ("binary", "n_slices")
+THRESHOLD_SCOPES = ("stage", "task_stage")
 DECILES = tuple(range(0, 101, 10))
 
 
@@ -34,15 +45,19 @@ class LabelingConfig:
     """Options of the seed's ``gt_label.py``, validated.
 
     Attributes:
-        threshold: percent of frames (per stage) labelled positive in binary mode, (0, 100].
+        threshold: percent of frames (per group) labelled positive in binary mode, (0, 100].
         chunk_size: look-ahead in frames for the progress difference (>= 1).
         discretization: ``binary`` or ``n_slices``.
         n_slices: number of equal-percentile bins in ``n_slices`` mode (>= 2).
         advantage_source: ``progress`` (differenced over chunk_size), or a column used
             as-is: ``absolute_advantage`` / ``relative_advantage`` (written by Stage 2).
         stage_nums: number of stages split by ``stage_progress_gt`` (>= 1).
-        task_text: the task part of every prompt, ``"<task>, Advantage: ..."``.
-        force_intervention: frames with intervention = 1 go to the top bin.
+        threshold_scope: ``stage`` (the seed: percentiles per stage over all episodes) or
+            ``task_stage`` (per task and stage, as pi*0.6 sets a threshold per task).
+        task_text: None keeps every episode's own task in its prompts; a text replaces
+            the task of every episode (the seed's behaviour).
+        force_intervention: frames with intervention = 1 go to the top bin (after the
+            thresholds are computed from all frames; false reproduces the seed).
         workers: threads rewriting episode files (about one per CPU core pays best).
     """
 
@@ -52,7 +67,8 @@ class LabelingConfig:
     n_slices: int = 10
     advantage_source: Literal["progress", "absolute_advantage", "relative_advantage"] = "progress"
     stage_nums: int = 1
-    task_text: str = "fold the cloth"
+    threshold_scope: Literal["stage", "task_stage"] = "stage"
+    task_text: str | None = None
     force_intervention: bool = True
     workers: int = 2
 
@@ -77,17 +93,20 @@ class LabelingConfig:
             )
         if int(self.stage_nums) < 1:
             raise ValueError(f"stage_nums must be >= 1, got {self.stage_nums}")
+        if self.threshold_scope not in THRESHOLD_SCOPES:
+            raise ValueError(
+                f"threshold_scope must be one of {THRESHOLD_SCOPES}, got {self.threshold_scope!r}"
+            )
+        if self.task_text is not None and not str(self.task_text).strip():
+            raise ValueError("task_text must be null (each episode's own task) or a non-empty text")
 
     @property
     def n_bins(self) -> int:
         return 2 if self.discretization == "binary" else int(self.n_slices)
 
-    def prompts(self) -> list[str]:
-        """tasks.jsonl rows: task_index k -> ``"<task_text>, Advantage: <label k>"``."""
-        return [
-            advantage_prompt(self.task_text, label)
-            for label in advantage_labels(self.discretization, self.n_slices)
-        ]
+    def labels(self) -> tuple[str, ...]:
+        """Label texts of the bins, worst to best."""
+        return advantage_labels(self.discretization, self.n_slices)
 
 
 @dataclass(frozen=True)
@@ -97,9 +116,12 @@ class LabelInputs:
     Attributes:
         episode_indices: (E,) episode indices, in order.
         offsets: (E + 1,) row ranges of the episodes.
-        source: (N,) float64 values of the advantage source column.
-        stage_progress: (N,) float64 stage progress, or None when stage_nums == 1.
+        source: (N,) values of the advantage source column, in its stored dtype.
+        stage_progress: (N,) stage progress in its stored dtype, or None when stage_nums == 1.
         intervention: (N,) bool, or None when the column is absent or forcing is off.
+        task: (N,) int64 row of ``tasks`` of each frame.
+        tasks: the task texts present (each source task without an advantage part, in the
+            source's order), or ``(task_text,)`` when the config replaces them.
     """
 
     episode_indices: np.ndarray
@@ -107,6 +129,8 @@ class LabelInputs:
     source: np.ndarray
     stage_progress: np.ndarray | None
     intervention: np.ndarray | None
+    task: np.ndarray
+    tasks: tuple[str, ...]
 
 
 def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> LabelInputs:
@@ -153,6 +177,7 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
                 *needed,
                 *([STAGE_PROGRESS] if has_stage else []),
                 *([INTERVENTION] if use_intervention else []),
+                "task_index",
             ]
         )
     )
@@ -175,25 +200,44 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
             (0.0, 1.0),
         )
     dataset.check_values(dataset.float_columns(), ", copied into the labelled dataset")
-    eps, off = dataset.episode_indices, dataset.offsets
-    source = np.asarray(data[config.advantage_source], dtype=np.float64).reshape(
-        len(data[config.advantage_source]), -1
-    )[:, 0]
-    stage = (
-        np.asarray(data[STAGE_PROGRESS], dtype=np.float64).reshape(-1)
-        if config.stage_nums > 1
-        else None
-    )
+    source = data[config.advantage_source]
+    stage = data[STAGE_PROGRESS].reshape(-1) if config.stage_nums > 1 else None
     intervention = None
     if use_intervention:
         flag = np.asarray(data[INTERVENTION])
         intervention = flag.reshape(len(flag), -1)[:, 0] == 1
-    return LabelInputs(eps, off, source, stage, intervention)
+    task, tasks = _frame_tasks(dataset.tasks, data["task_index"], config.task_text)
+    return LabelInputs(
+        dataset.episode_indices,
+        dataset.offsets,
+        source.reshape(len(source), -1)[:, 0],
+        stage,
+        intervention,
+        task,
+        tasks,
+    )
+
+
+def _frame_tasks(
+    source_tasks: list[str], task_index: np.ndarray, task_text: str | None
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Each frame's task (a row of the returned texts): the source task of its
+    ``task_index`` without any advantage part, only tasks present, in source order."""
+    if task_text is not None:
+        return np.zeros(len(task_index), dtype=np.int64), (str(task_text),)
+    bases = [base_task(t) for t in source_tasks]
+    present = np.unique(np.asarray(task_index, dtype=np.int64))
+    names = tuple(dict.fromkeys(bases[int(k)] for k in present))
+    row = np.array([names.index(b) if b in names else -1 for b in bases], dtype=np.int64)
+    return row[np.asarray(task_index, dtype=np.int64)], names
 
 
 def progress_advantage(progress: np.ndarray, offsets: np.ndarray, chunk_size: int) -> np.ndarray:
     """``adv[i] = p[i+c] - p[i]`` inside each episode; near the end, the normalised
     extrapolation ``(p[last] - p[i]) / (n - i) * c`` (0 at the last frame).
+
+    Computed in the dtype the progress is stored in (as the reference does), returned
+    as float32.
 
     Args:
         progress: (N,) progress values, episodes concatenated.
@@ -201,94 +245,156 @@ def progress_advantage(progress: np.ndarray, offsets: np.ndarray, chunk_size: in
         chunk_size: look-ahead c in frames.
 
     Returns:
-        (N,) float64 advantage.
+        (N,) float32 advantage.
     """
-    p = np.asarray(progress, dtype=np.float64)
+    p = np.asarray(progress)
     offsets = np.asarray(offsets, dtype=np.int64)
     c = int(chunk_size)
-    adv = np.empty_like(p)
+    adv = np.empty(len(p), dtype=p.dtype)
     m = max(len(p) - c, 0)
     adv[:m] = p[c : c + m] - p[:m]  # the look-ahead, right wherever i + c stays in the episode
     # the last min(n, c) frames of each episode: extrapolate to the episode's last frame
     k = np.minimum(np.diff(offsets), c)
     end = np.repeat(offsets[1:], k)  # exclusive end row of each tail frame's episode
     rows = end - k.repeat(k) + (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k))
-    adv[rows] = (p[end - 1] - p[rows]) / (end - rows) * c  # (p[last] - p[i]) / (n - i) * c
-    return adv
+    remaining = (end - rows).astype(p.dtype)  # n - i, as the reference's int meets a float
+    adv[rows] = (p[end - 1] - p[rows]) / remaining * p.dtype.type(c)
+    return adv.astype(np.float32)
 
 
 def frame_advantage(inputs: LabelInputs, config: LabelingConfig) -> np.ndarray:
-    """(N,) advantage per frame from the configured source."""
+    """(N,) float32 advantage per frame from the configured source."""
     if config.advantage_source == PROGRESS:
         return progress_advantage(inputs.source, inputs.offsets, int(config.chunk_size))
-    return inputs.source.copy()
+    return np.asarray(inputs.source).astype(np.float32)
 
 
 def stage_index(stage_progress: np.ndarray | None, stage_nums: int, n: int) -> np.ndarray:
-    """(N,) int stage of each frame: ``int(sp / (1 / S))`` capped at S - 1 (all 0 if S == 1)."""
+    """(N,) int stage of each frame: ``int(sp / (1 / S))`` in the stored dtype (float32),
+    capped at S - 1 (all 0 if S == 1)."""
     if stage_nums == 1 or stage_progress is None:
         return np.zeros(n, dtype=np.int64)
-    s = (np.asarray(stage_progress, dtype=np.float64) / (1.0 / stage_nums)).astype(np.int64)
+    s = (np.asarray(stage_progress) / (1.0 / stage_nums)).astype(np.int64)
     return np.minimum(s, stage_nums - 1)
 
 
-def stage_cuts(adv: np.ndarray, stage: np.ndarray, config: LabelingConfig) -> list[np.ndarray]:
-    """Per stage: the binary threshold as a 1-element array, or the n_slices boundaries."""
+@dataclass(frozen=True)
+class LabelGroups:
+    """Frames that share thresholds: per stage (the seed), or per task and stage.
+
+    Attributes:
+        index: (N,) int64 group of each frame.
+        keys: per group, (task text or None for all tasks, stage).
+    """
+
+    index: np.ndarray
+    keys: tuple[tuple[str | None, int], ...]
+
+    def name(self, g: int) -> str:
+        task, stage = self.keys[g]
+        return f"stage {stage}" if task is None else f"{task!r}, stage {stage}"
+
+
+def label_groups(inputs: LabelInputs, stage: np.ndarray, config: LabelingConfig) -> LabelGroups:
+    """The groups whose frames share a threshold (``config.threshold_scope``)."""
+    stages = int(config.stage_nums)
+    if config.threshold_scope == "stage":
+        return LabelGroups(stage, tuple((None, s) for s in range(stages)))
+    keys = tuple((t, s) for t in inputs.tasks for s in range(stages))
+    return LabelGroups(inputs.task * stages + stage, keys)
+
+
+def group_cuts(adv: np.ndarray, groups: LabelGroups, config: LabelingConfig) -> list[np.ndarray]:
+    """Per group: the binary threshold as a 1-element array, or the n_slices boundaries.
+
+    As the reference: percentiles of a float64 array with one stage, of a float32 array
+    with several; n_slices points ``(100 / n) * j``, one percentile call each.
+    """
+    dtype = np.float64 if config.stage_nums == 1 else np.float32
     cuts = []
-    for s in range(int(config.stage_nums)):
-        values = adv[stage == s]
+    for g in range(len(groups.keys)):
+        values = adv[groups.index == g].astype(dtype)
         if values.size == 0:
-            log.warning("stage %d has no frames: its threshold/boundaries are 0.0", s)
+            log.warning("%s has no frames: its threshold/boundaries are 0.0", groups.name(g))
             cuts.append(np.zeros(1 if config.discretization == "binary" else config.n_slices))
         elif config.discretization == "binary":
-            cuts.append(np.array([np.percentile(values, 100.0 - float(config.threshold))]))
+            cuts.append(np.array([np.percentile(values, 100 - float(config.threshold))]))
         else:
-            cuts.append(np.percentile(values, 100.0 * np.arange(config.n_slices) / config.n_slices))
+            step = 100 / config.n_slices
+            cuts.append(np.array([np.percentile(values, step * j) for j in range(config.n_slices)]))
     return cuts
 
 
-def assign_task_index(
+def assign_labels(
     adv: np.ndarray,
-    stage: np.ndarray,
+    groups: LabelGroups,
     cuts: list[np.ndarray],
     config: LabelingConfig,
     intervention: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(N,) int64 task_index: binary ``adv >= thr_s``; n_slices ``max j with adv >= b_j``;
-    intervention frames forced to the top bin when configured."""
+    """(N,) int64 label, 0 (worst) to n_bins - 1: binary ``adv >= thr``; n_slices the bin
+    ``[b_j, b_j+1)`` holding adv (the reference's search: the last matching bin with one
+    stage, the first with several), ``n - 1`` from ``b_{n-1}`` up; then intervention frames
+    forced to the top bin when configured."""
     labels = np.zeros(len(adv), dtype=np.int64)
-    for s, cut in enumerate(cuts):
-        m = stage == s
+    first_match = config.stage_nums > 1
+    for g, cut in enumerate(cuts):
+        m = groups.index == g
+        r = adv[m]
         if config.discretization == "binary":
-            labels[m] = adv[m] >= cut[0]
-        else:
-            labels[m] = np.clip(np.searchsorted(cut, adv[m], side="right") - 1, 0, None)
+            labels[m] = r >= cut[0]
+            continue
+        out = np.zeros(len(r), dtype=np.int64)
+        taken = np.zeros(len(r), dtype=bool)
+        for j in range(len(cut) - 1):
+            hit = (r >= cut[j]) & (r < cut[j + 1])
+            if first_match:
+                hit &= ~taken
+                taken |= hit
+            out[hit] = j
+        out[r >= cut[-1]] = config.n_slices - 1
+        labels[m] = out
     if config.force_intervention and intervention is not None:
         labels[intervention] = config.n_bins - 1
     return labels
 
 
+def output_tasks(inputs: LabelInputs, config: LabelingConfig) -> list[str]:
+    """tasks.jsonl of the labelled dataset: row ``t * L + l`` is ``"<task t>, Advantage:
+    <label l>"`` for every task t present and label l (L = n_bins)."""
+    return [advantage_prompt(task, label) for task in inputs.tasks for label in config.labels()]
+
+
+def task_index(inputs: LabelInputs, labels: np.ndarray, config: LabelingConfig) -> np.ndarray:
+    """(N,) int64 ``task_index``: the frame's task row times n_bins plus its label."""
+    return inputs.task * config.n_bins + labels
+
+
 def label_statistics(
     adv: np.ndarray,
-    stage: np.ndarray,
+    groups: LabelGroups,
     cuts: list[np.ndarray],
     labels: np.ndarray,
     config: LabelingConfig,
-    intervention: np.ndarray | None,
+    inputs: LabelInputs,
 ) -> dict:
-    """What the seed's dry run prints, per stage and overall, JSON-ready.
+    """What the seed's dry run prints, per group (stage, or task and stage) and overall,
+    JSON-ready.
 
     ``positive_fraction`` is the share of frames in the top bin after intervention
     forcing; ``unforced_positive_fraction`` before it (what the threshold sets).
     """
     top = config.n_bins - 1
-    unforced = assign_task_index(adv, stage, cuts, config, None)
-    stages = []
-    for s, cut in enumerate(cuts):
-        m = stage == s
-        v = adv[m]
+    intervention = inputs.intervention
+    unforced = assign_labels(adv, groups, cuts, config, None)
+    entries = []
+    for g, cut in enumerate(cuts):
+        m = groups.index == g
+        v = adv[m].astype(np.float64)
+        task, stage = groups.keys[g]
         entry = {
-            "stage": s,
+            "stage": stage,
+            **({"task": task} if task is not None else {}),
             "frames": int(m.sum()),
             "mean": float(v.mean()) if v.size else 0.0,
             "std": float(v.std()) if v.size else 0.0,
@@ -310,21 +416,26 @@ def label_statistics(
             entry["boundaries"] = [float(b) for b in cut]
         if intervention is not None:
             entry["forced_frames"] = int((m & intervention).sum())
-        stages.append(entry)
+        entries.append(entry)
     return {
         "config": {k: v for k, v in asdict(config).items() if k != "workers"},
         "frames": int(len(adv)),
-        "prompts": config.prompts(),
+        "tasks": list(inputs.tasks),
+        "prompts": output_tasks(inputs, config),
+        "task_index_layout": f"task_index = task * {config.n_bins} + label",
         "forced_frames": int(intervention.sum()) if intervention is not None else 0,
         "positive_fraction": float((labels == top).mean()) if len(labels) else 0.0,
-        "stages": stages,
+        "stages": entries,
     }
 
 
 def labeled_dataset(
-    dataset: LeRobotDatasetReader, labels: np.ndarray, config: LabelingConfig
+    dataset: LeRobotDatasetReader, inputs: LabelInputs, labels: np.ndarray, config: LabelingConfig
 ) -> DerivedDataset:
-    """Write plan of the labelled dataset: new task_index and tasks.jsonl prompts."""
+    """Write plan of the labelled dataset: the new ``task_index`` and tasks.jsonl."""
     return DerivedDataset(
-        dataset, {"task_index": labels}, tasks=config.prompts(), workers=config.workers
+        dataset,
+        {"task_index": task_index(inputs, labels, config)},
+        tasks=output_tasks(inputs, config),
+        workers=config.workers,
     )

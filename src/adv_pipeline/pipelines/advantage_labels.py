@@ -40,56 +40,62 @@ def compute_advantage(inputs: lab.LabelInputs, params: dict[str, Any]) -> np.nda
     return lab.frame_advantage(inputs, _config(params))
 
 
-def compute_cuts(
+def compute_thresholds(
     inputs: lab.LabelInputs, advantage: np.ndarray, params: dict[str, Any]
-) -> list[np.ndarray]:
+) -> tuple[lab.LabelGroups, list[np.ndarray]]:
     config = _config(params)
-    return lab.stage_cuts(
-        advantage, lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage)), config
-    )
+    stage = lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage))
+    groups = lab.label_groups(inputs, stage, config)
+    return groups, lab.group_cuts(advantage, groups, config)
 
 
 def assign_labels(
-    inputs: lab.LabelInputs, advantage: np.ndarray, cuts: list[np.ndarray], params: dict[str, Any]
+    inputs: lab.LabelInputs,
+    advantage: np.ndarray,
+    groups: lab.LabelGroups,
+    cuts: list[np.ndarray],
+    params: dict[str, Any],
 ) -> np.ndarray:
-    config = _config(params)
-    stage = lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage))
-    return lab.assign_task_index(advantage, stage, cuts, config, inputs.intervention)
+    return lab.assign_labels(advantage, groups, cuts, _config(params), inputs.intervention)
 
 
 def summarize(
     inputs: lab.LabelInputs,
     advantage: np.ndarray,
+    groups: lab.LabelGroups,
     cuts: list[np.ndarray],
     labels: np.ndarray,
     params: dict[str, Any],
 ) -> tuple[dict, dict, Figure]:
     config = _config(params)
-    stage = lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage))
-    stats = lab.label_statistics(advantage, stage, cuts, labels, config, inputs.intervention)
+    stats = lab.label_statistics(advantage, groups, cuts, labels, config, inputs)
+    keep = ("frames", "mean", "std", "positive_fraction", "threshold", "forced_frames")
+    per_group = {
+        _metric_key(entry, inputs): {k: v for k, v in entry.items() if k in keep}
+        for entry in stats["stages"]
+    }
     metrics = metrics_for_mlflow(
-        {
-            "stages": {
-                str(s["stage"]): {
-                    k: v
-                    for k, v in s.items()
-                    if k
-                    in ("frames", "mean", "std", "positive_fraction", "threshold", "forced_frames")
-                }
-                for s in stats["stages"]
-            },
-            "positive_fraction": stats["positive_fraction"],
-        }
+        {"stages": per_group, "positive_fraction": stats["positive_fraction"]}
     )
-    return stats, metrics, advantage_histogram(advantage, stage, cuts, config)
+    return stats, metrics, advantage_histogram(advantage, groups, cuts, config)
+
+
+def _metric_key(entry: dict, inputs: lab.LabelInputs) -> str:
+    """``<stage>`` or ``task<k>_stage<s>``: MLflow metric names take no commas."""
+    if "task" not in entry:
+        return str(entry["stage"])
+    return f"task{inputs.tasks.index(entry['task'])}_stage{entry['stage']}"
 
 
 def write_labeled(
-    dataset: LeRobotDatasetReader, labels: np.ndarray, params: dict[str, Any], target: OutputTarget
+    dataset: LeRobotDatasetReader,
+    inputs: lab.LabelInputs,
+    labels: np.ndarray,
+    params: dict[str, Any],
+    target: OutputTarget,
 ) -> LeRobotDatasetReader:
-    return lab.labeled_dataset(dataset, labels, _config(params)).write(
-        target.path, target.overwrite
-    )
+    plan = lab.labeled_dataset(dataset, inputs, labels, _config(params))
+    return plan.write(target.path, target.overwrite)
 
 
 def labeling_template() -> Pipeline:
@@ -109,26 +115,45 @@ def labeling_template() -> Pipeline:
                 name="compute_advantage",
             ),
             Node(
-                compute_cuts,
+                compute_thresholds,
                 ["label_inputs", "frame_advantage", "params:labeling"],
-                "label_cuts",
+                ["label_groups", "label_cuts"],
                 name="compute_thresholds",
             ),
             Node(
                 assign_labels,
-                ["label_inputs", "frame_advantage", "label_cuts", "params:labeling"],
-                "task_index",
-                name="assign_task_index",
+                [
+                    "label_inputs",
+                    "frame_advantage",
+                    "label_groups",
+                    "label_cuts",
+                    "params:labeling",
+                ],
+                "frame_labels",
+                name="assign_labels",
             ),
             Node(
                 summarize,
-                ["label_inputs", "frame_advantage", "label_cuts", "task_index", "params:labeling"],
+                [
+                    "label_inputs",
+                    "frame_advantage",
+                    "label_groups",
+                    "label_cuts",
+                    "frame_labels",
+                    "params:labeling",
+                ],
                 ["label_stats", "label_metrics", "label_histogram"],
                 name="summarize_labels",
             ),
             Node(
                 write_labeled,
-                ["source_dataset", "task_index", "params:labeling", "labeled_target"],
+                [
+                    "source_dataset",
+                    "label_inputs",
+                    "frame_labels",
+                    "params:labeling",
+                    "labeled_target",
+                ],
                 "labeled_dataset",
                 name="write_labeled_dataset",
             ),
