@@ -12,8 +12,11 @@ Then prints:
 - gt_labeling's whole process: open + validate the dataset, read the columns, advantage,
   per-stage thresholds, labels, statistics, and the derived dataset written atomically
   with its metadata and stats (the same functions the Kedro nodes call);
-- optionally (``--kedro``) the wall time of ``kedro run --pipelines gt_labeling`` on it.
-Target: whole process within 1.3x of the floor.
+- optionally (``--kedro``) the wall time of ``kedro run --pipelines gt_labeling`` on it;
+- optionally (``--reference gt_label.py``) the wall time of the reference script (kai0's
+  ``stage_advantage/annotation/gt_label.py``, which you fetch yourself; it labels a copy
+  in place) on the same data with the same options, interleaved with our runs.
+Targets: whole process within 1.3x of the floor, >= 4x faster than the reference.
 """
 
 from __future__ import annotations
@@ -119,6 +122,20 @@ def whole_process(root: Path, out: Path, config: lab.LabelingConfig) -> tuple[fl
     return time.perf_counter() - t0, stats
 
 
+def reference(script: Path, root: Path, copy: Path) -> float:
+    """Wall time of the reference script labelling a fresh copy of ``root`` in place
+    (threshold 30, stage_nums 2, as ours); the copy is not timed."""
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(root, copy)
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, str(script), str(copy), "--threshold", "30", "--stage-nums", "2"],
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -131,6 +148,9 @@ def main() -> None:
     parser.add_argument(
         "--kedro", action="store_true", help="also time `kedro run --pipelines gt_labeling`"
     )
+    parser.add_argument(
+        "--reference", type=Path, help="the reference gt_label.py, to time it side by side"
+    )
     args = parser.parse_args()
     root = args.dir / f"large_{args.episodes}x{args.frames}"
     t0 = time.perf_counter()
@@ -141,8 +161,10 @@ def main() -> None:
     )
     config = lab.LabelingConfig(threshold=30, stage_nums=2, workers=args.workers)
     # interleaved repeats, best of each: this machine's timings vary by +-30% run to run
-    floors, own_floors, totals = [], [], []
+    floors, own_floors, totals, references = [], [], [], []
     for _ in range(args.repeats):
+        if args.reference:
+            references.append(reference(args.reference, root, args.dir / "reference"))
         floors.append(
             min(io_floor(src, args.dir / "floor", w) for w in (2, 4))
         )  # best thread count
@@ -177,6 +199,12 @@ def main() -> None:
         f"positive fraction per stage (before forcing): "
         f"{[round(s['unforced_positive_fraction'], 4) for s in stats['stages']]}"
     )
+    if references:
+        ref = min(references)
+        print(
+            f"reference gt_label.py (in place on a copy, copy not timed):  {ref:6.2f} s  "
+            f"({n / ref:,.0f} frames/s); ours is {ref / total:.1f}x faster (target >= 4)"
+        )
     if args.kedro:
         out = args.dir / "labeled_kedro"
         t0 = time.perf_counter()

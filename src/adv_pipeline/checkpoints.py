@@ -29,6 +29,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from .crash import failpoint
+from .errors import InputError
 from .outputs import (
     RUN,
     RUNS,
@@ -47,6 +48,11 @@ METADATA_FILE = "metadata.json"
 CHECKPOINT = "checkpoint"  # marker kind of a step folder
 
 Resume = bool | Literal["auto"]
+
+
+class RunError(InputError):
+    """A run or checkpoint that is missing, exists already, or cannot be resumed; the
+    message names it and the fix."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,7 @@ def resolve_run(path: str | Path, run: str | None = None) -> Path:
     if run:
         if not (path / run).is_dir():
             known = [p.name for p in list_runs(path)]
-            raise FileNotFoundError(
+            raise RunError(
                 f"{path / run}: no such run. Fix: name one of {known or 'none (train first)'}"
             )
         return path / run
@@ -116,7 +122,7 @@ def resolve_run(path: str | Path, run: str | None = None) -> Path:
         return path
     with_steps = [p for p in list_runs(path) if list_steps(p)]
     if not with_steps:
-        raise FileNotFoundError(
+        raise RunError(
             f"{path}: no run with a checkpoint (expected <run>/<step>/{METADATA_FILE}). Fix: "
             f"train first or point to a run folder"
         )
@@ -131,16 +137,14 @@ def load_checkpoint(
     run_dir = resolve_run(path, run)
     steps = list_steps(run_dir)
     if not steps:
-        raise FileNotFoundError(
+        raise RunError(
             f"{run_dir}: no checkpoints (expected <step>/{METADATA_FILE}). Fix: train first or "
             f"point to another run"
         )
     if step is None:
         step = steps[-1]
     if int(step) not in steps:
-        raise FileNotFoundError(
-            f"{run_dir}: no checkpoint at step {step}; available steps: {steps}"
-        )
+        raise RunError(f"{run_dir}: no checkpoint at step {step}; available steps: {steps}")
     meta = json.loads((run_dir / str(step) / METADATA_FILE).read_text())
     return Checkpoint(run_dir, int(step), meta)
 
@@ -240,7 +244,7 @@ def begin_run(run_dir: str | Path, identity: Mapping, resume: bool) -> bool:
     steps = list_steps(run_dir)
     marker = read_marker(run_dir)
     if steps and not resume:
-        raise FileExistsError(
+        raise RunError(
             f"{run_dir}: this run already has checkpoints (steps {steps}), which are never "
             f"deleted implicitly. "
             "Fix: resume it (train.resume=true), or train into a new run"
@@ -248,14 +252,14 @@ def begin_run(run_dir: str | Path, identity: Mapping, resume: bool) -> bool:
     if resume and marker is not None:
         diffs = identity_differences(marker.get("identity"), identity)
         if diffs:
-            raise ValueError(
+            raise RunError(
                 f"{run_dir}: cannot resume this run, it trained on other data or with another "
                 f"config: {'; '.join(diffs)}. Fix: start a new run (train.resume=false) or "
                 f"restore the original data and config"
             )
     elif resume and steps:
         diffs = identity_differences(None, identity)
-        raise ValueError(
+        raise RunError(
             f"{run_dir}: cannot resume this run: {diffs[0]}. Fix: start a new run "
             f"(train.resume=false)"
         )
@@ -284,7 +288,7 @@ def open_run(runs: Runs, identity: Mapping, resume: Resume, overwrite: bool = Fa
                     log.info("%s: resuming this run", target)
                     return target
                 if resume is True or runs.run:
-                    raise ValueError(
+                    raise RunError(
                         f"{target}: cannot resume this run, it trained on other data or with "
                         f"another config: {'; '.join(diffs)}. Fix: start a new run "
                         f"(train.resume=false) or restore the original data and config"
@@ -299,7 +303,7 @@ def open_run(runs: Runs, identity: Mapping, resume: Resume, overwrite: bool = Fa
         path = root / name
         if runs.run and path.exists():
             if not overwrite:
-                raise FileExistsError(
+                raise RunError(
                     f"{path}: this run already exists and is never replaced implicitly. Fix: "
                     f"resume it (train.resume=true), name another run, or pass --params "
                     f'"overwrite=true" to replace it'

@@ -14,17 +14,26 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from .errors import InputError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A parameter is unknown or invalid; the message names it and the fix."""
 
 
 def closest(name: str, known: typing.Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` for the known name closest to ``name`` (or "")."""
+    """``"; did you mean 'x'?"`` for the known name closest to ``name`` (or ``"."``): the
+    end of a sentence that names ``name``."""
     match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f"; did you mean {match[0]!r}?" if match else ""
+    return f"; did you mean {match[0]!r}?" if match else "."
+
+
+def _home(where: str) -> str:
+    """The file that holds the parameters namespace ``where`` (``estimator.model`` ->
+    ``conf/base/parameters_estimator.yml``)."""
+    return f"conf/base/parameters_{where.split('.')[0]}.yml"
 
 
 def _dataclass_of(annotation: Any) -> type | None:
@@ -56,7 +65,7 @@ def from_params(cls: type[T], values: Mapping[str, Any] | None, where: str) -> T
         key = unknown[0]
         raise ConfigError(
             f"parameters: unknown key {where}.{key}{closest(str(key), names)} Known keys of "
-            f"{where}: {', '.join(names)}"
+            f"{where}: {', '.join(names)}. Fix: correct its spelling in --params or {_home(where)}"
         )
     hints = typing.get_type_hints(cls)
     kwargs = {}
@@ -72,7 +81,8 @@ def from_params(cls: type[T], values: Mapping[str, Any] | None, where: str) -> T
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
             raise
-        raise ConfigError(f"parameters {where}: {exc}") from exc
+        fix = "" if "Fix:" in str(exc) else f". Fix: change it in --params or {_home(where)}"
+        raise ConfigError(f"parameters {where}: {exc}{fix}") from exc
 
 
 def to_params(config: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,9 @@ from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Pipeline
 
 from adv_pipeline.outputs import (
+    DATASET,
     FILES,
+    RUNS,
     OutputError,
     check_output,
     output_lock,
@@ -192,4 +195,70 @@ class SafetyHooks:
         self._release()
 
 
-__all__ = ["OutputError", "SafetyHooks", "Target", "catalog_target", "check_pipeline_outputs"]
+class TrackingHooks:
+    """After kedro-mlflow opens its run: name it after what ran (``<pipelines> <given
+    parameters> <time>``, e.g. ``gt_labeling raw_dataset_path=raw gt_labeling.threshold=30
+    2026-11-26 17:50``), log each input dataset's path and fingerprint as parameters,
+    and tag a run that writes no dataset (the seed's ``--dry-run``) as statistics only."""
+
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
+        import mlflow
+
+        if mlflow.active_run() is None:
+            return
+        # paths by their last part: the full paths are logged below as input.*.path
+        given = " ".join(
+            f"{k}={Path(str(v)).name if k.endswith('_path') else v}"
+            for k, v in _flatten(run_params.get("runtime_params") or {}).items()
+        )
+        names = "+".join(run_params.get("pipeline_names") or ["__default__"])
+        mlflow.set_tag(
+            "mlflow.runName",
+            " ".join(filter(None, [names, given[:200], time.strftime("%Y-%m-%d %H:%M")])),
+        )
+        # a dataset another node of this run writes (under another catalog name) is no input
+        written = {
+            resolved(path)
+            for o in pipeline.all_outputs()
+            if (path := getattr(catalog.get(o), "path", None)) is not None
+        }
+        inputs = {}
+        for name in sorted(pipeline.inputs()):
+            dataset = catalog.get(name)
+            if (
+                getattr(dataset, "output_kind", None) == DATASET
+                and not getattr(dataset, "workspace", False)
+                and resolved(dataset.path) not in written
+            ):
+                reader = catalog.load(name)
+                inputs[f"input.{name}.path"] = str(resolved(reader.root))
+                inputs[f"input.{name}.fingerprint"] = reader.fingerprint()
+        if inputs:
+            mlflow.log_params(inputs)
+        writes = [
+            o
+            for o in pipeline.all_outputs()
+            if getattr(catalog.get(o), "output_kind", None) in (DATASET, RUNS)
+        ]
+        mlflow.set_tag("statistics_only", str(not writes).lower())
+
+
+def _flatten(values: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+__all__ = [
+    "OutputError",
+    "SafetyHooks",
+    "Target",
+    "TrackingHooks",
+    "catalog_target",
+    "check_pipeline_outputs",
+]

@@ -34,6 +34,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import InputError
+
 log = logging.getLogger(__name__)
 
 MARKER = ".adv_pipeline.json"
@@ -59,7 +61,7 @@ class OutputTarget:
     overwrite: bool = False
 
 
-class OutputError(ValueError):
+class OutputError(InputError):
     """An output path may not be written. The message names the path and the fix."""
 
 

@@ -1,9 +1,14 @@
 """Project settings (Kedro defaults, plus the config resolvers and hooks the project uses)."""
 
-from adv_pipeline.hooks import SafetyHooks
+from adv_pipeline.quiet import silence_third_party
 
-# output paths checked and locked, input checks run, before any work (see hooks.py)
-HOOKS = (SafetyHooks(),)
+silence_third_party()  # also a kedro.init entry point, for what loads before the settings
+
+from adv_pipeline.hooks import SafetyHooks, TrackingHooks  # noqa: E402
+
+# parameters, output paths and input checked (and outputs locked) before any work; the
+# MLflow run named after what ran, with its inputs (see hooks.py)
+HOOKS = (SafetyHooks(), TrackingHooks())
 
 
 def _stage_nums_for(variant: str) -> int:

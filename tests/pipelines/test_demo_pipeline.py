@@ -1,4 +1,4 @@
-"""`kedro run --pipeline demo` end to end: a valid LeRobot dataset that round-trips, an
+"""`kedro run --pipelines demo` end to end: a valid LeRobot dataset that round-trips, an
 MLflow run with the parameters, and `kedro viz build`."""
 
 from __future__ import annotations

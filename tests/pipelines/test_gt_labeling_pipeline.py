@@ -1,4 +1,4 @@
-"""`kedro run --pipeline gt_labeling` on demo data: the seed's one-line usage, a valid
+"""`kedro run --pipelines gt_labeling` on demo data: the seed's one-line usage, a valid
 labelled dataset with the right positive fraction per stage, the statistics-only run,
 and nothing written on bad input."""
 
@@ -68,12 +68,17 @@ def test_gt_labeling_on_demo_data(kedro_project, tmp_path):
 
     # MLflow: parameters, per-stage metrics, the histogram
     mlflow.set_tracking_uri(f"sqlite:///{kedro_project / 'mlflow.db'}")
-    run = [
-        r
-        for r in mlflow.search_runs(experiment_names=["adv_pipeline"], output_format="list")
-        if r.info.run_name == "gt_labeling"
-    ][0]
+    demo_run, run = mlflow.search_runs(
+        experiment_names=["adv_pipeline"], output_format="list", order_by=["start_time ASC"]
+    )
+    assert demo_run.info.run_name.startswith("demo demo.n_episodes=")
+    # named after what ran: the pipeline and the parameters given on the command line
+    assert run.info.run_name.startswith(
+        "gt_labeling raw_dataset_path=raw gt_labeled_dataset_path=labeled gt_labeling.threshold=30 "
+    )
     assert run.data.params["gt_labeling.threshold"] == "30"
+    assert run.data.params["input.raw_dataset.path"] == str(raw.resolve())
+    assert run.data.tags["statistics_only"] == "false"
     assert "gt_label_metrics.stages.1.threshold" in run.data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"gt_label_histogram.png", "gt_label_stats.json"} <= artifacts
@@ -91,6 +96,10 @@ def test_gt_labeling_on_demo_data(kedro_project, tmp_path):
         f"raw_dataset_path={raw},gt_labeled_dataset_path={dry},gt_labeling.discretization=n_slices",
     )
     assert not dry.exists()
+    dry_run = mlflow.search_runs(
+        experiment_names=["adv_pipeline"], output_format="list", order_by=["start_time DESC"]
+    )[0]
+    assert dry_run.data.tags["statistics_only"] == "true"
     stats = json.loads((kedro_project / "data/08_reporting/gt_label_stats.json").read_text())
     assert len(stats["stages"][0]["boundaries"]) == 10
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from adv_pipeline.checkpoints import list_runs, list_steps
+from adv_pipeline.checkpoints import RunError, list_runs, list_steps
 from adv_pipeline.outputs import OutputLockedError, output_lock
 
 from .conftest import copy_dataset, debris, tree_digest
@@ -121,7 +121,7 @@ def test_a_named_run_is_replaced_only_with_overwrite(robot_source, session_run, 
     )
     before = tree_digest(runs)
     with pytest.raises(
-        FileExistsError, match=r"seed0: this run already exists and is never replaced implicitly"
+        RunError, match=r"seed0: this run already exists and is never replaced implicitly"
     ):
         session_run(
             "estimator",

@@ -7,7 +7,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from adv_pipeline.checkpoints import Checkpoint, copy_checkpoint, load_checkpoint
+from adv_pipeline.checkpoints import Checkpoint, RunError, copy_checkpoint, load_checkpoint
 from adv_pipeline.outputs import RUNS, resolved
 
 
@@ -42,7 +42,7 @@ class CheckpointDirDataset(AbstractDataset[Checkpoint, Checkpoint]):
     def load(self) -> Checkpoint:
         try:
             return load_checkpoint(self._path, self._step, self._run)
-        except FileNotFoundError as exc:
+        except RunError as exc:
             raise DatasetError(str(exc)) from exc
 
     def save(self, data: Checkpoint) -> None:
@@ -55,7 +55,7 @@ class CheckpointDirDataset(AbstractDataset[Checkpoint, Checkpoint]):
     def _exists(self) -> bool:
         try:
             load_checkpoint(self._path, self._step, self._run)
-        except FileNotFoundError:
+        except RunError:
             return False
         return True
 

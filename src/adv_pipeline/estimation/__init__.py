@@ -1,17 +1,19 @@
 """Stage 2: label a dataset with a trained estimator (streaming, resumable, torchrun),
-and score the labels against ground truth when the data has it."""
+and score the labels against ground truth when the data has it. Its names load torch
+only when first used (see :mod:`adv_pipeline.lazy`)."""
 
-from .agreement import estimation_report, roc_auc
-from .estimate import EstimationConfig, check_estimation_inputs, estimate
-from .inference import EpisodeValues, advantage_columns, predict_episode
+from adv_pipeline.lazy import lazy_exports
 
-__all__ = [
-    "EpisodeValues",
-    "EstimationConfig",
-    "advantage_columns",
-    "check_estimation_inputs",
-    "estimate",
-    "estimation_report",
-    "predict_episode",
-    "roc_auc",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "EpisodeValues": ".inference",
+        "EstimationConfig": ".config",
+        "advantage_columns": ".inference",
+        "check_estimation_inputs": ".checks",
+        "estimate": ".estimate",
+        "estimation_report": ".agreement",
+        "predict_episode": ".inference",
+        "roc_auc": ".agreement",
+    },
+)

@@ -19,7 +19,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +29,7 @@ from tqdm.auto import tqdm
 from adv_pipeline.checkpoints import WEIGHTS_FILE, Checkpoint, load_checkpoint
 from adv_pipeline.configs import from_params, to_params
 from adv_pipeline.crash import failpoint
-from adv_pipeline.distributed import LaunchConfig, init_distributed, torchrun
-from adv_pipeline.estimator.config import EstimatorConfig
+from adv_pipeline.distributed import init_distributed, torchrun
 from adv_pipeline.estimator.evaluate import load_estimator
 from adv_pipeline.lerobot import (
     DatasetWriter,
@@ -41,69 +39,15 @@ from adv_pipeline.lerobot import (
     written_by,
 )
 from adv_pipeline.outputs import DATASET, check_output, temporary_path
-from adv_pipeline.schema import ESTIMATED_COLUMNS, RELATIVE_ADVANTAGE, STAGE_PROGRESS
+from adv_pipeline.schema import ESTIMATED_COLUMNS, RELATIVE_ADVANTAGE
 
+from .checks import check_estimation_inputs
+from .config import EstimationConfig
 from .inference import advantage_columns, predict_episode
 
 logger = logging.getLogger(__name__)
 
 REPORT_PATH = "meta/estimation.json"  # our sidecar: what labelled this dataset, and how fast
-
-
-@dataclass(frozen=True)
-class EstimationConfig:
-    """Options of Stage 2.
-
-    Attributes:
-        interval: look-ahead I in frames (the seed's 50).
-        batch_size: frames per model call.
-        prefetch: batches prepared ahead by the decoding thread.
-        overwrite: recompute episodes whose output already exists.
-        threads: torch threads (0: torch's default).
-        launch: torchrun layout; more than one process labels episodes in parallel.
-    """
-
-    interval: int = 50
-    batch_size: int = 64
-    prefetch: int = 2
-    overwrite: bool = False
-    threads: int = 0
-    launch: LaunchConfig = field(default_factory=LaunchConfig)
-
-    def __post_init__(self) -> None:
-        if self.interval < 1 or self.batch_size < 1:
-            raise ValueError("estimation interval and batch_size must be >= 1")
-
-
-def check_estimation_inputs(
-    source: LeRobotDatasetReader, checkpoint: Checkpoint
-) -> EstimatorConfig:
-    """Every check of Stage 2's input, before anything is written: the estimator's cameras
-    and state column exist in ``source``, and every float column (copied into the
-    output) is finite. Returns the estimator's config."""
-    est_config = from_params(
-        EstimatorConfig, checkpoint.metadata["config"], f"estimator config of {checkpoint.path}"
-    )
-    state = est_config.data.state
-    if state is not None:
-        source.require_column(
-            state,
-            f", needed because the estimator {checkpoint.path} takes the state ({state}) as input",
-            "label a dataset with that column, or train an estimator with estimator.data.state: "
-            "null",
-        )
-    source.resolve_cameras(est_config.data.cameras)
-    why = {c: ", copied into the estimated dataset" for c in source.float_columns()}
-    if state is not None:
-        why[state] = ", read by the estimator and copied into the estimated dataset"
-    ranges = {}
-    if STAGE_PROGRESS in source.features:  # the AWBC labels split stages by it
-        why[STAGE_PROGRESS] = (
-            ", copied into the estimated dataset, whose AWBC labels split stages by it"
-        )
-        ranges[STAGE_PROGRESS] = (0.0, 1.0)
-    source.check_values(list(why), why, ranges)
-    return est_config
 
 
 def labels_identity(

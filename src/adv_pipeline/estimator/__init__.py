@@ -1,18 +1,19 @@
-"""Stage 1: the advantage estimator (torch): model, backbones, data loading, training."""
+"""Stage 1: the advantage estimator (torch): model, backbones, data loading, training.
+Its names load torch only when first used (see :mod:`adv_pipeline.lazy`)."""
 
-from .backbones import available_backbones, build_backbone, register_backbone
-from .config import DataConfig, EstimatorConfig, ModelConfig, TrainConfig
-from .launch import run_training
-from .model import AdvantageEstimator
+from adv_pipeline.lazy import lazy_exports
 
-__all__ = [
-    "AdvantageEstimator",
-    "DataConfig",
-    "EstimatorConfig",
-    "ModelConfig",
-    "TrainConfig",
-    "available_backbones",
-    "build_backbone",
-    "register_backbone",
-    "run_training",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "AdvantageEstimator": ".model",
+        "DataConfig": ".config",
+        "EstimatorConfig": ".config",
+        "ModelConfig": ".config",
+        "TrainConfig": ".config",
+        "available_backbones": ".backbones",
+        "build_backbone": ".backbones",
+        "register_backbone": ".backbones",
+        "run_training": ".launch",
+    },
+)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from adv_pipeline.errors import InputError
+
 CODEBASE_VERSION = "v2.1"
 IMAGE_KEY_PREFIX = "observation.images."  # video keys are <prefix><camera>
 DEFAULT_CHUNKS_SIZE = 1000
@@ -49,7 +51,7 @@ INDEX_FEATURES: dict[str, dict] = {
 TIMESTAMP_TOLERANCE_S = 1e-4
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(InputError):
     """A LeRobot dataset on disk is malformed. The message names the file and the fix."""
 
 

@@ -8,10 +8,10 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from adv_pipeline.configs import ConfigError, closest, from_params
-from adv_pipeline.estimation import EstimationConfig
-from adv_pipeline.estimator import EstimatorConfig
+from adv_pipeline.estimation.config import EstimationConfig
+from adv_pipeline.estimator.config import EstimatorConfig
 from adv_pipeline.labeling import LabelingConfig
-from adv_pipeline.policy import AwbcParams
+from adv_pipeline.policy.config import AwbcParams
 from adv_pipeline.sim.dataset import DemoDatasetConfig
 
 NAMESPACES: dict[str, type] = {
@@ -43,5 +43,6 @@ def check_parameters(parameters: Mapping[str, Any], runtime_names: Collection[st
                 f"parameters: unknown key {key}{closest(key, known)} It is neither a parameters "
                 f"namespace "
                 f"({', '.join(NAMESPACES)}) nor a runtime parameter of conf/ "
-                f"({', '.join(sorted(runtime_names))})"
+                f"({', '.join(sorted(runtime_names))}). Fix: correct its spelling in "
+                f"--params or conf/base/parameters*.yml"
             )

@@ -4,56 +4,33 @@ flow-matching policy conditioned on camera images, state and a prompt.
 * :func:`train_policy` trains (or resumes) on a LeRobot dataset, prompts from task_index;
 * :func:`load_policy` -> :class:`Policy` (``act`` / ``act_batch``) for inference;
 * :func:`evaluate_conditions` rolls policies out in the demo simulator.
+
+Its names load JAX only when first used (see :mod:`adv_pipeline.lazy`).
 """
 
-from .config import (
-    AwbcParams,
-    DataConfig,
-    EvalConfig,
-    ModelConfig,
-    PolicyConfig,
-    TokenizerConfig,
-    TrainConfig,
-    configs_from_params,
-)
-from .data import TrainingData, load_training_data, sample_batch
-from .evaluate import (
-    EvalCondition,
-    RolloutBatch,
-    awbc_conditions,
-    batched_rollouts,
-    evaluate_conditions,
-    results_metrics,
-    results_table,
-    wilson_interval,
-)
-from .inference import Policy, load_policy
-from .tokenizer import HashTokenizer
-from .train import TrainResult, train_policy
+from adv_pipeline.lazy import lazy_exports
 
-__all__ = [
-    "AwbcParams",
-    "DataConfig",
+_CONFIG = ("AwbcParams", "DataConfig", "EvalConfig", "ModelConfig", "PolicyConfig")
+_EVALUATE = (
     "EvalCondition",
-    "EvalConfig",
-    "HashTokenizer",
-    "ModelConfig",
-    "Policy",
-    "PolicyConfig",
     "RolloutBatch",
-    "TokenizerConfig",
-    "TrainConfig",
-    "TrainResult",
-    "TrainingData",
     "awbc_conditions",
     "batched_rollouts",
-    "configs_from_params",
     "evaluate_conditions",
-    "load_policy",
-    "load_training_data",
     "results_metrics",
     "results_table",
-    "sample_batch",
-    "train_policy",
     "wilson_interval",
-]
+)
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            _CONFIG + ("TokenizerConfig", "TrainConfig", "configs_from_params"), ".config"
+        ),
+        **dict.fromkeys(("TrainingData", "load_training_data", "sample_batch"), ".data"),
+        **dict.fromkeys(_EVALUATE, ".evaluate"),
+        **dict.fromkeys(("Policy", "load_policy"), ".inference"),
+        "HashTokenizer": ".tokenizer",
+        **dict.fromkeys(("TrainResult", "train_policy", "train_policy_run"), ".train"),
+    },
+)

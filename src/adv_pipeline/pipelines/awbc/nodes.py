@@ -1,4 +1,5 @@
-"""Nodes of the awbc pipeline (thin: unpack parameters, call adv_pipeline.policy)."""
+"""Nodes of the awbc pipeline (thin: unpack parameters, call adv_pipeline.policy). JAX
+loads when a node runs, not when the pipelines are registered."""
 
 from __future__ import annotations
 
@@ -13,16 +14,8 @@ from adv_pipeline.figures import results_figure
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.pipelines.params import parse
 from adv_pipeline.pipelines.preflight import checked_by
-from adv_pipeline.policy import (
-    awbc_conditions,
-    configs_from_params,
-    evaluate_conditions,
-    load_policy,
-    results_metrics,
-    results_table,
-)
+from adv_pipeline.policy.config import configs_from_params
 from adv_pipeline.policy.data import check_policy_inputs
-from adv_pipeline.policy.train import train_policy_run
 
 
 def _check(
@@ -41,6 +34,8 @@ def _train(
     prompt_from_task: bool,
 ) -> tuple[Checkpoint, dict]:
     init_jax_distributed(parse("awbc", params).launch)  # several hosts: join them first
+    from adv_pipeline.policy.train import train_policy_run
+
     policy_config, train_config = configs_from_params(params, prompt_from_task=prompt_from_task)
     result = train_policy_run(dataset, policy_config, train_config, runs, overwrite)
     return result.checkpoint, result.metrics
@@ -66,6 +61,14 @@ def evaluate_awbc(
     awbc_policy: Checkpoint, bc_policy: Checkpoint, params: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict, Figure]:
     """Closed-loop rollouts of AWBC (positive, negative, guided prompts) and BC."""
+    from adv_pipeline.policy.evaluate import (
+        awbc_conditions,
+        evaluate_conditions,
+        results_metrics,
+        results_table,
+    )
+    from adv_pipeline.policy.inference import load_policy
+
     config = parse("awbc", params).eval
     conditions = awbc_conditions(
         load_policy(awbc_policy), load_policy(bc_policy), config.guidance_scale

@@ -2,7 +2,7 @@
 
 Evaluate existing checkpoints only (the catalog loads the latest of each run)::
 
-    kedro run --pipeline awbc --nodes evaluate_awbc
+    kedro run --pipelines awbc --nodes evaluate_awbc
 """
 
 from kedro.pipeline import Node, Pipeline

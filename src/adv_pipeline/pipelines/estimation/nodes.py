@@ -7,7 +7,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from adv_pipeline.checkpoints import Checkpoint
-from adv_pipeline.estimation import check_estimation_inputs, estimate, estimation_report
+from adv_pipeline.estimation.agreement import estimation_report
+from adv_pipeline.estimation.checks import check_estimation_inputs
 from adv_pipeline.figures import estimated_vs_gt_advantage
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.outputs import OutputTarget
@@ -28,6 +29,8 @@ def estimate_advantages(
     source: LeRobotDatasetReader, checkpoint: Checkpoint, params: dict[str, Any], out: OutputTarget
 ) -> LeRobotDatasetReader:
     """Label ``source`` with the estimator into ``out`` (resuming an interrupted run)."""
+    from adv_pipeline.estimation.estimate import estimate  # torch loads when the node runs
+
     return estimate(source, checkpoint, out.path, parse("estimation", params), out.overwrite)
 
 

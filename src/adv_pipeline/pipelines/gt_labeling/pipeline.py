@@ -2,7 +2,7 @@
 
 Statistics only (the seed's ``--dry-run``, writes no dataset)::
 
-    kedro run --pipeline gt_labeling --to-outputs gt_label_stats
+    kedro run --pipelines gt_labeling --to-outputs gt_label_stats
 """
 
 from kedro.pipeline import Pipeline

@@ -1,0 +1,32 @@
+"""Options of Stage 2 (light: no torch), built from ``parameters_estimation.yml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from adv_pipeline.distributed import LaunchConfig
+
+
+@dataclass(frozen=True)
+class EstimationConfig:
+    """Options of Stage 2.
+
+    Attributes:
+        interval: look-ahead I in frames (the seed's 50).
+        batch_size: frames per model call.
+        prefetch: batches prepared ahead by the decoding thread.
+        overwrite: recompute episodes whose output already exists.
+        threads: torch threads (0: torch's default).
+        launch: torchrun layout; more than one process labels episodes in parallel.
+    """
+
+    interval: int = 50
+    batch_size: int = 64
+    prefetch: int = 2
+    overwrite: bool = False
+    threads: int = 0
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
+
+    def __post_init__(self) -> None:
+        if self.interval < 1 or self.batch_size < 1:
+            raise ValueError("estimation interval and batch_size must be >= 1")

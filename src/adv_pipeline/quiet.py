@@ -1,0 +1,39 @@
+"""Third-party warnings that a plain run cannot fix, silenced by their message only.
+
+- Kedro and kedro-mlflow still call OmegaConf's deprecated ``register_new_resolver()``;
+- mlflow asks for type hints on kedro-mlflow's ``PythonModel`` when kedro-mlflow loads;
+- mlflow's SQLAlchemy tracking store uses a deprecated ``noload`` loader strategy.
+
+Installed as a ``kedro.init`` entry point (pyproject.toml), which Kedro's CLI calls before
+it loads any plugin, and again from the project settings. mlflow re-enables its own
+warning inside ``warnings.catch_warnings()``, so the same messages are also dropped from
+the ``py.warnings`` logger, where Kedro's logging shows captured warnings.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+
+MESSAGES = (
+    r"register_new_resolver\(\) is deprecated",
+    r"Add type hints to the `predict` method",
+    r"The ``noload`` loader strategy is deprecated",
+)
+
+
+class _DropMessages(logging.Filter):
+    patterns = [re.compile(m, re.I) for m in MESSAGES]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()  # "<file>:<line>: <Category>: <message>"
+        return not any(p.search(text) for p in self.patterns)
+
+
+def silence_third_party() -> None:
+    for message in MESSAGES:
+        warnings.filterwarnings("ignore", message=".*" + message)
+    captured = logging.getLogger("py.warnings")
+    if not any(isinstance(f, _DropMessages) for f in captured.filters):
+        captured.addFilter(_DropMessages())
