@@ -22,6 +22,7 @@ Targets: whole process within 1.3x of the floor, >= 4x faster than the reference
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -90,7 +91,7 @@ def io_floor(src: LeRobotDatasetReader, out: Path, workers: int, same_calls: boo
     other defaults). ``same_calls``: the reader's and writer's own calls (ParquetFile.read,
     dictionaries only on integer columns), i.e. gt_labeling's pure I/O.
     """
-    shutil.rmtree(out, ignore_errors=True)
+    _settle(out)
     t0 = time.perf_counter()
 
     def copy(ep):
@@ -107,8 +108,15 @@ def io_floor(src: LeRobotDatasetReader, out: Path, workers: int, same_calls: boo
     return time.perf_counter() - t0
 
 
-def whole_process(root: Path, out: Path, config: lab.LabelingConfig) -> tuple[float, dict]:
+def _settle(out: Path) -> None:
+    """Remove ``out`` and flush dirty pages, so that one measurement's writes are not
+    paid for by the next (this machine's disk is slow to write back)."""
     shutil.rmtree(out, ignore_errors=True)
+    os.sync()
+
+
+def whole_process(root: Path, out: Path, config: lab.LabelingConfig) -> tuple[float, dict]:
+    _settle(out)
     t0 = time.perf_counter()
     ds = LeRobotDatasetReader(root)
     inputs = lab.read_label_inputs(ds, config)
@@ -127,6 +135,7 @@ def reference(script: Path, root: Path, copy: Path) -> float:
     (threshold 30, stage_nums 2, as ours); the copy is not timed."""
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(root, copy)
+    _settle(copy / "nothing")
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, str(script), str(copy), "--threshold", "30", "--stage-nums", "2"],
@@ -207,6 +216,7 @@ def main() -> None:
         )
     if args.kedro:
         out = args.dir / "labeled_kedro"
+        _settle(out)
         t0 = time.perf_counter()
         subprocess.run(
             [

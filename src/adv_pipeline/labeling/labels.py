@@ -139,7 +139,20 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
     Checks: the source column (and ``stage_progress_gt`` when ``stage_nums > 1``)
     exists; ``stage_progress_gt``, wherever present, lies in [0, 1]; every float column
     is finite (they are all copied into the labelled dataset, which must stay valid).
+    Read once per reader and the options it depends on (the pre-run check and the node
+    share it).
     """
+    key = (
+        "label_inputs",
+        config.advantage_source,
+        config.stage_nums,
+        config.force_intervention,
+        config.task_text,
+    )
+    return dataset.memo(key, lambda: _read_label_inputs(dataset, config))
+
+
+def _read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> LabelInputs:
     if dataset.num_frames == 0:
         raise DatasetFormatError(
             f"{dataset.root}: the dataset has no frames. Fix: label a dataset with at least one "
@@ -181,13 +194,10 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
             ]
         )
     )
-    try:
-        data = dataset.read_columns(columns)
-    except DatasetFormatError as exc:  # a later episode lacks a column: say why it is needed
-        missing = [c for c in needed if repr(c) in str(exc)]
-        raise DatasetFormatError(
-            str(exc).replace(". Fix:", f"{''.join(why[c] for c in missing)}. Fix:", 1)
-        ) from exc
+    # one pass over the files: the columns used, and every float column checked finite
+    # (they are all copied into the labelled dataset, which must stay valid)
+    copied = dict.fromkeys(dataset.float_columns(), ", copied into the labelled dataset")
+    data = dataset.read_columns(columns, check=list(copied), why={**copied, **why})
     for column in needed:
         dataset.check_array(
             column, data[column], why[column], (0.0, 1.0) if column == STAGE_PROGRESS else None
@@ -199,7 +209,6 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
             " (stage progress, read by the estimator)",
             (0.0, 1.0),
         )
-    dataset.check_values(dataset.float_columns(), ", copied into the labelled dataset")
     source = data[config.advantage_source]
     stage = data[STAGE_PROGRESS].reshape(-1) if config.stage_nums > 1 else None
     intervention = None

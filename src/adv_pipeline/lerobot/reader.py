@@ -10,11 +10,12 @@ touching videos; frames are decoded on demand, streamed, never a whole video at 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any, TypeVar
 
 import av
 import numpy as np
@@ -99,6 +100,28 @@ def _bad_rows(
     return None
 
 
+_T = TypeVar("_T")
+INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "task_index")
+CHECK_BATCH = 64  # episodes checked together when a dataset is opened
+
+
+def _batch_column(tables: list[pa.Table], column: str) -> np.ndarray:
+    """One column of several episode tables, concatenated, as numpy."""
+    try:
+        chunks = [chunk for t in tables for chunk in t.column(column).chunks]
+        return column_to_numpy(pa.chunked_array(chunks, type=tables[0].schema.field(column).type))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # types differ between files (all allowed)
+        return np.concatenate([column_to_numpy(t.column(column)) for t in tables])
+
+
+def _concat(tables: list[pa.Table], columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """Episode tables concatenated in order, as numpy columns."""
+    if not tables:
+        return {c: np.zeros((0,)) for c in columns}
+    table = pa.concat_tables(tables)
+    return {c: column_to_numpy(table[c]) for c in columns}
+
+
 def _why(why: str | Mapping[str, str], column: str) -> str:
     return why.get(column, "") if isinstance(why, Mapping) else why
 
@@ -178,6 +201,8 @@ class LeRobotDatasetReader:
         self.tasks: list[str] = self._load_tasks()
         self.episodes: list[EpisodeMeta] = self._load_episodes()
         self._checked: set[tuple] = set()  # (column, range) pairs check_values passed
+        self._memo: dict[Hashable, Any] = {}
+        self._faults: dict[str, list[tuple]] = {}  # float column -> non-finite values found
         if check_files:
             self._check_parquet()
         if check_files and check_videos:
@@ -317,71 +342,137 @@ class LeRobotDatasetReader:
     def _check_parquet(self) -> None:
         """Every parquet file: readable, rows = episodes.jsonl length, columns typed as
         info.json says, ``episode_index`` = its episode, ``frame_index`` = 0..n-1,
-        ``timestamp`` within 1e-4 s of frame_index / fps, ``task_index`` in tasks.jsonl."""
-        index_cols = [
-            c
-            for c in ("timestamp", "frame_index", "episode_index", "task_index")
-            if c in self.features
-        ]
+        ``timestamp`` within 1e-4 s of frame_index / fps, ``task_index`` in tasks.jsonl.
+
+        The float columns are read in the same pass and their non-finite values noted:
+        :meth:`check_values` raises on them when a stage asks (saying why it needs the
+        column) without reading the files again."""
+        floats = self.float_columns()
+        index_cols = [c for c in INDEX_COLUMNS if c in self.features]
         typed = {
             k: ft for k, ft in self.features.items() if ft.get("dtype") not in ("video", "image")
         }
         schema_problems: dict[pa.Schema, tuple | None] = {}
-
-        def check(ep: EpisodeMeta) -> DatasetFormatError | None:
-            rel = self.data_relpath(ep.episode_index)
-            path = self.root / rel
-            if not path.is_file():
-                return format_error(
-                    self.root,
-                    rel,
-                    f"parquet file of episode {ep.episode_index} is missing",
-                    "restore it, or remove the episode from meta/episodes.jsonl and fix info.json "
-                    "totals",
-                )
-            try:
-                with pq.ParquetFile(path) as file:
-                    n_rows, schema = file.metadata.num_rows, file.schema_arrow
-                    present = [c for c in index_cols if c in schema.names]
-                    table = file.read(columns=present, use_threads=False)
-            except (pa.ArrowException, OSError) as exc:
-                return format_error(
-                    self.root,
-                    rel,
-                    f"parquet file of episode {ep.episode_index} cannot be read ({exc})",
-                    "the file is truncated or not parquet: restore it from the source, or rewrite "
-                    "the episode",
-                )
-            if n_rows != ep.length:
-                return format_error(
-                    self.root,
-                    rel,
-                    f"episode {ep.episode_index} has {n_rows} rows but {EPISODES_PATH} says "
-                    f"length {ep.length}",
-                    f"set its length to {n_rows} in {EPISODES_PATH} (and total_frames in "
-                    f"{INFO_PATH})",
-                )
-            if schema not in schema_problems:  # files nearly always share one schema
-                schema_problems[schema] = self._schema_problem(schema, typed)
-            if schema_problems[schema]:
-                name, spec, problem = schema_problems[schema]
-                return format_error(
-                    self.root,
-                    rel,
-                    f"episode {ep.episode_index}: column {name} {problem} (info.json: dtype "
-                    f"{spec.get('dtype')}, shape {spec.get('shape')})",
-                    f"rewrite the column as info.json declares it, or correct its entry in "
-                    f"{INFO_PATH}",
-                )
-            return self._check_index_columns(
-                ep, rel, {c: table.column(c).to_numpy() for c in present}
-            )
-
+        self._faults = {c: [] for c in floats}
         with ThreadPoolExecutor(IO_THREADS) as pool:
-            errors = list(pool.map(check, self.episodes))
-        for error in errors:
+            # files are opened in parallel, then checked a batch at a time with array
+            # operations (per-file numpy calls would cost more than reading the files)
+            for start in range(0, len(self.episodes), CHECK_BATCH):
+                batch = self.episodes[start : start + CHECK_BATCH]
+                opened = list(
+                    pool.map(
+                        lambda ep: self._check_file(
+                            ep, index_cols + floats, typed, schema_problems
+                        ),
+                        batch,
+                    )
+                )
+                failed = next((i for i, (error, _) in enumerate(opened) if error), len(batch))
+                error = self._check_batch(batch[:failed], [t for _, t in opened[:failed]], floats)
+                if error is not None or failed < len(batch):
+                    raise error or opened[failed][0]
+
+    def _check_batch(
+        self, batch: list[EpisodeMeta], tables: list[pa.Table], floats: list[str]
+    ) -> DatasetFormatError | None:
+        """The index columns of consecutive episodes checked at once (the first bad
+        episode's error, as :meth:`_check_index_columns` words it); non-finite values of
+        the float columns noted in ``self._faults``."""
+        if not batch:
+            return None
+        lengths = np.array([ep.length for ep in batch], dtype=np.int64)
+        starts = np.cumsum(lengths) - lengths
+        frames = np.arange(lengths.sum()) - np.repeat(starts, lengths)
+        names = tables[0].column_names
+        cols = {c: _batch_column(tables, c) for c in names if c in INDEX_COLUMNS}
+        bad = np.zeros(len(frames), dtype=bool)
+        if "episode_index" in cols:
+            ids = np.array([ep.episode_index for ep in batch], dtype=np.int64)
+            bad |= cols["episode_index"] != np.repeat(ids, lengths)
+        if "frame_index" in cols:
+            bad |= cols["frame_index"] != frames
+        if "timestamp" in cols:
+            bad |= ~(np.abs(cols["timestamp"] - frames / self.fps) <= TIMESTAMP_TOLERANCE_S)
+        if "task_index" in cols:
+            bad |= (cols["task_index"] < 0) | (cols["task_index"] >= len(self.tasks))
+        positions = np.unique(np.searchsorted(starts, np.flatnonzero(bad), side="right") - 1)
+        for pos in positions:  # the first bad episode, worded episode by episode
+            ep, table = batch[pos], tables[pos]
+            one = {c: table.column(c).to_numpy() for c in cols}
+            error = self._check_index_columns(ep, self.data_relpath(ep.episode_index), one)
             if error is not None:
-                raise error
+                return error
+        for c in floats:
+            if c not in names:
+                continue
+            values = _batch_column(tables, c)
+            found = _bad_rows(values, None)
+            if found is None:
+                continue
+            rows, problem = found
+            where = np.flatnonzero(rows)
+            positions = np.searchsorted(starts, where, side="right") - 1
+            for pos in np.unique(positions):
+                ep_rows = where[positions == pos]
+                r = int(ep_rows[0])
+                value = values.reshape(len(values), -1)[r]
+                self._faults[c].append(
+                    (batch[pos], (c, problem, r - int(starts[pos]), value, len(ep_rows)))
+                )
+        return None
+
+    def _check_file(
+        self,
+        ep: EpisodeMeta,
+        columns: list[str],
+        typed: dict[str, dict],
+        schema_problems: dict[pa.Schema, tuple | None],
+    ) -> tuple[DatasetFormatError | None, pa.Table | None]:
+        """One episode's file checked (see :meth:`_check_parquet`): (the error or None,
+        the ``columns`` it has, read)."""
+        rel = self.data_relpath(ep.episode_index)
+        path = self.root / rel
+        if not path.is_file():
+            return format_error(
+                self.root,
+                rel,
+                f"parquet file of episode {ep.episode_index} is missing",
+                "restore it, or remove the episode from meta/episodes.jsonl and fix info.json "
+                "totals",
+            ), None
+        try:
+            with pq.ParquetFile(path) as file:
+                n_rows, schema = file.metadata.num_rows, file.schema_arrow
+                if schema not in schema_problems:  # files nearly always share one schema
+                    schema_problems[schema] = self._schema_problem(schema, typed)
+                present = [c for c in columns if c in schema.names]
+                table = None if schema_problems[schema] else file.read(present, use_threads=False)
+        except (pa.ArrowException, OSError) as exc:
+            return format_error(
+                self.root,
+                rel,
+                f"parquet file of episode {ep.episode_index} cannot be read ({exc})",
+                "the file is truncated or not parquet: restore it from the source, or rewrite "
+                "the episode",
+            ), None
+        if n_rows != ep.length:
+            return format_error(
+                self.root,
+                rel,
+                f"episode {ep.episode_index} has {n_rows} rows but {EPISODES_PATH} says "
+                f"length {ep.length}",
+                f"set its length to {n_rows} in {EPISODES_PATH} (and total_frames in {INFO_PATH})",
+            ), None
+        if schema_problems[schema]:
+            name, spec, problem = schema_problems[schema]
+            return format_error(
+                self.root,
+                rel,
+                f"episode {ep.episode_index}: column {name} {problem} (info.json: dtype "
+                f"{spec.get('dtype')}, shape {spec.get('shape')})",
+                f"rewrite the column as info.json declares it, or correct its entry in {INFO_PATH}",
+            ), None
+        return None, table
 
     @staticmethod
     def _schema_problem(schema: pa.Schema, typed: dict[str, dict]) -> tuple | None:
@@ -619,26 +710,42 @@ class LeRobotDatasetReader:
         return {c: column_to_numpy(table[c]) for c in columns}
 
     def read_columns(
-        self, columns: Sequence[str], episodes: Sequence[int] | None = None
+        self,
+        columns: Sequence[str],
+        episodes: Sequence[int] | None = None,
+        check: Sequence[str] = (),
+        why: str | Mapping[str, str] = "",
     ) -> dict[str, np.ndarray]:
         """Columns of many episodes at once, concatenated in episode order.
 
         Args:
             columns: column names.
             episodes: episode indices (default: all). Row ``offsets`` apply to all.
+            check: columns to check as :meth:`check_values` does (finite floats) in the
+                same pass over the files (all episodes; read, checked and dropped unless
+                also in ``columns``); ``why``: the reason given in its message.
 
         Returns:
             {column: (N,) or (N, D) array}, N the total frames of those episodes.
         """
         columns = list(columns)
         self._require_columns(columns)
+        if check:
+            if episodes is not None:
+                raise ValueError("read_columns: check= reads all episodes; give no episodes")
+            return self._scan(list(check), why, {}, keep=columns)
         eps = self.episode_indices if episodes is None else np.asarray(episodes, dtype=np.int64)
         with ThreadPoolExecutor(IO_THREADS) as pool:
             tables = list(pool.map(lambda e: self.read_table(int(e), columns), eps))
-        if not tables:
-            return {c: np.zeros((0,)) for c in columns}
-        table = pa.concat_tables(tables)
-        return {c: column_to_numpy(table[c]) for c in columns}
+        return _concat(tables, columns)
+
+    def memo(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """``compute()`` once per reader and ``key``; later calls return the same result.
+        The files do not change under a reader, so a pre-run check and the node after it
+        can share one read of the data."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def float_columns(self) -> list[str]:
         """Parquet features holding floating-point values (those that can be NaN/inf)."""
@@ -663,44 +770,73 @@ class LeRobotDatasetReader:
         many frames are bad in all, ``why`` the column is needed (one text, or one per
         column), and the fix. Columns already checked by this reader are skipped.
         """
-        ranges = ranges or {}
-        columns = [c for c in dict.fromkeys(columns) if not self._was_checked(c, ranges.get(c))]
-        if not columns:
-            return
-        self._require_columns(columns)
+        self._scan(list(columns), why, ranges or {})
 
-        def scan(ep: EpisodeMeta) -> list[tuple]:
+    def _scan(
+        self,
+        columns: list[str],
+        why: str | Mapping[str, str],
+        ranges: Mapping[str, tuple[float, float]],
+        keep: Sequence[str] = (),
+    ) -> dict[str, np.ndarray]:
+        """One pass over all episodes: check ``columns`` (see :meth:`check_values`), and
+        return the ``keep`` columns concatenated (read in the same pass)."""
+        columns = [c for c in dict.fromkeys(columns) if not self._was_checked(c, ranges.get(c))]
+        keep = list(keep)
+        if not columns and not keep:
+            return {}
+        if not columns:
+            return self.read_columns(keep)
+        self._require_columns(columns)
+        for c in [c for c in columns if ranges.get(c) is None and c in self._faults]:
+            if self._faults[c]:  # noted when the files were opened
+                ep, (_, problem, row, value, _) = self._faults[c][0]
+                frames = sum(f[4] for _, f in self._faults[c])
+                raise self._values_error(
+                    ep.episode_index,
+                    c,
+                    problem,
+                    row,
+                    value,
+                    frames,
+                    len(self._faults[c]),
+                    _why(why, c),
+                )
+            self._checked.add((c, None))
+            columns.remove(c)
+        if not columns:
+            return self.read_columns(keep) if keep else {}
+        read = list(dict.fromkeys([*keep, *columns]))
+
+        def scan(ep: EpisodeMeta) -> tuple[pa.Table | None, list[tuple]]:
             try:
-                cols = self.read_episode(ep.episode_index, columns)
-            except DatasetFormatError as exc:  # say why the column is needed
-                raise DatasetFormatError(
-                    str(exc).replace(". Fix:", f"{_why(why, columns[0])}. Fix:", 1)
-                ) from exc
+                table = self.read_table(ep.episode_index, read)
+            except DatasetFormatError as exc:  # say why the missing column is needed
+                missing = [c for c in read if repr(c) in str(exc)] or columns[:1]
+                because = "".join(dict.fromkeys(_why(why, c) for c in missing))
+                raise DatasetFormatError(str(exc).replace(". Fix:", f"{because}. Fix:", 1)) from exc
             found = []
             for c in columns:
-                bad = _bad_rows(cols[c], ranges.get(c))
+                values = column_to_numpy(table[c])
+                bad = _bad_rows(values, ranges.get(c))
                 if bad is not None:
                     rows, problem = bad
                     r = int(np.flatnonzero(rows)[0])
-                    found.append(
-                        (c, problem, r, cols[c].reshape(ep.length, -1)[r], int(rows.sum()))
-                    )
-            return found
+                    found.append((c, problem, r, values.reshape(ep.length, -1)[r], int(rows.sum())))
+            return (table.select(keep) if keep else None), found
 
         with ThreadPoolExecutor(IO_THREADS) as pool:
             results = list(pool.map(scan, self.episodes))
-        bad_eps = [(ep, f) for ep, f in zip(self.episodes, results) if f]
-        if not bad_eps:
-            self._checked.update(
-                (c, ranges.get(c)) for c in columns
-            )  # files do not change under a reader
-            return
-        ep, ((column, problem, row, value, _), *_) = bad_eps[0]
-        frames = sum(f[4] for _, found in bad_eps for f in found if f[0] == column)
-        episodes = sum(1 for _, found in bad_eps if any(f[0] == column for f in found))
-        raise self._values_error(
-            ep.episode_index, column, problem, row, value, frames, episodes, _why(why, column)
-        )
+        bad_eps = [(ep, f) for ep, (_, f) in zip(self.episodes, results) if f]
+        if bad_eps:
+            ep, ((column, problem, row, value, _), *_) = bad_eps[0]
+            frames = sum(f[4] for _, found in bad_eps for f in found if f[0] == column)
+            episodes = sum(1 for _, found in bad_eps if any(f[0] == column for f in found))
+            raise self._values_error(
+                ep.episode_index, column, problem, row, value, frames, episodes, _why(why, column)
+            )
+        self._checked.update((c, ranges.get(c)) for c in columns)  # files do not change
+        return _concat([t for t, _ in results], keep) if keep else {}
 
     def check_array(
         self,
