@@ -1,9 +1,16 @@
 """Kedro dataset classes (load and save only): a LeRobot dataset and the target a node
-writes it to, a checkpoint, a folder of training runs."""
+writes it to, an annotation file, a checkpoint, a folder of training runs."""
 
+from .annotations_dataset import AnnotationsDataset
 from .checkpoint_dataset import CheckpointDirDataset
 from .lerobot_dataset import LeRobotDataset
 from .runs_dataset import RunsDataset
 from .target_dataset import LeRobotTarget
 
-__all__ = ["CheckpointDirDataset", "LeRobotDataset", "LeRobotTarget", "RunsDataset"]
+__all__ = [
+    "AnnotationsDataset",
+    "CheckpointDirDataset",
+    "LeRobotDataset",
+    "LeRobotTarget",
+    "RunsDataset",
+]

@@ -647,6 +647,9 @@ class DerivedDataset:
         features: info.json entries of new columns (inferred from the arrays if absent).
         workers: threads rewriting episode files in parallel (pyarrow releases the GIL;
             about one per CPU core is fastest).
+        episodes: source episode indices to keep (default: all), renumbered 0..k-1 in
+            order (``episode_index`` and ``index`` rewritten, videos linked under the new
+            numbers); ``columns`` still span every source frame.
     """
 
     source: LeRobotDatasetReader
@@ -654,6 +657,7 @@ class DerivedDataset:
     tasks: Sequence[str] | None = None
     features: Mapping[str, dict] = field(default_factory=dict)
     workers: int = 2
+    episodes: Sequence[int] | None = None
 
     def write(self, root: str | Path, overwrite: bool = False) -> LeRobotDatasetReader:
         """Write to ``root``: never the source, inside it or a folder holding it; a
@@ -705,31 +709,40 @@ class DerivedDataset:
             inputs={"source dataset": src.root},
             overwrite=overwrite,
         ) as writer:
+            positions = (
+                list(range(src.num_episodes))
+                if self.episodes is None
+                else [int(np.searchsorted(src.episode_indices, e)) for e in self.episodes]
+            )
+            renumber = self.episodes is not None
+            starts = np.cumsum([0] + [src.episodes[p].length for p in positions])
 
-            def rewrite(pos: int) -> None:
+            def rewrite(new: int) -> None:
+                pos = positions[new]
                 ep = src.episodes[pos]
                 lo, hi = int(src.offsets[pos]), int(src.offsets[pos + 1])
-                table = with_columns(
-                    src.read_table(ep.episode_index),
-                    {name: values[lo:hi] for name, values in self.columns.items()},
-                    features,
-                )
+                replaced = {name: values[lo:hi] for name, values in self.columns.items()}
+                if renumber:  # kept episodes numbered 0..k-1, rows counted again
+                    replaced["episode_index"] = np.full(ep.length, new, dtype=np.int64)
+                    replaced["index"] = np.arange(starts[new], starts[new + 1], dtype=np.int64)
+                table = with_columns(src.read_table(ep.episode_index), replaced, features)
                 table = table.select([k for k in stored if k in table.column_names])
                 stats = {
                     k: v
                     for k, v in old_stats.get(ep.episode_index, {}).items()
-                    if k in features and k not in new_stats
+                    if k in features and k not in new_stats and k not in replaced
                 }
                 stats.update({k: v[pos] for k, v in new_stats.items()})
                 videos = {key: src.video_path(ep.episode_index, key) for key in src.video_keys}
-                writer.write_episode(ep.episode_index, table, stats=stats, videos=videos)
+                episode = new if renumber else ep.episode_index
+                writer.write_episode(episode, table, stats=stats, videos=videos)
                 failpoint("dataset.episode")
 
             with ThreadPoolExecutor(max(1, self.workers)) as pool:
                 list(
                     tqdm(
-                        pool.map(rewrite, range(src.num_episodes)),
-                        total=src.num_episodes,
+                        pool.map(rewrite, range(len(positions))),
+                        total=len(positions),
                         desc="episodes",
                         unit="ep",
                     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from adv_pipeline.annotation import AnnotationConfig
 from adv_pipeline.configs import ConfigError, closest, from_params
 from adv_pipeline.estimation.config import EstimationConfig
 from adv_pipeline.estimator.config import EstimatorConfig
@@ -16,6 +17,7 @@ from adv_pipeline.sim.dataset import DemoDatasetConfig
 
 NAMESPACES: dict[str, type] = {
     "demo": DemoDatasetConfig,
+    "annotation": AnnotationConfig,
     "gt_labeling": LabelingConfig,
     "awbc_labeling": LabelingConfig,
     "estimator": EstimatorConfig,

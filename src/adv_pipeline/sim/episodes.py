@@ -44,6 +44,7 @@ class DemoEpisode:
             ``"stage_progress_gt"`` float32 (T,), ``"intervention"`` int64 (T,).
         snapshots: float64 (T, SNAPSHOT_DIM) sim states for lazy rendering.
         config: the task config (needed to render).
+        stage_edges: first frame of each stage, then T (the demo's annotation).
     """
 
     seed: int
@@ -53,6 +54,7 @@ class DemoEpisode:
     columns: dict[str, np.ndarray] = field(repr=False)
     snapshots: np.ndarray = field(repr=False)
     config: DemoTaskConfig = field(repr=False)
+    stage_edges: tuple[int, ...] = ()
 
     def frame(self, t: int) -> dict[str, np.ndarray]:
         """Images of frame ``t``: ``{key: uint8 (H, W, 3)}`` for CAMERA_KEYS."""
@@ -69,26 +71,32 @@ class DemoEpisode:
             yield render(self.snapshots[t], self.config)
 
 
-def stage_progress(stages: np.ndarray, num_stages: int = NUM_STAGES) -> np.ndarray:
-    """Stage-annotated progress, float32 (T,), from per-frame stages (T,).
+def stage_edges(stages: np.ndarray, num_stages: int = NUM_STAGES) -> np.ndarray:
+    """(K + 1,) int64 first frame of each stage, then T, from per-frame stages (T,).
 
     Stage k ends when it is *finally* completed: ``end_k = 1 + last index with
-    stage <= k`` (``end_{K-1} = T``).  Frame j of stage k (length L_k) gets
-    ``k / K + (1 / K) * j / L_k``.
+    stage <= k`` (``end_{K-1} = T``); the demo's annotation (its boundary file).
     """
     T = len(stages)
-    out = np.zeros(T, dtype=np.float64)
-    start = 0
+    edges = [0]
+    for k in range(num_stages - 1):
+        idx = np.flatnonzero(stages <= k)
+        edges.append(max(edges[-1], int(idx[-1]) + 1 if len(idx) else 0))
+    edges.append(T)
+    return np.asarray(edges, dtype=np.int64)
+
+
+def stage_progress(stages: np.ndarray, num_stages: int = NUM_STAGES) -> np.ndarray:
+    """Stage-annotated progress, float32 (T,), from per-frame stages (T,): frame j of
+    stage k (length L_k, edges from :func:`stage_edges`) gets ``k / K + (1 / K) * j / L_k``.
+    """
+    edges = stage_edges(stages, num_stages)
+    out = np.zeros(len(stages), dtype=np.float64)
     for k in range(num_stages):
-        if k == num_stages - 1:
-            end = T
-        else:
-            idx = np.flatnonzero(stages <= k)
-            end = max(start, int(idx[-1]) + 1 if len(idx) else 0)
+        start, end = int(edges[k]), int(edges[k + 1])
         n = end - start
         if n > 0:
             out[start:end] = k / num_stages + (np.arange(n) / n) / num_stages
-        start = end
     return out.astype(np.float32)
 
 
@@ -142,6 +150,7 @@ def generate_episode(config: DemoTaskConfig, seed: int, quality: str) -> DemoEpi
         columns=columns,
         snapshots=snap,
         config=config,
+        stage_edges=tuple(int(x) for x in stage_edges(stages)),
     )
 
 

@@ -1,8 +1,8 @@
-"""demo: simulator -> raw LeRobot dataset -> summary report."""
+"""demo: simulator -> raw LeRobot dataset, its boundary file -> summary report."""
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import make_demo_dataset, summarize_dataset
+from .nodes import demo_annotation_file, make_demo_dataset, summarize_dataset
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -13,6 +13,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["params:demo", "raw_dataset_target"],
                 "raw_dataset",
                 name="make_demo_dataset",
+            ),
+            Node(
+                demo_annotation_file,
+                ["params:demo", "raw_dataset"],
+                "annotations",
+                name="write_demo_annotations",
             ),
             Node(
                 summarize_dataset,

@@ -1,0 +1,192 @@
+"""The browser annotator: a Starlette app serving one dataset and its annotation file.
+
+``adv-pipeline annotate <dataset> [--annotations FILE] [--port P]`` serves it on the
+loopback interface. The page plays the episode's cameras side by side straight from the
+dataset's video files (HTTP range requests), steps frame by frame, and marks the start,
+the end and the stage boundaries; each save rewrites the episode's record atomically
+(:func:`~.records.update_annotation`). No Kedro here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from adv_pipeline.lerobot import LeRobotDatasetReader
+
+from .columns import annotation_columns
+from .records import (
+    AnnotationError,
+    EpisodeAnnotation,
+    parse_record,
+    read_annotations,
+    resolve_annotations,
+    update_annotation,
+)
+from .suggest import gripper_events
+
+# columns shown under the video when the dataset has them (Stage 0 / Stage 2 outputs)
+CURVES = (
+    "stage_progress_gt",
+    "progress",
+    "absolute_advantage",
+    "relative_advantage",
+    "absolute_value",
+)
+
+
+@dataclass(frozen=True)
+class AnnotatorConfig:
+    """What the annotator serves.
+
+    Attributes:
+        dataset: the LeRobot dataset's folder.
+        annotations: the annotation file (``.jsonl`` or ``.csv``; created on first save).
+        gripper_key: the column holding the grippers (``observation.state`` or ``action``).
+        gripper_dims: its gripper dimensions (empty: no suggestions).
+    """
+
+    dataset: Path
+    annotations: Path
+    gripper_key: str = "observation.state"
+    gripper_dims: tuple[int, ...] = ()
+
+
+def _records(path: Path) -> dict[int, EpisodeAnnotation]:
+    return {r.episode_index: r for r in read_annotations(path)} if path.is_file() else {}
+
+
+def create_app(config: AnnotatorConfig) -> Starlette:
+    """The annotator's web app (routes under ``/api`` and ``/video``, the page at ``/``)."""
+    ds = LeRobotDatasetReader(config.dataset)
+    lengths = dict(zip(ds.episode_indices.tolist(), ds.lengths.tolist()))
+    curves = [c for c in CURVES if c in ds.column_names()]
+    if config.gripper_dims:
+        ds.require_column(
+            config.gripper_key, ", which holds the grippers", "pass --gripper-key <column>"
+        )
+
+    def error(message: str, status: int = 400) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    def episode_of(request: Request) -> int | None:
+        e = int(request.path_params["episode"])
+        return e if e in lengths else None
+
+    async def page(request: Request) -> Response:
+        html = resources.files("adv_pipeline.annotation").joinpath("static/index.html")
+        return HTMLResponse(html.read_text())
+
+    async def dataset(request: Request) -> Response:
+        done = _records(config.annotations)
+        return JSONResponse(
+            {
+                "root": str(ds.root),
+                "annotations": str(config.annotations),
+                "fps": ds.fps,
+                "cameras": ds.video_keys,
+                "tasks": ds.tasks,
+                "episodes": [
+                    {"episode_index": e, "length": n, "annotated": e in done}
+                    for e, n in lengths.items()
+                ],
+            }
+        )
+
+    def annotation_curve(e: int, record: EpisodeAnnotation | None) -> list[float] | None:
+        if record is None:
+            return None
+        frames, _ = resolve_annotations(
+            [record], {e: lengths[e]}, ds.fps, config.annotations, allow_missing=True
+        )
+        cols = annotation_columns(np.array([lengths[e]]), [frames[e]])
+        return cols["stage_progress_gt"].astype(np.float64).round(5).tolist()
+
+    async def episode(request: Request) -> Response:
+        e = episode_of(request)
+        if e is None:
+            return error(f"no episode {request.path_params['episode']} in {ds.root}", 404)
+        record = _records(config.annotations).get(e)
+        columns = ds.read_episode(e, curves) if curves else {}
+        suggestions = []
+        if config.gripper_dims:
+            grip = ds.read_episode(e, [config.gripper_key])[config.gripper_key]
+            suggestions = gripper_events(grip, config.gripper_dims)
+        return JSONResponse(
+            {
+                "episode_index": e,
+                "length": lengths[e],
+                "task": ds.tasks[int(ds.read_episode(e, ["task_index"])["task_index"][0])]
+                if "task_index" in ds.column_names()
+                else "",
+                "record": record.to_json() if record else None,
+                "annotation_curve": annotation_curve(e, record),
+                "curves": {
+                    c: np.asarray(v, dtype=np.float64)
+                    .reshape(lengths[e], -1)[:, 0]
+                    .round(5)
+                    .tolist()
+                    for c, v in columns.items()
+                },
+                "suggestions": suggestions,
+                "videos": {k: f"/video/{e}/{k}" for k in ds.video_keys},
+            }
+        )
+
+    async def save(request: Request) -> Response:
+        e = episode_of(request)
+        if e is None:
+            return error(f"no episode {request.path_params['episode']} in {ds.root}", 404)
+        try:
+            body = await request.json()
+            record = parse_record({**body, "episode_index": e}, f"episode {e}")
+            resolve_annotations(
+                [record], {e: lengths[e]}, ds.fps, config.annotations, allow_missing=True
+            )
+            records = update_annotation(config.annotations, record)
+        except (AnnotationError, ValueError) as exc:
+            return error(str(exc))
+        done = {r.episode_index for r in records}
+        following = [x for x in lengths if x > e and x not in done] + [
+            x for x in lengths if x <= e and x not in done
+        ]
+        return JSONResponse(
+            {
+                "record": record.to_json(),
+                "annotation_curve": annotation_curve(e, record),
+                "next": following[0] if following else None,
+            }
+        )
+
+    async def video(request: Request) -> Response:
+        e = episode_of(request)
+        key = request.path_params["camera"]
+        if e is None or key not in ds.video_keys:
+            return error("no such episode or camera", 404)
+        return FileResponse(ds.video_path(e, key), media_type="video/mp4")
+
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/api/dataset", dataset),
+            Route("/api/episodes/{episode:int}", episode),
+            Route("/api/episodes/{episode:int}/annotation", save, methods=["PUT"]),
+            Route("/video/{episode:int}/{camera:path}", video),
+        ]
+    )
+
+
+def serve(config: AnnotatorConfig, port: int = 8765, host: str = "127.0.0.1") -> None:
+    """Serve the annotator until interrupted (loopback only by default)."""
+    import uvicorn
+
+    app = create_app(config)
+    print(f"annotating {config.dataset} into {config.annotations}: open http://{host}:{port}/")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
