@@ -252,6 +252,9 @@ def resolve_annotations(
             another number of stages, or (unless ``allow_missing``) an episode without one.
     """
     seen: dict[int, FrameAnnotation] = {}
+    stages = (
+        stage_nums if stage_nums is not None else len(records[0].boundaries) + 1 if records else 1
+    )
     for r in records:
         where = f"{source}: episode {r.episode_index}"
         if r.episode_index not in lengths:
@@ -262,7 +265,6 @@ def resolve_annotations(
         if r.episode_index in seen:
             raise AnnotationError(f"{where}: annotated twice. Fix: keep one record per episode")
         k = len(r.boundaries) + 1
-        stages = stage_nums if stage_nums is not None else len(records[0].boundaries) + 1
         if k != stages:
             said = "annotation.stage_nums is" if stage_nums is not None else "the first record has"
             raise AnnotationError(

@@ -100,6 +100,30 @@ def _bad_rows(
     return None
 
 
+def _episode_faults(
+    column: str,
+    values: np.ndarray,
+    starts: np.ndarray,
+    value_range: tuple[float, float] | None = None,
+) -> list[tuple[int, tuple]]:
+    """Bad values of ``column`` over consecutive episodes ((N,) or (N, D), episode p's rows
+    from ``starts[p]``): per episode with one, ``(p, (column, problem, its first bad row
+    within the episode, that row's value, its bad rows))``, in episode order."""
+    found = _bad_rows(values, value_range)
+    if found is None:
+        return []
+    rows, problem = found
+    where = np.flatnonzero(rows)
+    positions = np.searchsorted(starts, where, side="right") - 1
+    flat = values.reshape(len(values), -1)
+    faults = []
+    for pos in np.unique(positions):
+        in_episode = where[positions == pos]
+        r = int(in_episode[0])
+        faults.append((int(pos), (column, problem, r - int(starts[pos]), flat[r], len(in_episode))))
+    return faults
+
+
 _T = TypeVar("_T")
 INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "task_index")
 CHECK_BATCH = 64  # episodes checked together when a dataset is opened
@@ -403,22 +427,9 @@ class LeRobotDatasetReader:
             if error is not None:
                 return error
         for c in floats:
-            if c not in names:
-                continue
-            values = _batch_column(tables, c)
-            found = _bad_rows(values, None)
-            if found is None:
-                continue
-            rows, problem = found
-            where = np.flatnonzero(rows)
-            positions = np.searchsorted(starts, where, side="right") - 1
-            for pos in np.unique(positions):
-                ep_rows = where[positions == pos]
-                r = int(ep_rows[0])
-                value = values.reshape(len(values), -1)[r]
-                self._faults[c].append(
-                    (batch[pos], (c, problem, r - int(starts[pos]), value, len(ep_rows)))
-                )
+            if c in names:
+                faults = _episode_faults(c, _batch_column(tables, c), starts)
+                self._faults[c].extend((batch[pos], fault) for pos, fault in faults)
         return None
 
     def _check_file(
@@ -783,25 +794,10 @@ class LeRobotDatasetReader:
         return the ``keep`` columns concatenated (read in the same pass)."""
         columns = [c for c in dict.fromkeys(columns) if not self._was_checked(c, ranges.get(c))]
         keep = list(keep)
-        if not columns and not keep:
-            return {}
-        if not columns:
-            return self.read_columns(keep)
         self._require_columns(columns)
         for c in [c for c in columns if ranges.get(c) is None and c in self._faults]:
             if self._faults[c]:  # noted when the files were opened
-                ep, (_, problem, row, value, _) = self._faults[c][0]
-                frames = sum(f[4] for _, f in self._faults[c])
-                raise self._values_error(
-                    ep.episode_index,
-                    c,
-                    problem,
-                    row,
-                    value,
-                    frames,
-                    len(self._faults[c]),
-                    _why(why, c),
-                )
+                raise self._fault_error(self._faults[c], why)
             self._checked.add((c, None))
             columns.remove(c)
         if not columns:
@@ -815,26 +811,19 @@ class LeRobotDatasetReader:
                 missing = [c for c in read if repr(c) in str(exc)] or columns[:1]
                 because = "".join(dict.fromkeys(_why(why, c) for c in missing))
                 raise DatasetFormatError(str(exc).replace(". Fix:", f"{because}. Fix:", 1)) from exc
-            found = []
-            for c in columns:
-                values = column_to_numpy(table[c])
-                bad = _bad_rows(values, ranges.get(c))
-                if bad is not None:
-                    rows, problem = bad
-                    r = int(np.flatnonzero(rows)[0])
-                    found.append((c, problem, r, values.reshape(ep.length, -1)[r], int(rows.sum())))
+            found = [
+                (ep, fault)
+                for c in columns
+                for _, fault in _episode_faults(c, column_to_numpy(table[c]), [0], ranges.get(c))
+            ]
             return (table.select(keep) if keep else None), found
 
         with ThreadPoolExecutor(IO_THREADS) as pool:
             results = list(pool.map(scan, self.episodes))
-        bad_eps = [(ep, f) for ep, (_, f) in zip(self.episodes, results) if f]
-        if bad_eps:
-            ep, ((column, problem, row, value, _), *_) = bad_eps[0]
-            frames = sum(f[4] for _, found in bad_eps for f in found if f[0] == column)
-            episodes = sum(1 for _, found in bad_eps if any(f[0] == column for f in found))
-            raise self._values_error(
-                ep.episode_index, column, problem, row, value, frames, episodes, _why(why, column)
-            )
+        faults = [fault for _, found in results for fault in found]
+        if faults:  # the first bad episode's first bad column, counted over all episodes
+            column = faults[0][1][0]
+            raise self._fault_error([f for f in faults if f[1][0] == column], why)
         self._checked.update((c, ranges.get(c)) for c in columns)  # files do not change
         return _concat([t for t, _ in results], keep) if keep else {}
 
@@ -849,30 +838,26 @@ class LeRobotDatasetReader:
         in episode order, as :meth:`read_columns` returns it)."""
         if self._was_checked(column, value_range):
             return
-        bad = _bad_rows(values, value_range)
-        if bad is None:
-            self._checked.add((column, value_range))
-            return
-        rows, problem = bad
-        where = np.flatnonzero(rows)
-        positions = np.searchsorted(self.offsets, where, side="right") - 1
-        first, pos = int(where[0]), int(positions[0])
-        frame = first - int(self.offsets[pos])
-        raise self._values_error(
-            int(self.episode_indices[pos]),
-            column,
-            problem,
-            frame,
-            values.reshape(len(values), -1)[first],
-            len(where),
-            len(np.unique(positions)),
-            why,
-        )
+        faults = _episode_faults(column, values, self.offsets[:-1], value_range)
+        if faults:
+            raise self._fault_error([(self.episodes[pos], f) for pos, f in faults], why)
+        self._checked.add((column, value_range))
 
     def _was_checked(self, column: str, value_range: tuple[float, float] | None) -> bool:
         """A check passed before for ``column`` (with this range; any range covers none)."""
         return (column, value_range) in self._checked or (
             value_range is None and any(c == column for c, _ in self._checked)
+        )
+
+    def _fault_error(
+        self, faults: list[tuple[EpisodeMeta, tuple]], why: str | Mapping[str, str]
+    ) -> DatasetFormatError:
+        """The error of one column's bad values (``(episode, (column, problem, row, value,
+        bad rows))`` per episode, in order): the first, and the totals."""
+        ep, (column, problem, row, value, _) = faults[0]
+        frames = sum(f[4] for _, f in faults)
+        return self._values_error(
+            ep.episode_index, column, problem, row, value, frames, len(faults), _why(why, column)
         )
 
     def _values_error(
