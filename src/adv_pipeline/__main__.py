@@ -6,9 +6,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kedro.framework.cli.utils import find_run_command
-from kedro.framework.project import configure_project
-
 
 def annotate(argv: list[str]) -> None:
     """``adv-pipeline annotate <dataset> [--annotations FILE] [--port P]``: the browser
@@ -43,9 +40,71 @@ def annotate(argv: list[str]) -> None:
     serve(AnnotatorConfig(dataset, annotations, args.gripper_key, dims), port=args.port)
 
 
+def serve(argv: list[str]) -> None:
+    """``adv-pipeline serve --checkpoint <run or step folder> [--port P] ...``: a trained
+    policy over openpi's websocket protocol (``openpi_client.WebsocketClientPolicy``)."""
+    import argparse
+    import logging
+
+    from adv_pipeline.errors import InputError
+    from adv_pipeline.policy.serve import DEFAULT_PORT, serve
+
+    parser = argparse.ArgumentParser(
+        prog="adv-pipeline serve",
+        description="Serve a trained AWBC policy to openpi-client robots (websocket, msgpack).",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="a policy run folder (its latest step), a folder of runs (the latest run) or a "
+        "step folder",
+    )
+    parser.add_argument("--step", type=int, help="the step of the run to serve (default: latest)")
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 serves other machines")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="default: 8000 (openpi's)")
+    parser.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=1.0,
+        help="classifier-free guidance weight w (1: the plain conditional prompt)",
+    )
+    parser.add_argument(
+        "--prompt",
+        help="default prompt of requests without one: a task text (its top advantage prompt) "
+        "or a full '<task>, Advantage: <label>' prompt (default: the policy's)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the flow noise")
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port {args.port}: expected 0..65535")
+    logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("adv_pipeline.policy.serve").setLevel(logging.INFO)
+    try:
+        serve(
+            args.checkpoint,
+            step=args.step,
+            host=args.host,
+            port=args.port,
+            guidance_scale=args.guidance_scale,
+            prompt=args.prompt,
+            seed=args.seed,
+        )
+    except InputError as exc:
+        sys.exit(f"Error: {exc}")
+    except KeyboardInterrupt:
+        pass
+
+
 def main(*args, **kwargs) -> Any:
     if sys.argv[1:2] == ["annotate"] and not args:
         return annotate(sys.argv[2:])
+    if sys.argv[1:2] == ["serve"] and not args:
+        return serve(sys.argv[2:])
+    # Kedro configures logging when imported: only its own commands import it
+    from kedro.framework.cli.utils import find_run_command
+    from kedro.framework.project import configure_project
+
     package_name = Path(__file__).parent.name
     configure_project(package_name)
 
