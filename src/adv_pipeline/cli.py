@@ -41,3 +41,6 @@ cli.add_command(
         short_help=kedro_run.short_help,
     )
 )
+
+# ``python -m adv_pipeline`` (the packaged project's entry point) runs this command
+run = cli.commands["run"]

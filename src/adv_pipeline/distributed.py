@@ -92,6 +92,8 @@ def init_jax_distributed(launch: LaunchConfig) -> None:
         return
     import jax
 
+    # CPU processes all-reduce through gloo (GPU and TPU backends bring their own)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
         coordinator_address=f"{launch.master_addr}:{launch.master_port}",
         num_processes=launch.nnodes,

@@ -160,3 +160,41 @@ def results_figure(table: pd.DataFrame) -> Figure:
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"closed-loop evaluation, {n} seeded rollouts per condition")
     return fig
+
+
+def skipped_figure(reason: str) -> Figure:
+    """A figure that says why an evaluation did not run (MLflow shows it in its place)."""
+    fig = Figure(figsize=(8, 1.6), layout="constrained")
+    ax = fig.subplots()
+    ax.axis("off")
+    ax.text(0.5, 0.5, reason, ha="center", va="center", wrap=True, fontsize=10)
+    return fig
+
+
+def offline_figure(table: pd.DataFrame, subtitle: str) -> Figure:
+    """Offline metrics per action dimension: normalised squared error of each condition
+    (left) and how far the positive and negative prompts move the chunk (right)."""
+    fig = Figure(figsize=(12, 4), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=[2, 1])
+    per_dim = table[table["dimension"] != "all"]
+    err = per_dim[per_dim["metric"] == "mse_normalized"]
+    conditions = list(dict.fromkeys(err["condition"]))
+    dims = sorted({int(d) for d in err["dimension"]})
+    width = 0.8 / max(len(conditions), 1)
+    for i, c in enumerate(conditions):
+        v = err[err["condition"] == c].sort_values("dimension", key=lambda d: d.astype(int))
+        ax1.bar(np.arange(len(dims)) + i * width, v["value"].to_numpy(), width, label=c)
+    ax1.set_xticks(np.arange(len(dims)) + 0.4 - width / 2, [str(d) for d in dims])
+    ax1.set_xlabel("action dimension")
+    ax1.set_ylabel("held-out MSE (normalised units)")
+    ax1.legend(fontsize=8)
+    shift = per_dim[per_dim["metric"] == "mean_abs_shift_normalized"]
+    shift = shift.sort_values("dimension", key=lambda d: d.astype(int))
+    ax2.bar(np.arange(len(shift)), shift["value"].to_numpy(), color="C4")
+    ax2.set_xticks(np.arange(len(shift)), shift["dimension"].tolist())
+    ax2.set_xlabel("action dimension")
+    ax2.set_ylabel("|positive - negative| (normalised)")
+    for ax in (ax1, ax2):
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"offline evaluation: {subtitle}")
+    return fig

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from typing import Generic, Protocol, TypeVar
+
+import numpy as np
 
 from adv_pipeline.crash import die_with_parent
 from adv_pipeline.lerobot import LeRobotDatasetReader
@@ -35,6 +38,21 @@ C = TypeVar("C", bound=Chunk)
 
 # Worker processes open the dataset once (no re-validation) and decode plans.
 _WORKER_DATASET: LeRobotDatasetReader | None = None
+
+
+def split_episodes(
+    episodes: Sequence[int], val_fraction: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Deterministic split by episode: (train, held out), each sorted. A positive fraction
+    holds out at least one episode and leaves at least one (when there are two or more)."""
+    eps = np.asarray(sorted(episodes))
+    n_val = int(round(val_fraction * len(eps))) if len(eps) > 1 else 0
+    if val_fraction > 0 and len(eps) > 1:
+        n_val = min(max(n_val, 1), len(eps) - 1)
+    perm = np.random.default_rng([seed, 7919]).permutation(len(eps))
+    val = sorted(eps[perm[:n_val]].tolist())
+    train = sorted(eps[perm[n_val:]].tolist())
+    return train, val
 
 
 def _worker_init(root: str, parent: int) -> None:
@@ -59,8 +77,8 @@ class ChunkLoader(Generic[P, C]):
         concat: joins chunks into one.
         batch_size: samples per batch.
         workers: decoding processes (0 decodes in this process). They are forked (no
-            importable ``__main__`` needed; decoders use numpy and PyAV only) and killed
-            when this process dies.
+            importable ``__main__`` needed; decoders use numpy, pyarrow and PyAV only,
+            never JAX or torch) and killed when this process dies.
         prefetch: chunks in flight per worker.
         skip: planned samples to skip before the first batch (resume at step s:
             ``s * batch_size``), without decoding them.
@@ -103,7 +121,13 @@ class ChunkLoader(Generic[P, C]):
         pending: deque[Future | P] = deque()
 
         def submit(p: P) -> Future | P:
-            return p if self._pool is None else self._pool.submit(_worker_decode, self._decode, p)
+            if self._pool is None:
+                return p
+            with warnings.catch_warnings():
+                # JAX warns at every fork of a process that ran it; the workers (forked
+                # on submit) never call JAX, only numpy, pyarrow and PyAV
+                warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+                return self._pool.submit(_worker_decode, self._decode, p)
 
         pending.append(submit(plan))
         while True:

@@ -25,12 +25,12 @@ from adv_pipeline.estimator.data import (
     decode_chunk,
     episode_progress,
     plan_stream,
-    split_episodes,
 )
 from adv_pipeline.estimator.evaluate import evaluate_checkpoint, load_estimator
 from adv_pipeline.estimator.model import AdvantageEstimator, to_model_input
 from adv_pipeline.estimator.train import read_metrics, train
 from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
+from adv_pipeline.loader import split_episodes
 
 from ..conftest import synthetic_plan
 

@@ -50,6 +50,9 @@ def test_awbc_pipeline_runs(labeled_dataset, run_root):
         "awbc_eval_table",
         "awbc_eval_metrics",
         "awbc_eval_plot",
+        "awbc_offline_table",
+        "awbc_offline_metrics",
+        "awbc_offline_plot",
         "awbc_train_metrics",
         "bc_train_metrics",
     }
@@ -61,6 +64,11 @@ def test_awbc_pipeline_runs(labeled_dataset, run_root):
     assert isinstance(out["awbc_eval_plot"].load(), Figure)
     assert [e["step"] for e in out["awbc_train_metrics"].load()["loss"]] == [1, 2, 3]
     assert all(set(v) == {"value", "step"} for v in out["awbc_eval_metrics"].load().values())
+    # recorded in the simulator: rolled out (auto), and scored offline on the held-out episode
+    offline = out["awbc_offline_table"].load()
+    assert set(offline["condition"]) >= {"awbc_positive", "awbc_negative", "bc"}
+    assert out["awbc_offline_metrics"].load()["held_out_episodes"]["value"] == 1
+    assert awbc.metadata["val_episodes"] == bc.metadata["val_episodes"]  # the same split
     assert {n.name: (n.inputs, n.outputs) for n in pipeline.nodes}["train_awbc_policy"] == (
         ["awbc_dataset", "awbc_runs", "params:awbc", "params:overwrite"],
         ["awbc_policy", "awbc_train_metrics"],

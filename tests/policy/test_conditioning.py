@@ -4,6 +4,8 @@ opposite actions on the same observation."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from adv_pipeline.lerobot import DerivedDataset
@@ -20,9 +22,12 @@ def test_positive_and_negative_prompts_give_opposite_actions(labeled_dataset, tm
     sign = np.where(labels == 1, 0.5, -0.5)[:, None]
     columns = {"task_index": labels, "action": (sign * np.ones_like(action)).astype(np.float32)}
     steered = DerivedDataset(labeled_dataset, columns, tasks=TASKS).write(tmp_path / "steered")
+    config = tiny_policy_config(head="mse")
+    # every frame of all 3 episodes, every epoch: the labels' runs are learnt in 150 steps
+    data = dataclasses.replace(config.data, val_fraction=0.0, frames_per_episode=None)
     result = train_policy(
         steered,
-        tiny_policy_config(head="mse"),
+        dataclasses.replace(config, data=data),
         tiny_train_config(steps=150, save_interval=150, lr=1e-2),
         tmp_path / "awbc",
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -13,6 +15,7 @@ import pytest
 
 from adv_pipeline.checkpoints import list_steps
 from adv_pipeline.figures import results_figure
+from adv_pipeline.lerobot import DatasetFormatError
 from adv_pipeline.policy import (
     EvalConfig,
     HashTokenizer,
@@ -21,14 +24,20 @@ from adv_pipeline.policy import (
     batched_rollouts,
     evaluate_conditions,
     load_policy,
-    load_training_data,
     results_metrics,
     results_table,
-    sample_batch,
     train_policy,
     wilson_interval,
 )
-from adv_pipeline.policy.data import chunk_indices
+from adv_pipeline.policy.data import (
+    concat_samples,
+    decode_samples,
+    plan_stream,
+    prepare_policy_data,
+    training_batch,
+)
+from adv_pipeline.policy.images import downsample
+from adv_pipeline.policy.normalize import NormStats
 from adv_pipeline.sim import ACTION_DIM, TASK_TEXT, DemoTask, DemoTaskConfig, expert_action
 
 from .conftest import TASKS, tiny_policy_config, tiny_train_config
@@ -58,44 +67,130 @@ def test_tokenizer_runs_on_unseen_words_and_separates_labels():
     assert np.array_equal(tok.encode("A, b")[0], tok.encode("a , B")[0])  # stable, case-insensitive
 
 
-def test_prompt_of_each_sample_is_its_task(labeled_dataset):
+def _all_samples(reader, config, data, **kw):
+    """One epoch of the training stream, decoded (no workers), and the plans behind it."""
+    n = sum(data.lengths[e] for e in data.train_episodes)
+    plans = plan_stream(data.lengths, data.train_episodes, config, seed=0, batch_size=8, **kw)
+    taken, got = [], 0
+    while got < n // kw.get("world_size", 1):
+        taken.append(next(plans))
+        got += len(taken[-1])
+    decoded = [
+        decode_samples(reader, p, config, data.spec.camera_keys, data.task_prompt) for p in taken
+    ]
+    return taken, concat_samples(decoded)
+
+
+def test_stream_covers_each_training_frame_once_per_epoch(labeled_dataset):
+    config = dataclasses.replace(
+        tiny_policy_config().data, episodes_per_chunk=2, frames_per_episode=None
+    )
+    data = prepare_policy_data(
+        labeled_dataset, config, HashTokenizer(tiny_policy_config().tokenizer)
+    )
+    assert len(data.val_episodes) == 1 and len(data.train_episodes) == 2  # 3 episodes, 10%
+    plans, samples = _all_samples(labeled_dataset, config, data)
+    pairs = sorted(
+        zip(np.concatenate([p.episode for p in plans]), np.concatenate([p.frame for p in plans]))
+    )
+    assert pairs == sorted((e, f) for e in data.train_episodes for f in range(data.lengths[e]))
+    # what was decoded is the dataset's own row: state, the action chunk, the frame's prompt
+    ep, fr = int(plans[0].episode[0]), int(plans[0].frame[0])
+    cols = labeled_dataset.read_episode(ep, ["observation.state", "action", "task_index"])
+    np.testing.assert_array_equal(samples.state[0], cols["observation.state"][fr])
+    end = min(fr + config.horizon, data.lengths[ep])
+    np.testing.assert_array_equal(samples.actions[0][: end - fr], cols["action"][fr:end])
+    assert samples.mask[0].sum() == end - fr
+    assert data.prompts.texts[samples.prompt[0]] == labeled_dataset.tasks[cols["task_index"][fr]]
+    frame = labeled_dataset.get_frames(ep, [fr], ["top_head"])["observation.images.top_head"][0]
+    np.testing.assert_array_equal(samples.images[0, 0], downsample(frame, config.image_size))
+
+
+def test_two_processes_split_each_global_batch(labeled_dataset):
+    config = tiny_policy_config().data
+    data = prepare_policy_data(
+        labeled_dataset, config, HashTokenizer(tiny_policy_config().tokenizer)
+    )
+    one = np.concatenate(
+        [p.frame * 1000 + p.episode for p in _all_samples(labeled_dataset, config, data)[0]]
+    )
+    halves = [
+        np.concatenate(
+            [
+                p.frame * 1000 + p.episode
+                for p in _all_samples(labeled_dataset, config, data, rank=r, world_size=2)[0]
+            ]
+        )
+        for r in (0, 1)
+    ]
+    n = min(len(halves[0]), len(halves[1])) // 4 * 4
+    # batch b of 8 = rank 0's b-th 4 samples, then rank 1's
+    joined = np.stack([halves[0][:n].reshape(-1, 4), halves[1][:n].reshape(-1, 4)], 1).reshape(-1)
+    m = min(len(joined), len(one)) // 8 * 8
+    assert m >= 200
+    np.testing.assert_array_equal(joined[:m], one[:m])
+
+
+def test_prompts_dropout_and_normalisation_of_a_batch(labeled_dataset):
     tok = HashTokenizer(tiny_policy_config().tokenizer)
-    task_index = labeled_dataset.read_columns(["task_index"])["task_index"]
-    awbc = load_training_data(labeled_dataset, tiny_policy_config(True).data, tok)
-    texts = np.array(awbc.prompts.texts)[awbc.prompt_index]
-    assert list(texts) == [labeled_dataset.tasks[i] for i in task_index]
-    bc = load_training_data(labeled_dataset, tiny_policy_config(False).data, tok)
-    assert set(np.array(bc.prompts.texts)[bc.prompt_index]) == {TASK_TEXT}
-    # tokens of a batch: the frame's prompt, or its plain task text when dropped
-    batch = sample_batch(awbc, step=5, batch_size=64, seed=0, prompt_dropout=0.3)
+    data = prepare_policy_data(labeled_dataset, tiny_policy_config(True).data, tok)
+    _, samples = _all_samples(labeled_dataset, tiny_policy_config().data, data)
+    samples = samples[:64]
+    bc = prepare_policy_data(labeled_dataset, tiny_policy_config(False).data, tok)
+    assert {bc.prompts.texts[r] for r in bc.task_prompt} == {TASK_TEXT}
+    batch = training_batch(samples, data, step=5, batch_size=64, seed=0, prompt_dropout=0.3)
     allowed = {tuple(tok.encode(t)[0]) for t in [*TASKS, TASK_TEXT]}
     assert {tuple(r) for r in batch["tokens"]} <= allowed
     assert any(tuple(r) == tuple(tok.encode(TASK_TEXT)[0]) for r in batch["tokens"])
-    nodrop = sample_batch(awbc, step=5, batch_size=64, seed=0, prompt_dropout=0.0)
-    assert np.array_equal(nodrop["images"], batch["images"])
+    nodrop = training_batch(samples, data, step=5, batch_size=64, seed=0, prompt_dropout=0.0)
+    assert [tuple(r) for r in nodrop["tokens"]] == [
+        tuple(tok.encode(data.prompts.texts[p])[0]) for p in samples.prompt
+    ]
+    # quantile normalisation (openpi pi0.5): q01 -> -1, q99 -> +1; back in dataset units
+    assert data.action_stats.mode == "quantile"
+    raw = labeled_dataset.read_columns(["action"], list(data.train_episodes))["action"]
+    np.testing.assert_allclose(data.action_stats.q01, np.quantile(raw, 0.01, axis=0), atol=2e-3)
+    np.testing.assert_allclose(data.action_stats.q99, np.quantile(raw, 0.99, axis=0), atol=2e-3)
+    np.testing.assert_allclose(data.action_stats.min, raw.min(0), atol=1e-6)
+    np.testing.assert_allclose(
+        data.action_stats.unnormalize(batch["actions"]), samples.actions, atol=1e-5
+    )
+
+
+def test_norm_stats_modes_and_output_range():
+    x = np.random.default_rng(0).normal(3.0, 2.0, (20_000, 2)).astype(np.float32)
+    q, m = NormStats.of(x), NormStats.of(x, "mean_std")
+    assert np.abs(np.median(q.normalize(x), 0)).max() < 0.05
+    assert np.mean(np.abs(q.normalize(x)) <= 1) == pytest.approx(0.98, abs=0.005)
+    np.testing.assert_allclose(m.normalize(x).std(0), 1, atol=1e-3)
+    np.testing.assert_allclose(q.unnormalize(q.normalize(x[:5])), x[:5], atol=1e-4)
+    # joint positions far outside [-1, 1] come back unclipped; only the data's range bounds them
+    assert (
+        q.unnormalize(np.full((1, 2), 1.0))[0, 0] > 5
+        and (q.unnormalize(np.full((1, 2), 50.0)) == x.max(0)).all()
+    )
+    back = NormStats.from_json(q.to_json())
+    assert back.mode == "quantile" and np.array_equal(back.q99, q.q99)
 
 
 def test_too_long_training_prompt_is_an_error(labeled_dataset):
     short = HashTokenizer(TokenizerConfig(vocab_size=257, max_len=5))
     with pytest.raises(ValueError, match="max_len"):
-        load_training_data(labeled_dataset, tiny_policy_config().data, short)
+        prepare_policy_data(labeled_dataset, tiny_policy_config().data, short)
 
 
-def test_action_chunks_stay_inside_episodes():
-    idx, mask = chunk_indices(np.array([0, 3, 5]), horizon=3)
-    assert idx.tolist() == [[0, 1, 2], [1, 2, 2], [2, 2, 2], [3, 4, 4], [4, 4, 4]]
-    assert mask.tolist() == [[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 0], [1, 0, 0]]
-
-
-def test_training_data_shapes_and_normalisation(labeled_dataset):
-    data = load_training_data(
-        labeled_dataset, tiny_policy_config().data, HashTokenizer(tiny_policy_config().tokenizer)
-    )
-    n = labeled_dataset.num_frames
-    assert data.images.shape == (n, 2, 16, 16, 3) and data.images.dtype == np.uint8
-    assert data.actions.shape == (n, 4, 6) and data.states.shape == (n, 12)
-    raw = labeled_dataset.read_columns(["action"])["action"]
-    np.testing.assert_allclose(data.action_stats.unnormalize(data.actions[:, 0]), raw, atol=1e-5)
+def test_shapes_that_do_not_fit_are_refused_before_training(labeled_dataset):
+    tok = HashTokenizer(tiny_policy_config().tokenizer)
+    big = dataclasses.replace(tiny_policy_config().data, image_size=64)
+    with pytest.raises(
+        DatasetFormatError, match=r"'observation.images.top_head' is 32x32 pixels.*at most 32"
+    ):
+        prepare_policy_data(labeled_dataset, big, tok)
+    scalar = dataclasses.replace(tiny_policy_config().data, action_key="frame_index")
+    with pytest.raises(
+        DatasetFormatError, match=r"'frame_index' has shape \[1\].*awbc.data.action_key"
+    ):
+        prepare_policy_data(labeled_dataset, scalar, tok)
 
 
 # ---------------------------------------------------------------------------- training
@@ -113,49 +208,58 @@ def test_resume_equals_uninterrupted_run(labeled_dataset, run_root):
     assert again.checkpoint.step == 6 and again.start_step == 6
 
 
-_TWO_DEVICE_SCRIPT = textwrap.dedent(
+_PROCESS_SCRIPT = textwrap.dedent(
     """
-    import os, sys
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-    import jax
-    assert jax.device_count() == 2, jax.devices()
-    from adv_pipeline.lerobot import LeRobotDatasetReader
-    from adv_pipeline.policy import train_policy
-    sys.path.insert(0, sys.argv[3])
-    from tests.policy.conftest import tiny_policy_config, tiny_train_config
-    ds = LeRobotDatasetReader(sys.argv[1])
-    train_policy(ds, tiny_policy_config(), tiny_train_config(), sys.argv[2])
+    import sys
+    from adv_pipeline.distributed import LaunchConfig, init_jax_distributed
+
+    def main():
+        data, out, repo, port, rank = sys.argv[1:6]
+        init_jax_distributed(LaunchConfig(nnodes=2, node_rank=int(rank), master_port=int(port)))
+        import jax
+        assert jax.process_count() == 2 and jax.device_count() == 2, jax.devices()
+        from adv_pipeline.lerobot import LeRobotDatasetReader
+        from adv_pipeline.policy import train_policy
+        sys.path.insert(0, repo)
+        from tests.policy.conftest import tiny_policy_config, tiny_train_config
+        train_policy(LeRobotDatasetReader(data), tiny_policy_config(), tiny_train_config(), out)
+
+    if __name__ == "__main__":
+        main()
     """
 )
 
 
-def test_two_devices_match_one(labeled_dataset, run_root):
+def test_two_jax_processes_match_one(labeled_dataset, run_root, tmp_path):
+    """jax.distributed over 2 CPU processes (coordinator, process count and id as
+    awbc.launch gives them): each decodes its half of every global batch; the weights
+    match a 1-process run."""
     one = train_policy(labeled_dataset, tiny_policy_config(), tiny_train_config(), run_root / "one")
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = tmp_path / "train_rank.py"
+    script.write_text(_PROCESS_SCRIPT)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [str(labeled_dataset.root), str(run_root / "two"), repo, str(port)]
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _TWO_DEVICE_SCRIPT,
-            str(labeled_dataset.root),
-            str(run_root / "two"),
-            repo,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), *args, str(rank)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
     from adv_pipeline.checkpoints import load_checkpoint
 
-    assert_same_weights(
-        one.checkpoint.load_weights(),
-        load_checkpoint(run_root / "two").load_weights(),
-        rtol=1e-4,
-        atol=1e-6,
-    )
+    two = load_checkpoint(run_root / "two")
+    assert two.step == 6
+    assert_same_weights(one.checkpoint.load_weights(), two.load_weights(), rtol=1e-4, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------- inference

@@ -140,20 +140,6 @@ def episode_states(
     return x.reshape(len(x), -1).astype(np.float32)
 
 
-def split_episodes(
-    episodes: Sequence[int], val_fraction: float, seed: int
-) -> tuple[list[int], list[int]]:
-    """Deterministic split by episode: (train, validation), each sorted."""
-    eps = np.asarray(sorted(episodes))
-    n_val = int(round(val_fraction * len(eps))) if len(eps) > 1 else 0
-    if val_fraction > 0 and len(eps) > 1:
-        n_val = min(max(n_val, 1), len(eps) - 1)
-    perm = np.random.default_rng([seed, 7919]).permutation(len(eps))
-    val = sorted(eps[perm[:n_val]].tolist())
-    train = sorted(eps[perm[n_val:]].tolist())
-    return train, val
-
-
 def sample_pairs(
     rng: np.random.Generator, length: int, n: int, paired: bool, first_frame_fraction: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:

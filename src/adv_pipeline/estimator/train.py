@@ -42,6 +42,7 @@ from adv_pipeline.configs import from_params, to_params
 from adv_pipeline.crash import failpoint
 from adv_pipeline.distributed import Distributed, init_distributed
 from adv_pipeline.lerobot import LeRobotDatasetReader
+from adv_pipeline.loader import split_episodes
 from adv_pipeline.outputs import output_lock
 
 from .config import EstimatorConfig
@@ -50,7 +51,6 @@ from .data import (
     ValidationSet,
     check_training_inputs,
     load_validation,
-    split_episodes,
     state_statistics,
 )
 from .model import AdvantageEstimator, random_shift, to_model_input, value_loss

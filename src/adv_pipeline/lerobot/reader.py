@@ -665,12 +665,23 @@ class LeRobotDatasetReader:
 
     # ------------------------------------------------------------------ columns
     @cached_property
-    def _column_names(self) -> tuple[str, ...]:
+    def _schema(self) -> pa.Schema:
         return (
-            tuple(pq.read_schema(self.data_path(self.episodes[0].episode_index)).names)
+            pq.read_schema(self.data_path(self.episodes[0].episode_index))
             if self.episodes
-            else ()
+            else pa.schema([])
         )
+
+    @property
+    def _column_names(self) -> tuple[str, ...]:
+        return tuple(self._schema.names)
+
+    def is_vector_column(self, column: str) -> bool:
+        """Whether the parquet column holds a list of floats per frame (a vector of any
+        length, one included), from the first episode's schema."""
+        t = self._schema.field(column).type
+        lists = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
+        return any(f(t) for f in lists) and pa.types.is_floating(t.value_type)
 
     def column_names(self) -> list[str]:
         """Columns of the parquet files (from the first episode's schema, read once)."""
@@ -926,6 +937,27 @@ class LeRobotDatasetReader:
             threads,
             f"episode {episode_index}",
         )
+
+    def iter_frames_at(
+        self, episode_index: int, frames: np.ndarray, cameras: Sequence[str] | None = None
+    ) -> Iterator[dict[str, np.ndarray]]:
+        """Stream ``{video_key: (H, W, 3) uint8}`` at the sorted distinct ``frames`` of one
+        episode, cameras in step, each video decoded in one forward pass (gaps seeked
+        over). Memory: one frame per camera."""
+        ep = self.episode(episode_index)
+        frames = np.asarray(frames, dtype=np.int64)
+        if frames.size and (frames[0] < 0 or frames[-1] >= ep.length):
+            raise IndexError(
+                f"{self.root}: episode {episode_index} has {ep.length} frames; asked for "
+                f"{frames[0]}..{frames[-1]}"
+            )
+        paths = self._video_paths(episode_index, cameras)
+        streams = {
+            k: VideoReader(p, context=f"episode {episode_index}").iter_at(frames)
+            for k, p in paths.items()
+        }
+        for got in zip(*streams.values()):
+            yield dict(zip(streams, got))
 
     def get_frames(
         self,

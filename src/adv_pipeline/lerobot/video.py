@@ -192,18 +192,15 @@ class VideoReader:
         pts = int(Fraction(index) / Fraction(rate) / stream.time_base) + (stream.start_time or 0)
         container.seek(pts, stream=stream, backward=True, any_frame=False)
 
-    def get(self, indices: Sequence[int] | np.ndarray, seek_gap: int = 120) -> np.ndarray:
-        """Frames at ``indices`` (any order, repeats allowed) as (N, H, W, 3) uint8.
-
-        Decodes forward through sorted indices; seeks only across gaps larger than
-        ``seek_gap`` frames. Memory: the N requested frames plus one decoded frame.
-        """
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if idx.size == 0:
-            h, w = self.size or (0, 0)
-            return np.zeros((0, h, w, 3), dtype=np.uint8)
-        order = np.unique(idx)
-        got: dict[int, np.ndarray] = {}
+    def iter_at(
+        self, frames: Sequence[int] | np.ndarray, seek_gap: int = 120
+    ) -> Iterator[np.ndarray]:
+        """Yield the frames at the sorted distinct indices ``frames``, in order, from one
+        open container: decodes forward, seeking only across gaps larger than
+        ``seek_gap`` frames. Memory: one decoded frame."""
+        order = np.asarray(frames, dtype=np.int64).reshape(-1)
+        if order.size == 0:
+            return
         container, stream = self._open()
         pos = -1  # index of the last decoded frame
         try:
@@ -219,7 +216,7 @@ class VideoReader:
                     pos = i
                     found_any = True
                     if i == order[k]:
-                        got[i] = _frame_to_array(frame, self.size)
+                        yield _frame_to_array(frame, self.size)
                         k += 1
                         if k == len(order):
                             break
@@ -239,7 +236,17 @@ class VideoReader:
             raise decode_error(self.path, self.context, pos + 1, exc) from exc
         finally:
             container.close()
-        return np.stack([got[int(i)] for i in idx])
+
+    def get(self, indices: Sequence[int] | np.ndarray, seek_gap: int = 120) -> np.ndarray:
+        """Frames at ``indices`` (any order, repeats allowed) as (N, H, W, 3) uint8 (see
+        :meth:`iter_at`). Memory: the N requested frames plus one decoded frame."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            h, w = self.size or (0, 0)
+            return np.zeros((0, h, w, 3), dtype=np.uint8)
+        order = np.unique(idx)
+        got = np.stack(list(self.iter_at(order, seek_gap)))
+        return got[np.searchsorted(order, idx)]
 
 
 def iter_lockstep(

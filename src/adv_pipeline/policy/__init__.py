@@ -27,7 +27,9 @@ __getattr__, __dir__, __all__ = lazy_exports(
         **dict.fromkeys(
             _CONFIG + ("TokenizerConfig", "TrainConfig", "configs_from_params"), ".config"
         ),
-        **dict.fromkeys(("TrainingData", "load_training_data", "sample_batch"), ".data"),
+        **dict.fromkeys(
+            ("PolicyData", "PolicyLoader", "prepare_policy_data", "training_batch"), ".data"
+        ),
         **dict.fromkeys(_EVALUATE, ".evaluate"),
         **dict.fromkeys(("Policy", "load_policy"), ".inference"),
         "HashTokenizer": ".tokenizer",

@@ -62,6 +62,16 @@ class DataConfig:
             task text for every frame (plain behaviour cloning).
         prompt_dropout: probability that a training sample's prompt loses its advantage
             part (classifier-free guidance training); 0 disables.
+        normalization: of the actions: ``quantile`` (q01/q99 -> [-1, 1], openpi's pi0.5
+            default) or ``mean_std``; statistics from the training episodes.
+        state_normalization: of the state, the same choices.
+        val_fraction: share of episodes held out (split by episode, seeded by
+            ``val_seed``) for the offline evaluation; 0 trains on every episode.
+        episodes_per_chunk: episodes whose frames are shuffled together (the shuffle
+            buffer: memory is about ``episodes_per_chunk * frames_per_episode`` samples per
+            chunk in flight); each is decoded once per chunk.
+        frames_per_episode: frames drawn from an episode per visit (without replacement);
+            None: all of them (one visit per episode per epoch).
     """
 
     cameras: tuple[str, ...] = ()
@@ -71,6 +81,25 @@ class DataConfig:
     action_key: str = "action"
     prompt_from_task: bool = True
     prompt_dropout: float = 0.1
+    normalization: Literal["quantile", "mean_std"] = "quantile"
+    state_normalization: Literal["quantile", "mean_std"] = "mean_std"
+    val_fraction: float = 0.1
+    val_seed: int = 0
+    episodes_per_chunk: int = 64
+    frames_per_episode: int | None = 64
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(
+                f"awbc.data.val_fraction={self.val_fraction} must be in [0, 1). Fix: e.g. 0.1"
+            )
+        if self.episodes_per_chunk < 1 or (
+            self.frames_per_episode is not None and self.frames_per_episode < 1
+        ):
+            raise ValueError(
+                "awbc.data.episodes_per_chunk and frames_per_episode must be >= 1 "
+                "(frames_per_episode may be null: all frames)"
+            )
 
 
 @dataclass(frozen=True)
@@ -89,10 +118,13 @@ class TrainConfig:
             settings, else starts a new run; ``true`` continues the named or latest run
             (refused, saying what changed, if data or settings differ); ``false`` always
             starts a new run. Earlier runs are never deleted.
-        seed: parameter init and data order (batch of step s depends on (seed, s) only).
+        seed: parameter init and data order (the stream of batches depends on the seed
+            only, not on the number of workers or processes).
+        num_workers: decoding processes of the loader (0: decode in the training process);
+            prefetch_chunks: chunks in flight per worker. Neither changes the batches.
     """
 
-    steps: int = 5000
+    steps: int = 10000
     batch_size: int = 64
     lr: float = 1e-3
     warmup_steps: int = 100
@@ -105,6 +137,8 @@ class TrainConfig:
     resume: bool | Literal["auto"] = "auto"
     seed: int = 0
     progress_bar: bool = True
+    num_workers: int = 1
+    prefetch_chunks: int = 2
 
     def __post_init__(self) -> None:
         check_resume(self.resume, "awbc.train.resume")
@@ -112,9 +146,15 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Closed-loop evaluation in the demo simulator.
+    """Evaluation: closed-loop rollouts in the demo simulator, offline metrics on the
+    held-out episodes of any dataset.
 
     Attributes:
+        closed_loop: ``auto`` rolls out only when the dataset was recorded in the demo
+            simulator (its info.json robot_type), ``true`` insists (refused on other
+            data), ``false`` never rolls out.
+        val_episodes_max: held-out episodes scored offline (the first ones of the split);
+            val_frame_stride: every n-th frame of each is scored.
         n_episodes: rollouts per condition (seeds ``seed_offset + i``, disjoint from the
             demo dataset's seeds).
         replan_every: actions of each predicted chunk executed open-loop before re-planning.
@@ -133,6 +173,15 @@ class EvalConfig:
     fps: int = 30
     task: Mapping[str, Any] = field(default_factory=dict)
     sample_seed: int = 0
+    closed_loop: bool | Literal["auto"] = "auto"
+    val_episodes_max: int = 16
+    val_frame_stride: int = 4
+
+    def __post_init__(self) -> None:
+        if self.closed_loop not in (True, False, "auto"):
+            raise ValueError(
+                f"awbc.eval.closed_loop={self.closed_loop!r} must be auto, true or false"
+            )
 
 
 @dataclass(frozen=True)

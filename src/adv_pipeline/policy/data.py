@@ -1,26 +1,42 @@
-"""Training data in memory: frames, normalised states, action chunks, prompt ids.
+"""Training data of the policy, streamed: shapes from info.json, statistics from the
+parquet columns, frames decoded episode by episode into a bounded shuffle buffer.
 
-Everything is decoded once (video frames area-downsampled to ``image_size``); batches are
-then gathered by index. The batch of step ``s`` depends only on ``(seed, s)``, so a
-resumed run sees exactly the batches an uninterrupted run would.
+* :func:`prepare_policy_data` checks the dataset against the configuration, splits the
+  episodes (train / held out), builds the prompt table and computes the normalisation
+  statistics without decoding any video (:class:`PolicyData`, a few numbers per episode).
+* :func:`plan_stream` plans, per epoch, a seeded permutation of the training episodes in
+  chunks of ``episodes_per_chunk``; each chunk's frames are shuffled together. Every
+  process takes its slice of each global batch, so the global batch of step s is the
+  same whatever the number of processes (and of loader workers).
+* :func:`decode_samples` decodes one chunk: each episode's parquet once and its videos in
+  one in-order pass, keeping only the planned frames, downsampled at once.
+* :class:`PolicyLoader` runs them on the project's :class:`~adv_pipeline.loader.ChunkLoader`
+  (shared with Stage 1); :func:`training_batch` adds prompt dropout, the flow's noise and
+  time (a pure function of seed and step) and normalises.
+
+Memory is bounded by the chunks in flight, never by the number of episodes.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import dataclasses
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
+from adv_pipeline.loader import ChunkLoader, split_episodes
 from adv_pipeline.schema import base_task
 
 from .config import DataConfig
 from .images import downsample
-from .normalize import NormStats
+from .normalize import NormStats, column_stats
 from .tokenizer import HashTokenizer
 
-DECODE_THREADS = 2
+TASK_INDEX = "task_index"
 
 
 @dataclass(frozen=True)
@@ -37,56 +53,178 @@ class PromptTable:
 
 
 @dataclass(frozen=True)
-class TrainingData:
-    """All N training frames of a dataset.
+class DatasetSpec:
+    """Shapes the policy is built for, from the dataset's meta/info.json.
 
     Attributes:
-        images: uint8 (N, C, S, S, 3), cameras in ``camera_keys`` order.
-        states: float32 (N, D_state), normalised.
-        actions: float32 (N, H, D_action), normalised chunks ``action[i .. i + H - 1]`` of
-            the frame's episode, the last action repeated past the episode end.
-        action_mask: bool (N, H), False on the repeated padding.
-        prompt_index: int32 (N,), row of ``prompts`` used as each frame's prompt.
-        prompts: the prompt table.
+        state_dim / action_dim: length of the state and action vectors.
+        camera_keys: video keys of the policy's cameras, in input order.
+        camera_shapes: (height, width) of each camera's frames (pixels).
+    """
+
+    state_dim: int
+    action_dim: int
+    camera_keys: tuple[str, ...]
+    camera_shapes: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class PolicyData:
+    """Everything training knows about its dataset before decoding a frame.
+
+    Attributes:
+        spec: the shapes (:class:`DatasetSpec`).
+        prompts: the prompt table; ``task_prompt[i]``: its row for ``task_index`` i.
         tasks: the dataset's tasks (meta/tasks.jsonl order).
-        camera_keys: video keys of the cameras.
-        state_stats / action_stats: the normalisation statistics.
+        state_stats / action_stats: normalisation statistics of the training episodes.
+        train_episodes / val_episodes: the split (episode indices, sorted).
+        lengths: frames of every episode, by episode index.
+        data_hash: identifies the training columns, split and prompts (resume refuses
+            other data).
+    """
+
+    spec: DatasetSpec
+    prompts: PromptTable
+    task_prompt: np.ndarray
+    tasks: tuple[str, ...]
+    state_stats: NormStats
+    action_stats: NormStats
+    train_episodes: tuple[int, ...]
+    val_episodes: tuple[int, ...]
+    lengths: Mapping[int, int]
+    data_hash: str
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Samples of one chunk in their shuffled order: ``episode`` (n,) and ``frame`` (n,)."""
+
+    episode: np.ndarray
+    frame: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Decoded samples, in dataset units.
+
+    Attributes:
+        images: uint8 (n, C, S, S, 3), cameras in ``camera_keys`` order.
+        state: float32 (n, D_state).
+        actions: float32 (n, H, D_action): ``action[t .. t + H - 1]`` of the frame's
+            episode, the last action repeated past the episode end.
+        mask: bool (n, H), False on that padding.
+        prompt: int32 (n,), the prompt-table row of each frame's task_index.
     """
 
     images: np.ndarray
-    states: np.ndarray
+    state: np.ndarray
     actions: np.ndarray
-    action_mask: np.ndarray
-    prompt_index: np.ndarray
-    prompts: PromptTable
-    tasks: tuple[str, ...]
-    camera_keys: tuple[str, ...]
-    state_stats: NormStats
-    action_stats: NormStats
+    mask: np.ndarray
+    prompt: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.states)
+        return len(self.state)
+
+    def __getitem__(self, rows) -> Samples:
+        return Samples(
+            self.images[rows], self.state[rows], self.actions[rows], self.mask[rows],
+            self.prompt[rows],
+        )  # fmt: skip
 
 
-def chunk_indices(offsets: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices (N, H) of each frame's action chunk and its mask (N, H).
+def concat_samples(parts: Sequence[Samples]) -> Samples:
+    if len(parts) == 1:
+        return parts[0]
+    return Samples(
+        *(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Samples))
+    )
 
-    ``offsets`` (E + 1,) are the episodes' row ranges; indices past an episode's last row
-    repeat that row and are masked out.
-    """
-    lengths = np.diff(offsets)
-    n = int(offsets[-1])
-    ends = np.repeat(offsets[1:], lengths)  # (N,) one past each frame's episode end
-    raw = np.arange(n)[:, None] + np.arange(horizon)[None, :]
-    mask = raw < ends[:, None]
-    return np.minimum(raw, ends[:, None] - 1), mask
+
+# ---------------------------------------------------------------------------- checks, prompts
+def dataset_spec(reader: LeRobotDatasetReader, config: DataConfig) -> DatasetSpec:
+    """The shapes from meta/info.json, checked against the configuration: state and action
+    are vector columns, the cameras exist and are at least ``image_size`` pixels."""
+    features = reader.info["features"]
+    dims = []
+    for key, option in (
+        (config.state_key, "awbc.data.state_key"),
+        (config.action_key, "awbc.data.action_key"),
+    ):
+        reader.require_column(
+            key, f", needed because {option}={key}", f"set {option} to one of the dataset's columns"
+        )
+        shape = list(features[key].get("shape", []))
+        if len(shape) != 1 or not reader.is_vector_column(key):
+            raise DatasetFormatError(
+                f"{reader.root}: feature {key!r} has shape {shape} and dtype "
+                f"{features[key].get('dtype')} in meta/info.json; the policy needs a float "
+                f"vector per frame (shape [D]). Fix: set {option} to a vector column"
+            )
+        dims.append(int(shape[0]))
+    keys = reader.resolve_cameras(list(config.cameras))
+    shapes = []
+    for key in keys:
+        shape = list(features[key].get("shape", []))
+        if len(shape) != 3 or shape[2] != 3:
+            raise DatasetFormatError(
+                f"{reader.root}: camera {key!r} has shape {shape} in meta/info.json; the "
+                f"policy needs RGB frames [height, width, 3]. Fix: drop it from awbc.data.cameras"
+            )
+        h, w = int(shape[0]), int(shape[1])
+        if min(h, w) < config.image_size:
+            raise DatasetFormatError(
+                f"{reader.root}: camera {key!r} is {h}x{w} pixels, smaller than "
+                f"awbc.data.image_size={config.image_size} (frames are only ever reduced). "
+                f"Fix: set awbc.data.image_size to at most {min(h, w)}"
+            )
+        shapes.append((h, w))
+    return DatasetSpec(dims[0], dims[1], tuple(keys), tuple(shapes))
+
+
+def check_policy_inputs(reader: LeRobotDatasetReader, config: DataConfig) -> DatasetSpec:
+    """Every check of Stage 3's input, before anything is written: shapes fit the
+    configuration (:func:`dataset_spec`), state and action are finite, the split leaves
+    training episodes."""
+    spec = dataset_spec(reader, config)
+    reader.check_values([config.state_key, config.action_key], ", read by the policy")
+    reader.require_column(
+        TASK_INDEX, ", the prompt of each frame", "write the dataset with LeRobot's task_index"
+    )
+    train, _ = split_episodes(reader.episode_indices.tolist(), config.val_fraction, config.val_seed)
+    if not train:
+        raise DatasetFormatError(
+            f"{reader.root}: no training episode is left after holding out "
+            f"awbc.data.val_fraction={config.val_fraction} of {reader.num_episodes}. "
+            f"Fix: lower val_fraction"
+        )
+    return spec
+
+
+def closed_loop_enabled(reader: LeRobotDatasetReader, setting: bool | str) -> bool:
+    """Whether to roll policies out in the demo simulator (``awbc.eval.closed_loop``):
+    ``auto`` when the dataset was recorded in it (info.json robot_type), ``true``
+    insists and is refused on any other dataset."""
+    from adv_pipeline.sim.dataset import DEMO_ROBOT_TYPE
+
+    recorded = reader.info.get("robot_type")
+    if setting is True and recorded != DEMO_ROBOT_TYPE:
+        raise DatasetFormatError(
+            f"{reader.root}: awbc.eval.closed_loop=true, but the dataset was not recorded in "
+            f"the demo simulator (meta/info.json robot_type {recorded!r}, not "
+            f"{DEMO_ROBOT_TYPE!r}); the simulator cannot replay its observations. Fix: set "
+            f"awbc.eval.closed_loop to auto or false (offline metrics are reported instead)"
+        )
+    return setting is True or (setting == "auto" and recorded == DEMO_ROBOT_TYPE)
 
 
 def frame_prompts(
-    tasks: list[str], task_index: np.ndarray, prompt_from_task: bool, tokenizer: HashTokenizer
+    tasks: Sequence[str], prompt_from_task: bool, tokenizer: HashTokenizer
 ) -> tuple[PromptTable, np.ndarray]:
-    """Prompt table and per-frame prompt row: ``tasks[task_index]``, or the plain task
-    text of each frame's task when ``prompt_from_task`` is off."""
+    """Prompt table and the row of each task_index: ``tasks[i]``, or its plain task text
+    when ``prompt_from_task`` is off."""
     bases = [base_task(t) for t in tasks]
     texts = list(dict.fromkeys([*tasks, *bases]))
     row = {t: i for i, t in enumerate(texts)}
@@ -98,107 +236,219 @@ def frame_prompts(
         if len(tokenizer.words(t)) > tokenizer.config.max_len:
             raise ValueError(
                 f"prompt {t!r} has {len(tokenizer.words(t))} tokens, more than "
-                f"awbc.tokenizer.max_len="
-                f"{tokenizer.config.max_len} (its advantage part would be cut off). Fix: raise "
-                f"max_len"
+                f"awbc.tokenizer.max_len={tokenizer.config.max_len} (its advantage part would be "
+                f"cut off). Fix: raise max_len"
             )
     ids, _ = tokenizer.encode_batch(texts)
-    return PromptTable(tuple(texts), ids, uncond), per_task[np.asarray(task_index, dtype=np.int64)]
+    return PromptTable(tuple(texts), ids, uncond), per_task
 
 
-def decode_images(reader: LeRobotDatasetReader, camera_keys: list[str], size: int) -> np.ndarray:
-    """All frames of all episodes: uint8 (N, C, size, size, 3), episodes in order."""
-    if not camera_keys:  # a state-only policy
-        return np.zeros((reader.num_frames, 0, size, size, 3), np.uint8)
-
-    def episode(ep: int) -> np.ndarray:
-        frames = [
-            np.stack([f[k] for k in camera_keys]) for f in reader.iter_frames(ep, camera_keys)
-        ]
-        if len(frames) != reader.episode(ep).length:
-            raise DatasetFormatError(
-                f"{reader.root}: episode {ep} decoded {len(frames)} frames but has "
-                f"{reader.episode(ep).length} rows. Fix: re-encode its videos"
-            )
-        return downsample(np.stack(frames), size)
-
-    with ThreadPoolExecutor(DECODE_THREADS) as pool:
-        parts = list(pool.map(episode, [int(e) for e in reader.episode_indices]))
-    return (
-        np.concatenate(parts) if parts else np.zeros((0, len(camera_keys), size, size, 3), np.uint8)
-    )
-
-
-def check_policy_inputs(reader: LeRobotDatasetReader, config: DataConfig) -> None:
-    """Every check of Stage 3's input, before anything is written: the cameras exist, and
-    the state and action columns exist and are finite."""
-    reader.resolve_cameras(list(config.cameras))
-    for key, option in (
-        (config.state_key, "awbc.data.state_key"),
-        (config.action_key, "awbc.data.action_key"),
-    ):
-        reader.require_column(
-            key, f", needed because {option}={key}", f"set {option} to one of the dataset's columns"
-        )
-    reader.check_values([config.state_key, config.action_key], ", read by the policy")
-
-
-def load_training_data(
+def prepare_policy_data(
     reader: LeRobotDatasetReader, config: DataConfig, tokenizer: HashTokenizer
-) -> TrainingData:
-    """Decode and index a LeRobot dataset for training (see :class:`TrainingData`)."""
-    check_policy_inputs(reader, config)
-    camera_keys = reader.resolve_cameras(list(config.cameras))
-    cols = reader.read_columns([config.state_key, config.action_key, "task_index"])
-    states, actions = (
-        cols[config.state_key].astype(np.float32),
-        cols[config.action_key].astype(np.float32),
+) -> PolicyData:
+    """Check, split, prompts and statistics (see :class:`PolicyData`); reads only parquet
+    columns, ``EPISODES_PER_READ`` episodes at a time."""
+    spec = check_policy_inputs(reader, config)
+    train, val = split_episodes(
+        reader.episode_indices.tolist(), config.val_fraction, config.val_seed
     )
-    if states.ndim != 2 or actions.ndim != 2:
-        raise DatasetFormatError(
-            f"{reader.root}: columns {config.state_key!r} and {config.action_key!r} must be "
-            f"vectors per frame. Fix: set awbc.data.state_key/action_key"
-        )
-    state_stats, action_stats = NormStats.of(states), NormStats.of(actions)
-    idx, mask = chunk_indices(reader.offsets, config.horizon)
-    prompts, prompt_index = frame_prompts(
-        reader.tasks, cols["task_index"], config.prompt_from_task, tokenizer
-    )
-    return TrainingData(
-        images=decode_images(reader, camera_keys, config.image_size),
-        states=state_stats.normalize(states),
-        actions=action_stats.normalize(actions)[idx],
-        action_mask=mask,
-        prompt_index=prompt_index,
+    prompts, task_prompt = frame_prompts(reader.tasks, config.prompt_from_task, tokenizer)
+    h = hashlib.sha256()
+    columns = [config.state_key, config.action_key, TASK_INDEX]
+
+    def digest(cols: dict[str, np.ndarray]) -> None:
+        for c in columns:
+            h.update(np.ascontiguousarray(cols[c]).tobytes())
+
+    stats = column_stats(reader, columns[:2], train, on_batch=digest, also=columns[2:])
+    h.update(repr((train, val, prompts.texts, task_prompt.tolist())).encode())
+    return PolicyData(
+        spec=spec,
         prompts=prompts,
+        task_prompt=task_prompt,
         tasks=tuple(reader.tasks),
-        camera_keys=tuple(camera_keys),
-        state_stats=state_stats,
-        action_stats=action_stats,
+        state_stats=stats[config.state_key].with_mode(config.state_normalization),
+        action_stats=stats[config.action_key].with_mode(config.normalization),
+        train_episodes=tuple(train),
+        val_episodes=tuple(val),
+        lengths={int(e.episode_index): int(e.length) for e in reader.episodes},
+        data_hash=h.hexdigest()[:16],
     )
 
 
-def sample_batch(
-    data: TrainingData, step: int, batch_size: int, seed: int, prompt_dropout: float
-) -> dict[str, np.ndarray]:
-    """The global batch of ``step`` (a pure function of seed and step).
+# ---------------------------------------------------------------------------- plans, decoding
+def plan_stream(
+    lengths: Mapping[int, int],
+    episodes: Sequence[int],
+    config: DataConfig,
+    seed: int,
+    batch_size: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Iterator[FramePlan]:
+    """Endless chunk plans of one process (see the module docstring).
 
-    Returns images uint8 (B, C, S, S, 3), state (B, Ds), actions (B, H, Da), mask (B, H),
-    tokens int32 (B, L), and the flow's noise (B, H, Da) and time (B,) in (0, 1].
+    The global stream: per epoch e, ``permutation(episodes)`` seeded by (seed, e), cut
+    into chunks of ``episodes_per_chunk`` episodes; a chunk holds all frames of its
+    episodes (or ``frames_per_episode`` drawn without replacement), shuffled. Global
+    sample g belongs to batch ``g // batch_size``; process ``rank`` keeps the samples at
+    positions ``[rank * b, (rank + 1) * b)`` of each batch, ``b = batch_size // world_size``.
+    """
+    eps = np.asarray(sorted(int(e) for e in episodes), dtype=np.int64)
+    per = batch_size // world_size
+    g, epoch, k = 0, 0, config.frames_per_episode
+    while True:
+        perm = np.random.default_rng([seed, epoch, 0x9A7]).permutation(eps)
+        for j in range(0, len(perm), config.episodes_per_chunk):
+            rng = np.random.default_rng([seed, epoch, j, 0x9A7])
+            ep_parts, fr_parts = [], []
+            for ep in perm[j : j + config.episodes_per_chunk]:
+                n = lengths[int(ep)]
+                f = np.arange(n)
+                if k is not None and k < n:
+                    f = np.sort(rng.choice(n, k, replace=False))
+                ep_parts.append(np.full(len(f), ep, dtype=np.int64))
+                fr_parts.append(f.astype(np.int64))
+            order = rng.permutation(sum(len(f) for f in fr_parts))
+            episode, frame = np.concatenate(ep_parts)[order], np.concatenate(fr_parts)[order]
+            if world_size > 1:
+                mine = ((g + np.arange(len(frame))) % batch_size) // per == rank
+                episode, frame = episode[mine], frame[mine]
+            g += len(order)
+            yield FramePlan(episode, frame)
+        epoch += 1
+
+
+def episode_frames(
+    reader: LeRobotDatasetReader,
+    episode: int,
+    camera_keys: Sequence[str],
+    frames: np.ndarray,
+    size: int,
+) -> np.ndarray:
+    """uint8 (m, C, size, size, 3) at the sorted distinct ``frames`` of one episode: each
+    video decoded in one forward pass (dense runs straight through, gaps seeked over),
+    each kept frame downsampled at once (full-resolution frames never pile up)."""
+    frames = np.asarray(frames, dtype=np.int64)
+    out = np.empty((len(frames), len(camera_keys), size, size, 3), np.uint8)
+    n = 0
+    if camera_keys and len(frames):
+        for n, got in enumerate(reader.iter_frames_at(episode, frames, camera_keys), 1):
+            out[n - 1] = downsample(np.stack([got[k] for k in camera_keys]), size)
+        if n != len(frames):
+            raise DatasetFormatError(
+                f"{reader.root}: episode {episode}'s videos end before frame {int(frames[n])} "
+                f"(the episode has {reader.episode(episode).length} rows). Fix: re-encode them"
+            )
+    return out
+
+
+def decode_samples(
+    reader: LeRobotDatasetReader,
+    plan: FramePlan,
+    config: DataConfig,
+    camera_keys: tuple[str, ...],
+    task_prompt: np.ndarray,
+) -> Samples:
+    """The planned samples (see :class:`Samples`): per episode, its parquet columns once
+    and its videos in one pass. Memory: the chunk's samples, not the episodes' videos."""
+    n, h, s = len(plan), config.horizon, config.image_size
+    out: Samples | None = None
+    for ep in np.unique(plan.episode):
+        rows = np.flatnonzero(plan.episode == ep)
+        cols = reader.read_episode(int(ep), [config.state_key, config.action_key, TASK_INDEX])
+        state, action = cols[config.state_key], cols[config.action_key]
+        if out is None:
+            out = Samples(
+                np.empty((n, len(camera_keys), s, s, 3), np.uint8),
+                np.empty((n, state.shape[1]), np.float32),
+                np.empty((n, h, action.shape[1]), np.float32),
+                np.empty((n, h), bool),
+                np.empty(n, np.int32),
+            )
+        f = plan.frame[rows]
+        idx = f[:, None] + np.arange(h)[None, :]
+        out.state[rows] = state[f]
+        out.actions[rows] = action[np.minimum(idx, len(action) - 1)]
+        out.mask[rows] = idx < len(action)
+        out.prompt[rows] = task_prompt[cols[TASK_INDEX][f]]
+        if camera_keys:
+            wanted = np.unique(f)
+            images = episode_frames(reader, int(ep), camera_keys, wanted, s)
+            out.images[rows] = images[np.searchsorted(wanted, f)]
+    if out is None:  # a process's share of a chunk can be empty
+        return Samples(
+            np.empty((0, len(camera_keys), s, s, 3), np.uint8), np.empty((0, 0), np.float32),
+            np.empty((0, h, 0), np.float32), np.empty((0, h), bool), np.empty(0, np.int32),
+        )  # fmt: skip
+    return out
+
+
+def PolicyLoader(
+    reader: LeRobotDatasetReader,
+    data: PolicyData,
+    config: DataConfig,
+    batch_size: int,
+    seed: int,
+    start_step: int = 0,
+    workers: int = 1,
+    prefetch: int = 2,
+    rank: int = 0,
+    world_size: int = 1,
+) -> ChunkLoader[FramePlan, Samples]:
+    """This process's ``batch_size // world_size`` samples of each global training batch,
+    from ``start_step`` on (:class:`~adv_pipeline.loader.ChunkLoader` over
+    :func:`plan_stream` and :func:`decode_samples`)."""
+    per = batch_size // world_size
+    return ChunkLoader(
+        reader,
+        plan_stream(data.lengths, data.train_episodes, config, seed, batch_size, rank, world_size),
+        partial(
+            decode_samples,
+            config=config,
+            camera_keys=data.spec.camera_keys,
+            task_prompt=data.task_prompt,
+        ),
+        concat_samples,
+        per,
+        workers=workers,
+        prefetch=prefetch,
+        skip=int(start_step) * per,
+    )
+
+
+def training_batch(
+    samples: Samples,
+    data: PolicyData,
+    step: int,
+    batch_size: int,
+    seed: int,
+    prompt_dropout: float,
+    rank: int = 0,
+    world_size: int = 1,
+) -> dict[str, np.ndarray]:
+    """This process's part of the batch of ``step``, normalised, with its random parts
+    drawn for the whole global batch from ``(seed, step)`` and sliced (so they do not
+    depend on the number of processes).
+
+    Returns images uint8 (b, C, S, S, 3), state (b, Ds), actions (b, H, Da), mask (b, H),
+    tokens int32 (b, L), the flow's noise (b, H, Da) and time (b,) in (0, 1].
     """
     rng = np.random.default_rng([int(seed), int(step), 0xA7BC])
-    idx = rng.integers(0, len(data), batch_size)
-    rows = data.prompt_index[idx]
-    drop = rng.random(batch_size) < prompt_dropout
-    rows = np.where(drop, data.prompts.uncond[rows], rows)
-    actions = data.actions[idx]
+    per = batch_size // world_size
+    mine = slice(rank * per, (rank + 1) * per)
+    drop = (rng.random(batch_size) < prompt_dropout)[mine]
+    h, d = samples.actions.shape[1:]
+    noise = rng.standard_normal((batch_size, h, d)).astype(np.float32)[mine]
+    # pi0's time distribution: Beta(1.5, 1) favours the noisier end (t -> 1)
+    time = (rng.beta(1.5, 1.0, batch_size) * 0.999 + 0.001).astype(np.float32)[mine]
+    rows = np.where(drop, data.prompts.uncond[samples.prompt], samples.prompt)
     return {
-        "images": data.images[idx],
-        "state": data.states[idx],
-        "actions": actions,
-        "mask": data.action_mask[idx],
+        "images": samples.images,
+        "state": data.state_stats.normalize(samples.state),
+        "actions": data.action_stats.normalize(samples.actions),
+        "mask": samples.mask,
         "tokens": data.prompts.ids[rows],
-        "noise": rng.standard_normal(actions.shape).astype(np.float32),
-        # pi0's time distribution: Beta(1.5, 1) favours the noisier end (t -> 1)
-        "time": (rng.beta(1.5, 1.0, batch_size) * 0.999 + 0.001).astype(np.float32),
+        "noise": noise,
+        "time": time,
     }

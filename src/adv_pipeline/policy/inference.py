@@ -26,10 +26,14 @@ class Policy:
         params: the network parameters.
         assets: config, tasks, cameras and normalisation statistics of the checkpoint.
         seed: seed of the flow's initial noise (calls draw successive noise from it).
+        metadata: the checkpoint's metadata (its training dataset, held-out episodes...).
     """
 
-    def __init__(self, params, assets: PolicyAssets, seed: int = 0):
+    def __init__(
+        self, params, assets: PolicyAssets, seed: int = 0, metadata: Mapping | None = None
+    ):
         self.assets = assets
+        self.metadata = dict(metadata or {})
         self.config = assets.config
         self.tokenizer = HashTokenizer(assets.config.tokenizer)
         self.params = jax.tree_util.tree_map(jnp.asarray, params)
@@ -102,7 +106,8 @@ class Policy:
             guidance_scale: classifier-free guidance weight w (1 = the plain conditional prompt).
 
         Returns:
-            float32 (B, horizon, D_action) in dataset units, clipped to [-1, 1].
+            float32 (B, horizon, D_action) in dataset units, within the training data's
+            per-dimension [min, max] (never beyond what the normalisation statistics imply).
         """
         states = np.asarray(states, np.float32)
         b = len(states)
@@ -121,7 +126,7 @@ class Policy:
             guidance_scale=float(guidance_scale),
             steps=self.config.model.flow_steps,
         )
-        return np.clip(self.assets.action_stats.unnormalize(np.asarray(out)), -1.0, 1.0)
+        return self.assets.action_stats.unnormalize(np.asarray(out))
 
     def act(
         self, observation, prompt: str | None = None, guidance_scale: float = 1.0
@@ -146,4 +151,9 @@ def load_policy(
             checkpoint = load_checkpoint(path.parent, int(path.name))
         else:
             checkpoint = load_checkpoint(path, step)
-    return Policy(unflatten_params(checkpoint.load_weights()), load_assets(checkpoint), seed=seed)
+    return Policy(
+        unflatten_params(checkpoint.load_weights()),
+        load_assets(checkpoint),
+        seed=seed,
+        metadata=checkpoint.metadata,
+    )

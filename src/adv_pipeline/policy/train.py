@@ -2,24 +2,24 @@
 
 Parallelism: a 1-D mesh ``("data",)`` over ``jax.devices()``; each global batch is sharded
 along its first axis, parameters and optimizer state are replicated, and XLA inserts the
-gradient all-reduce. The batch of step ``s`` is a pure function of ``(seed, s)``
-(:func:`adv_pipeline.policy.data.sample_batch`), so resuming from a checkpoint reproduces
-an uninterrupted run.
+gradient all-reduce. Data stream from :mod:`adv_pipeline.policy.data`: the global batch
+of step ``s`` depends only on the seed, so a resumed run (which skips the planned samples
+of the finished steps without decoding them) sees exactly the batches an uninterrupted
+run would.
 
-Multi-host: start every host with the same parameters and call
-``jax.distributed.initialize(coordinator_address, num_processes, process_id)`` before any
-other jax call (on TPU pods and SLURM/GPU clusters the arguments are found
-automatically). ``jax.devices()`` then lists the devices of all hosts, so the mesh spans
-them; every host computes the same global batch indices and feeds only its own slice
-(``jax.make_array_from_process_local_data``); only process 0 writes checkpoints, which
-must go to storage all hosts can read for resuming.
+Several processes (hosts, or CPU processes in the tests): every process calls
+``jax.distributed.initialize(coordinator_address, num_processes, process_id)`` first
+(:func:`adv_pipeline.distributed.init_jax_distributed`, from ``awbc.launch``).
+``jax.devices()`` then lists the devices of all processes, so the mesh spans them; each
+process decodes only its slice of every global batch and feeds it with
+``jax.make_array_from_process_local_data``; only process 0 writes checkpoints, which must
+go to storage all processes can read for resuming.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
@@ -57,7 +58,7 @@ from .checkpoint_io import (
     unflatten_params,
 )
 from .config import PolicyConfig, TrainConfig
-from .data import TrainingData, load_training_data, sample_batch
+from .data import PolicyData, PolicyLoader, prepare_policy_data, training_batch
 from .model import ActionPolicy, build_model, training_loss
 from .tokenizer import HashTokenizer
 
@@ -102,25 +103,27 @@ def make_optimizer(config: TrainConfig) -> tuple[optax.GradientTransformation, o
     return tx, schedule
 
 
-def model_for(config: PolicyConfig, data: TrainingData) -> ActionPolicy:
+def model_for(config: PolicyConfig, data: PolicyData) -> ActionPolicy:
     return build_model(
         config.model,
         config.tokenizer.vocab_size,
         config.tokenizer.max_len,
         config.data.horizon,
-        data.actions.shape[-1],
+        data.spec.action_dim,
     )
 
 
-def init_params(model: ActionPolicy, batch: dict[str, np.ndarray], seed: int):
-    """Parameters initialised from ``seed`` for inputs shaped like ``batch``."""
-    return model.init(
+def init_params(model: ActionPolicy, config: PolicyConfig, data: PolicyData, seed: int):
+    """Parameters initialised from ``seed`` for the dataset's shapes."""
+    s, spec = config.data.image_size, data.spec
+    # one compiled program: eager init compiles each of its ~200 small ops separately
+    return jax.jit(model.init)(
         jax.random.PRNGKey(seed),
-        batch["images"][:1],
-        batch["state"][:1],
-        batch["tokens"][:1],
-        batch["actions"][:1],
-        batch["time"][:1],
+        np.zeros((1, len(spec.camera_keys), s, s, 3), np.uint8),
+        np.zeros((1, spec.state_dim), np.float32),
+        np.zeros((1, config.tokenizer.max_len), np.int32),
+        np.zeros((1, config.data.horizon, spec.action_dim), np.float32),
+        np.zeros((1,), np.float32),
     )["params"]
 
 
@@ -167,26 +170,13 @@ def make_train_step(model: ActionPolicy, tx: optax.GradientTransformation, mesh:
     )
 
 
-def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-    """Global host batch -> arrays sharded along axis 0 (each process feeds its own slice)."""
+def shard_batch(local: dict[str, np.ndarray], mesh: Mesh, batch_size: int) -> dict[str, jax.Array]:
+    """This process's slice of the global batch -> global arrays sharded along axis 0."""
     sharding = NamedSharding(mesh, P("data"))
-    n, pid = jax.process_count(), jax.process_index()
-    out = {}
-    for k, v in batch.items():
-        per = len(v) // n
-        out[k] = jax.make_array_from_process_local_data(
-            sharding, v[pid * per : (pid + 1) * per], v.shape
-        )
-    return out
-
-
-def data_hash(data: TrainingData) -> str:
-    """Identifies the training arrays (labels included), to refuse resuming on other data."""
-    h = hashlib.sha256()
-    for arr in (data.states, data.actions[:, 0], data.prompt_index):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    h.update("\n".join(data.prompts.texts).encode())
-    return h.hexdigest()[:16]
+    return {
+        k: jax.make_array_from_process_local_data(sharding, v, (batch_size, *v.shape[1:]))
+        for k, v in local.items()
+    }
 
 
 def _append(metrics: Metrics, name: str, value: float, step: int) -> None:
@@ -226,7 +216,7 @@ def train_policy(
     train_config: TrainConfig,
     run_dir: str | Path,
     stop_at: int | None = None,
-    data: TrainingData | None = None,
+    data: PolicyData | None = None,
 ) -> TrainResult:
     """Train (or resume training) a policy on a LeRobot dataset in the run folder ``run_dir``.
 
@@ -240,7 +230,7 @@ def train_policy(
         run_dir: the run folder; ``<run_dir>/<step>/`` every ``save_interval`` steps and at the end.
         stop_at: stop (and checkpoint) after this step instead of ``train_config.steps``,
             as an interrupted run would; the schedule still spans ``train_config.steps``.
-        data: already decoded training data for this reader and config (saves decoding).
+        data: :func:`~adv_pipeline.policy.data.prepare_policy_data` of this reader and config.
     """
     run_dir = Path(run_dir)
     if train_config.batch_size % jax.device_count():
@@ -249,10 +239,10 @@ def train_policy(
             f"{jax.device_count()} devices. Fix: choose a multiple"
         )
     if data is None:
-        data = load_training_data(
+        data = prepare_policy_data(
             reader, policy_config.data, HashTokenizer(policy_config.tokenizer)
         )
-    dhash = data_hash(data)
+    dhash = data.data_hash
     main = jax.process_index() == 0
     with output_lock(run_dir) if main else nullcontext():
         identity = run_identity(reader, policy_config, train_config, dhash)
@@ -276,8 +266,8 @@ def train_policy_run(
     """Train in a run folder of ``runs``: a new run, or the one ``train_config.resume``
     continues (``"auto"``: the latest run when it trained on the same data and settings),
     see :func:`adv_pipeline.checkpoints.open_run`."""
-    data = load_training_data(reader, policy_config.data, HashTokenizer(policy_config.tokenizer))
-    identity = run_identity(reader, policy_config, train_config, data_hash(data))
+    data = prepare_policy_data(reader, policy_config.data, HashTokenizer(policy_config.tokenizer))
+    identity = run_identity(reader, policy_config, train_config, data.data_hash)
     run_dir = open_run(runs, identity, train_config.resume, overwrite)
     resume = train_config.resume is True or (
         train_config.resume == "auto" and bool(list_steps(run_dir))
@@ -293,7 +283,7 @@ def _train_loop(
     train_config: TrainConfig,
     run_dir: Path,
     stop_at: int | None,
-    data: TrainingData,
+    data: PolicyData,
     dhash: str,
     resumed: bool,
 ) -> TrainResult:
@@ -301,7 +291,7 @@ def _train_loop(
     tx, schedule = make_optimizer(train_config)
     cfg, dc = train_config, policy_config.data
     end = cfg.steps if stop_at is None else min(int(stop_at), cfg.steps)
-    params = init_params(model, sample_batch(data, 0, 1, cfg.seed, 0.0), cfg.seed)
+    params = init_params(model, policy_config, data, cfg.seed)
     opt_state = tx.init(params)
     metrics: Metrics = {}
     start = 0
@@ -315,7 +305,7 @@ def _train_loop(
         start = resume.step
         log.info("%s: resuming from step %d", run_dir, start)
     assets = PolicyAssets(
-        policy_config, data.tasks, data.camera_keys, data.state_stats, data.action_stats
+        policy_config, data.tasks, data.spec.camera_keys, data.state_stats, data.action_stats
     )
     metadata = {
         "data_hash": dhash,
@@ -324,6 +314,8 @@ def _train_loop(
         "policy_config": to_params(policy_config),
         "train_config": to_params(train_config),
         "tasks": list(data.tasks),
+        "train_episodes": len(data.train_episodes),
+        "val_episodes": list(data.val_episodes),
     }
     if start >= end:
         return TrainResult(resume, metrics, 0.0, 0.0, start)
@@ -332,16 +324,18 @@ def _train_loop(
     replicated = NamedSharding(mesh, P())
     params, opt_state = jax.device_put((params, opt_state), replicated)
     train_step = cached_train_step(
-        policy_config, int(data.actions.shape[-1]), train_config, tuple(jax.devices())
+        policy_config, data.spec.action_dim, train_config, tuple(jax.devices())
     )
 
     def save(step: int) -> Checkpoint | None:
-        if jax.process_index() != 0:
-            return None
-        ckpt = save_policy_checkpoint(
-            run_dir, step, params, opt_state, assets, train_config, metrics, metadata
-        )
-        prune_checkpoints(run_dir, cfg.keep_period)
+        ckpt = None
+        if jax.process_index() == 0:
+            ckpt = save_policy_checkpoint(
+                run_dir, step, params, opt_state, assets, train_config, metrics, metadata
+            )
+            prune_checkpoints(run_dir, cfg.keep_period)
+        if jax.process_count() > 1:  # the others wait until the checkpoint is on disk
+            multihost_utils.sync_global_devices(f"policy checkpoint {step}")
         return ckpt
 
     t0 = time.perf_counter()
@@ -354,37 +348,42 @@ def _train_loop(
         disable=not cfg.progress_bar,
         dynamic_ncols=True,
     )
-    for step in range(start, end):
-        batch = shard_batch(
-            sample_batch(
-                data,
-                step,
-                cfg.batch_size,
-                cfg.seed,
-                dc.prompt_dropout if dc.prompt_from_task else 0.0,
-            ),
-            mesh,
-        )
-        params, opt_state, m = train_step(params, opt_state, batch)
-        pending.append(m)
-        done = step + 1
-        if t_compiled is None:
-            jax.block_until_ready(m)
-            t_compiled, first = time.perf_counter(), done
-        if done % cfg.log_interval == 0 or done == cfg.steps:
-            host = jax.device_get(pending)  # mean over the steps since the last log (of this call)
-            pending = []
-            loss = float(np.mean([x["loss"] for x in host]))
-            _append(metrics, "loss", loss, done)
-            _append(metrics, "grad_norm", float(np.mean([x["grad_norm"] for x in host])), done)
-            _append(metrics, "lr", float(schedule(done - 1)), done)
-            elapsed = time.perf_counter() - t_compiled
-            rate = (done - first) * cfg.batch_size / elapsed if elapsed > 0 else 0.0
-            bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.0f}")
-        bar.update(1)
-        failpoint("policy.step")
-        if done % cfg.save_interval == 0 or done == end:
-            ckpt = save(done)
+    rank, world = jax.process_index(), jax.process_count()
+    loader = PolicyLoader(
+        reader, data, dc, cfg.batch_size, cfg.seed, start, cfg.num_workers,
+        cfg.prefetch_chunks, rank, world,
+    )  # fmt: skip
+    batches = iter(loader)
+    dropout = dc.prompt_dropout if dc.prompt_from_task else 0.0
+    try:
+        for step in range(start, end):
+            local = training_batch(
+                next(batches), data, step, cfg.batch_size, cfg.seed, dropout, rank, world
+            )
+            batch = shard_batch(local, mesh, cfg.batch_size)
+            params, opt_state, m = train_step(params, opt_state, batch)
+            pending.append(m)
+            done = step + 1
+            if t_compiled is None:
+                jax.block_until_ready(m)
+                t_compiled, first = time.perf_counter(), done
+            if done % cfg.log_interval == 0 or done == cfg.steps:
+                # mean over the steps since the last log (of this call)
+                host = jax.device_get(pending)
+                pending = []
+                loss = float(np.mean([x["loss"] for x in host]))
+                _append(metrics, "loss", loss, done)
+                _append(metrics, "grad_norm", float(np.mean([x["grad_norm"] for x in host])), done)
+                _append(metrics, "lr", float(schedule(done - 1)), done)
+                elapsed = time.perf_counter() - t_compiled
+                rate = (done - first) * cfg.batch_size / elapsed if elapsed > 0 else 0.0
+                bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.0f}")
+            bar.update(1)
+            failpoint("policy.step")
+            if done % cfg.save_interval == 0 or done == end:
+                ckpt = save(done)
+    finally:
+        loader.close()
     bar.close()
     seconds = time.perf_counter() - t0
     after = time.perf_counter() - t_compiled

@@ -23,6 +23,10 @@ from .episodes import DemoEpisode, generate_episode, generate_mix
 
 COLUMN_NAMES = {"observation.state": STATE_NAMES, "action": ACTION_NAMES}
 
+# info.json robot_type of datasets recorded in the simulator (closed-loop evaluation
+# replays only those)
+DEMO_ROBOT_TYPE = "adv_pipeline_demo_bimanual"
+
 
 @dataclass(frozen=True)
 class _TaskEpisode:
@@ -123,7 +127,7 @@ def demo_dataset_plan(config: DemoDatasetConfig) -> NewDataset:
         fps=task.fps,
         features=demo_features(task, config.video),
         episodes=episodes,
-        robot_type="adv_pipeline_demo_bimanual",
+        robot_type=DEMO_ROBOT_TYPE,
         video=config.video,
         workers=config.workers,
     )

@@ -3,6 +3,7 @@ loads when a node runs, not when the pipelines are registered."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
@@ -10,12 +11,19 @@ from matplotlib.figure import Figure
 
 from adv_pipeline.checkpoints import Checkpoint, Runs
 from adv_pipeline.distributed import check_jax_launch, init_jax_distributed
-from adv_pipeline.figures import results_figure
+from adv_pipeline.figures import offline_figure, results_figure, skipped_figure
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.pipelines.params import parse
 from adv_pipeline.pipelines.preflight import checked_by
 from adv_pipeline.policy.config import configs_from_params
-from adv_pipeline.policy.data import check_policy_inputs
+from adv_pipeline.policy.data import check_policy_inputs, closed_loop_enabled
+
+log = logging.getLogger(__name__)
+# the closed-loop table's columns (adv_pipeline.policy.evaluate.results_table)
+RESULT_COLUMNS = [
+    "condition", "prompt", "guidance_scale", "n_episodes", "successes", "success_rate",
+    "success_ci_low", "success_ci_high", "mean_final_progress", "mean_steps", "seconds",
+]  # fmt: skip
 
 
 def _check(
@@ -24,6 +32,7 @@ def _check(
     awbc = parse("awbc", params)
     check_jax_launch(awbc.launch)
     check_policy_inputs(dataset, awbc.data)
+    closed_loop_enabled(dataset, awbc.eval.closed_loop)
 
 
 def _train(
@@ -58,9 +67,19 @@ def train_bc_policy(
 
 
 def evaluate_awbc(
-    awbc_policy: Checkpoint, bc_policy: Checkpoint, params: dict[str, Any]
+    awbc_policy: Checkpoint, bc_policy: Checkpoint, dataset: LeRobotDatasetReader, params: dict
 ) -> tuple[pd.DataFrame, dict, Figure]:
-    """Closed-loop rollouts of AWBC (positive, negative, guided prompts) and BC."""
+    """Closed-loop rollouts of AWBC (positive, negative, guided prompts) and BC in the demo
+    simulator, when the dataset was recorded in it (``awbc.eval.closed_loop``); otherwise
+    an empty table and a figure saying why."""
+    config = parse("awbc", params).eval
+    if not closed_loop_enabled(dataset, config.closed_loop):
+        reason = (
+            f"closed-loop evaluation skipped: {dataset.root.name} was not recorded in the demo "
+            f"simulator (robot_type {dataset.info.get('robot_type')!r}); see the offline metrics"
+        )
+        log.info(reason)
+        return pd.DataFrame(columns=RESULT_COLUMNS), {}, skipped_figure(reason)
     from adv_pipeline.policy.evaluate import (
         awbc_conditions,
         evaluate_conditions,
@@ -69,9 +88,28 @@ def evaluate_awbc(
     )
     from adv_pipeline.policy.inference import load_policy
 
-    config = parse("awbc", params).eval
     conditions = awbc_conditions(
         load_policy(awbc_policy), load_policy(bc_policy), config.guidance_scale
     )
     table = results_table(evaluate_conditions(conditions, config))
     return table, results_metrics(table), results_figure(table)
+
+
+def evaluate_awbc_offline(
+    awbc_policy: Checkpoint, bc_policy: Checkpoint, dataset: LeRobotDatasetReader, params: dict
+) -> tuple[pd.DataFrame, dict, Figure]:
+    """Held-out episodes' action error per dimension and prompt, and how far the positive
+    and negative prompts move the chunk (:mod:`adv_pipeline.policy.offline`)."""
+    from adv_pipeline.policy.inference import load_policy
+    from adv_pipeline.policy.offline import load_held_out, offline_metrics, offline_table
+
+    config = parse("awbc", params).eval
+    awbc, bc = load_policy(awbc_policy), load_policy(bc_policy)
+    held = load_held_out(dataset, awbc, config.val_episodes_max, config.val_frame_stride)
+    table = offline_table(awbc, bc, held, config.sample_seed)
+    frames, episodes = len(held.samples), len(held.episodes)
+    return (
+        table,
+        offline_metrics(table, frames, episodes),
+        offline_figure(table, f"{episodes} held-out episodes, {frames} frames"),
+    )

@@ -1,13 +1,14 @@
-"""awbc (Stage 3): awbc_dataset -> AWBC and BC policies -> closed-loop evaluation.
+"""awbc (Stage 3): awbc_dataset -> AWBC and BC policies -> offline metrics on held-out
+episodes, and closed-loop rollouts when the dataset was recorded in the demo simulator.
 
 Evaluate existing checkpoints only (the catalog loads the latest of each run)::
 
-    kedro run --pipelines awbc --nodes evaluate_awbc
+    kedro run --pipelines awbc --nodes evaluate_awbc,evaluate_awbc_offline
 """
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import evaluate_awbc, train_awbc_policy, train_bc_policy
+from .nodes import evaluate_awbc, evaluate_awbc_offline, train_awbc_policy, train_bc_policy
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -26,8 +27,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="train_bc_policy",
             ),
             Node(
+                evaluate_awbc_offline,
+                ["awbc_policy", "bc_policy", "awbc_dataset", "params:awbc"],
+                ["awbc_offline_table", "awbc_offline_metrics", "awbc_offline_plot"],
+                name="evaluate_awbc_offline",
+            ),
+            Node(
                 evaluate_awbc,
-                ["awbc_policy", "bc_policy", "params:awbc"],
+                ["awbc_policy", "bc_policy", "awbc_dataset", "params:awbc"],
                 ["awbc_eval_table", "awbc_eval_metrics", "awbc_eval_plot"],
                 name="evaluate_awbc",
             ),
