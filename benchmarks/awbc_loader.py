@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import resource
 import subprocess
 import sys
@@ -78,6 +79,8 @@ def train_child(root: str, steps: int, out: str) -> None:
         num_workers=1, warmup_steps=5,
     )  # fmt: skip
     result = train_policy(LeRobotDatasetReader(root), POLICY, config, out)
+    for worker in multiprocessing.active_children():  # reaped, so RUSAGE_CHILDREN counts it
+        worker.join(timeout=30)
     print(
         json.dumps(
             {
@@ -137,7 +140,7 @@ def main() -> None:
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         peaks.append(r["trainer_rss_mb"] + r["worker_rss_mb"])
         print(
-            f"  {n:4d} episodes: {r['samples_per_s']:7.1f} samples/s, peak RSS trainer "
+            f"  {n:4d}-episode dataset: {r['samples_per_s']:7.1f} samples/s, peak RSS trainer "
             f"{r['trainer_rss_mb']:.0f} MB + worker {r['worker_rss_mb']:.0f} MB"
         )
     print(f"  peak RSS 4N / N: {peaks[1] / peaks[0]:.3f} (target <= 1.10)")

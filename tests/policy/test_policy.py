@@ -196,7 +196,8 @@ def test_shapes_that_do_not_fit_are_refused_before_training(labeled_dataset):
 # ---------------------------------------------------------------------------- training
 def test_resume_equals_uninterrupted_run(labeled_dataset, run_root):
     pc, tc = tiny_policy_config(), tiny_train_config()
-    full = train_policy(labeled_dataset, pc, tc, run_root / "full")
+    # decoded in this process vs in a worker process: the same batches
+    full = train_policy(labeled_dataset, pc, tiny_train_config(num_workers=0), run_root / "full")
     half = train_policy(labeled_dataset, pc, tc, run_root / "split", stop_at=4)
     assert half.checkpoint.step == 4 and list_steps(run_root / "split") == [3, 4]
     resumed = train_policy(labeled_dataset, pc, tc, run_root / "split")
