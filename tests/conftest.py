@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -193,7 +194,14 @@ def session_run(kedro_project, monkeypatch):
     from kedro.framework.startup import bootstrap_project
 
     monkeypatch.chdir(kedro_project)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{kedro_project / 'mlflow.db'}")
+    uri = f"sqlite:///{kedro_project / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # an absolute URI: MLflow caches its store by URI, so the relative default of an
+    # earlier test's session in this process would receive this project's runs
+    server = yaml.safe_load((kedro_project / "conf/base/mlflow.yml").read_text())["server"]
+    (kedro_project / "conf/local/mlflow.yml").write_text(
+        yaml.safe_dump({"server": {**server, "mlflow_tracking_uri": uri}})
+    )
 
     def run(pipeline: str, **params):
         bootstrap_project(kedro_project)

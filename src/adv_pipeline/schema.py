@@ -20,6 +20,8 @@ RELATIVE_ADVANTAGE = "relative_advantage"  # KAI0 only: V(n -> n + I), scaled ne
 ABSOLUTE_VALUE = "absolute_value"
 ABSOLUTE_ADVANTAGE = "absolute_advantage"
 ESTIMATED_COLUMNS = (RELATIVE_ADVANTAGE, ABSOLUTE_VALUE, ABSOLUTE_ADVANTAGE)
+# distributional value heads only: the standard deviation of absolute_value's distribution
+ABSOLUTE_VALUE_SPREAD = "absolute_value_spread"
 ADVANTAGE_SOURCES = (PROGRESS, ABSOLUTE_ADVANTAGE, RELATIVE_ADVANTAGE)
 
 # ---------------------------------------------------------------- prompts

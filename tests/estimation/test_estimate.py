@@ -47,6 +47,9 @@ class StubValue(torch.nn.Module):
         m = x.mean(dim=(2, 3, 4, 5))
         return m[:, -1] - m[:, 0] if x.shape[1] == 2 else m[:, 0]
 
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self(x), None  # as AdvantageEstimator.outputs with the tanh head
+
 
 @pytest.mark.parametrize("variant", ["KAI0", "PI06"])
 def test_streaming_window_feeds_the_right_frames(tmp_path, variant):
@@ -196,6 +199,9 @@ class Unfactorized(torch.nn.Module):
     def forward(self, x):
         return self.model(x)
 
+    def outputs(self, x):
+        return self.model.outputs(x)
+
 
 @pytest.mark.parametrize("variant", ["KAI0", "PI06"])
 def test_encoding_each_frame_once_gives_the_same_values(trained, variant, tmp_path):
@@ -225,3 +231,41 @@ def test_roc_auc_is_the_mann_whitney_statistic_with_half_counted_ties():
     assert roc_auc(scores, positive) == pytest.approx(pairs / (len(pos) * len(neg)), abs=1e-12)
     assert roc_auc(scores, scores > 2) == 1.0 and roc_auc(-scores, scores > 2) == 0.0
     assert np.isnan(roc_auc(scores, np.zeros(300, bool)))
+
+
+def test_distributional_head_writes_the_value_spread(tmp_path):
+    """estimator.model.value_head: distributional trains, and Stage 2 writes the value's
+    spread beside the value (a valid dataset); the tanh head's output has no such column."""
+    import dataclasses
+
+    ds = synthetic_plan(lengths=(30, 22, 41, 26)).write(tmp_path / "ds")
+    config = tiny_config(steps=4)
+    config = dataclasses.replace(
+        config,
+        model=dataclasses.replace(config.model, value_head="distributional", value_bins=21),
+    )
+    ckpt = train(ds.root, tmp_path / "run", config)
+    out = estimate(ds, ckpt, tmp_path / "out", EstimationConfig(interval=5, batch_size=8))
+    assert doctor_failures(out.root) == []
+    cols = out.read_columns(["absolute_value", "absolute_value_spread"])
+    spread, value = cols["absolute_value_spread"], cols["absolute_value"]
+    assert np.isfinite(spread).all() and (spread >= 0).all() and spread.max() > 0
+    assert (spread[out.offsets[:-1]] == 0).all() and (np.abs(value) <= 1).all()
+    # Stage 2's value is the mean of the head's distribution over its 21 bins
+    from adv_pipeline.estimator.evaluate import load_estimator
+
+    model, _ = load_estimator(ckpt)
+    assert model.value_head.support.shape == (21,)
+    values = predict_episode(model, config, out, 2, interval=5, batch_size=8)
+    np.testing.assert_allclose(
+        values.absolute[1:], value[out.offsets[2] + 1 : out.offsets[3]], atol=1e-6
+    )
+    assert (
+        "absolute_value_spread"
+        not in estimate(
+            ds,
+            train(ds.root, tmp_path / "tanh", tiny_config(steps=1)),
+            tmp_path / "t",
+            EstimationConfig(interval=5),
+        ).column_names()
+    )

@@ -300,3 +300,23 @@ def test_unknown_parameters_and_backbone():
         from_params(EstimatorConfig, {"train": {"stepz": 3}}, "estimator")
     with pytest.raises(ValueError, match="unknown estimator backbone 'vit'"):
         AdvantageEstimator(ModelConfig(backbone="vit"), DataConfig())
+
+
+def test_two_hot_target_and_the_distributional_head_learn_a_value():
+    from adv_pipeline.estimator.model import DistributionalValueHead, two_hot
+
+    support = torch.linspace(-1, 1, 201)
+    t = torch.tensor([-1.0, -0.3337, 0.0, 0.50491, 1.0, 1.7])
+    enc = two_hot(t, support)
+    assert torch.allclose(enc.sum(-1), torch.ones(6)) and (enc > 0).sum(-1).max() <= 2
+    torch.testing.assert_close(enc @ support, t.clamp(-1, 1), atol=1e-6, rtol=0)
+    torch.manual_seed(0)
+    head = DistributionalValueHead(8, 201, -1.0, 1.0)
+    x, y = torch.randn(16, 8), torch.linspace(-0.9, 0.9, 16)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        head.loss(x, y).backward()
+        opt.step()
+    value, spread = head.outputs(x)
+    assert (value - y).abs().max() < 0.05 and (spread < 0.1).all()

@@ -39,7 +39,7 @@ from adv_pipeline.lerobot import (
     written_by,
 )
 from adv_pipeline.outputs import DATASET, check_output, temporary_path
-from adv_pipeline.schema import ESTIMATED_COLUMNS, RELATIVE_ADVANTAGE
+from adv_pipeline.schema import ABSOLUTE_VALUE_SPREAD, ESTIMATED_COLUMNS, RELATIVE_ADVANTAGE
 
 from .checks import check_estimation_inputs
 from .config import EstimationConfig
@@ -77,10 +77,14 @@ def open_writer(
     estimated columns; episodes written before with the same checkpoint, source and
     interval are kept (unless ``config.overwrite``), others never mix in."""
     variant = checkpoint.metadata.get("variant", "KAI0")
+    head = checkpoint.metadata.get("config", {}).get("model", {}).get("value_head", "tanh")
     features = dict(source.features)
-    for c in ESTIMATED_COLUMNS:
-        if variant == "KAI0" or c != RELATIVE_ADVANTAGE:
-            features[c] = {"dtype": "float32", "shape": [1], "names": None}
+    for c in (*ESTIMATED_COLUMNS, ABSOLUTE_VALUE_SPREAD):
+        if c == RELATIVE_ADVANTAGE and variant != "KAI0":
+            continue
+        if c == ABSOLUTE_VALUE_SPREAD and head != "distributional":
+            continue
+        features[c] = {"dtype": "float32", "shape": [1], "names": None}
     info = {**source.info, "features": index_features_last(features)}
     inputs = {"target dataset": source.root, "estimator checkpoint": checkpoint.path}
     identity = labels_identity(source, checkpoint, config)

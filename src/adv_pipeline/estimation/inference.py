@@ -20,6 +20,7 @@ from adv_pipeline.estimator.config import EstimatorConfig
 from adv_pipeline.estimator.data import episode_states
 from adv_pipeline.estimator.model import AdvantageEstimator, to_model_input
 from adv_pipeline.lerobot import LeRobotDatasetReader
+from adv_pipeline.schema import ABSOLUTE_VALUE_SPREAD
 
 
 class FrameWindow:
@@ -54,11 +55,14 @@ class EpisodeValues:
         absolute: (n,) KAI0: V(frame 0 -> frame i); PI06: V(frame i).
         relative: (n,) KAI0: V(frame i -> frame fut(i)), unscaled; None for PI06.
         peak_window: most frames held in the window at once.
+        spread: (n,) standard deviation of ``absolute``'s distribution (distributional
+            value heads), else None.
     """
 
     absolute: np.ndarray
     relative: np.ndarray | None
     peak_window: int
+    spread: np.ndarray | None = None
 
 
 def future_index(n: int, interval: int) -> np.ndarray:
@@ -178,6 +182,7 @@ def _predict_factorized(
     fut = future_index(n, interval)
     absolute = np.zeros(n, dtype=np.float64)
     relative = np.zeros(n, dtype=np.float64) if paired else None
+    spread = np.zeros(n, dtype=np.float64)
     states = episode_states(dataset, episode, config.data.state)  # (n, S): a few floats per frame
     window: torch.Tensor | None = None  # tokens of frames [base, base + len)
     base, first, nxt, peak = 0, None, 0, 0
@@ -203,13 +208,19 @@ def _predict_factorized(
                         torch.stack([cur, window[fut[idx] - base]], 1),
                     ]
                 )
-                out = model.value_from_tokens(pairs).float().cpu().numpy()
-                absolute[idx], relative[idx] = out[: len(idx)], out[len(idx) :]
             else:
-                absolute[idx] = model.value_from_tokens(cur[:, None]).float().cpu().numpy()
+                pairs = cur[:, None]
+            value, sd = model.outputs_from_tokens(pairs)
+            out = value.float().cpu().numpy()
+            absolute[idx] = out[: len(idx)]
+            if paired:
+                relative[idx] = out[len(idx) :]
+            if sd is not None:
+                spread[idx] = sd[: len(idx)].float().cpu().numpy()
             nxt = int(idx[-1]) + 1
             window, base = window[nxt - base :], nxt
-    return EpisodeValues(absolute, relative, peak)
+    distributional = config.model.value_head == "distributional"
+    return EpisodeValues(absolute, relative, peak, spread if distributional else None)
 
 
 def predict_episode(
@@ -232,25 +243,22 @@ def predict_episode(
     paired = config.model.timesteps == 2
     absolute = np.zeros(n, dtype=np.float64)
     relative = np.zeros(n, dtype=np.float64) if paired else None
+    spread = np.zeros(n, dtype=np.float64)
     peak = [0]
     with torch.inference_mode():
         for b0, x in _prefetched(
             _batches(dataset, episode, config, interval, batch_size, peak), prefetch
         ):
-            out = (
-                model(to_model_input(torch.from_numpy(x)).to(device))
-                .float()
-                .cpu()
-                .numpy()
-                .astype(np.float64)
-            )
+            value, sd = model.outputs(to_model_input(torch.from_numpy(x)).to(device))
+            out = value.float().cpu().numpy().astype(np.float64)
+            b = len(out) // 2 if paired else len(out)
+            absolute[b0 : b0 + b] = out[:b]
             if paired:
-                b = len(out) // 2
-                absolute[b0 : b0 + b] = out[:b]
                 relative[b0 : b0 + b] = out[b:]
-            else:
-                absolute[b0 : b0 + len(out)] = out
-    return EpisodeValues(absolute, relative, peak[0])
+            if sd is not None:
+                spread[b0 : b0 + b] = sd[:b].float().cpu().numpy()
+    distributional = config.model.value_head == "distributional"
+    return EpisodeValues(absolute, relative, peak[0], spread if distributional else None)
 
 
 def advantage_columns(values: EpisodeValues, interval: int) -> dict[str, np.ndarray]:
@@ -260,7 +268,9 @@ def advantage_columns(values: EpisodeValues, interval: int) -> dict[str, np.ndar
       ``fut - i != I``, 0 when ``fut == i``;
     - ``absolute_value[i]``: V(0 -> i) (KAI0) or V(i) (PI06), 0 at i = 0;
     - ``absolute_advantage[i] = (absolute_value[fut] - absolute_value[i]) * I / (fut - i)``,
-      0 when ``fut == i``; both advantages clipped to [-1, 1].
+      0 when ``fut == i``; both advantages clipped to [-1, 1];
+    - ``absolute_value_spread[i]`` (distributional heads): the standard deviation of
+      ``absolute_value[i]``'s distribution, 0 at i = 0.
     """
     absolute = values.absolute.copy()
     n = len(absolute)
@@ -279,4 +289,8 @@ def advantage_columns(values: EpisodeValues, interval: int) -> dict[str, np.ndar
     if values.relative is not None:
         rel = np.where(moving, values.relative * scale, 0.0)
         out = {"relative_advantage": np.clip(rel, -1, 1).astype(np.float32), **out}
+    if values.spread is not None:
+        spread = values.spread.copy()
+        spread[0] = 0.0  # as absolute_value[0]: nothing is estimated at frame 0
+        out[ABSOLUTE_VALUE_SPREAD] = spread.astype(np.float32)
     return out

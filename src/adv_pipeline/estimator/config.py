@@ -24,6 +24,12 @@ class ModelConfig:
         backbone_kwargs: extra arguments of the backbone constructor.
         state_dim: size of the state vector fed as one more token per timestep (0: images
             only). Set by the trainer from ``DataConfig.state``'s feature shape.
+        value_head: ``tanh`` (one output squashed to (-1, 1), MSE loss: the seed's) or
+            ``distributional`` (``value_bins`` logits over the target's range, cross-entropy
+            to a two-hot target; the value is the distribution's mean, as pi*0.6 and
+            Evo-RL do).
+        value_bins: bins of the distributional head, evenly spaced over [-1, 1] (KAI0's
+            progress difference) or [0, 1] (PI06's value).
     """
 
     variant: Literal["KAI0", "PI06"] = "KAI0"
@@ -31,10 +37,23 @@ class ModelConfig:
     width: int = 128
     backbone_kwargs: Mapping = field(default_factory=dict)
     state_dim: int = 0
+    value_head: Literal["tanh", "distributional"] = "tanh"
+    value_bins: int = 201
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"estimator variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.value_head not in ("tanh", "distributional") or self.value_bins < 2:
+            raise ValueError(
+                f"estimator.model.value_head={self.value_head!r}, value_bins={self.value_bins}: "
+                f"the head is tanh or distributional, with at least 2 bins"
+            )
+
+    @property
+    def target_range(self) -> tuple[float, float]:
+        """The range of the training target: KAI0 ``clip(sp[t] - sp[t'], -1, 1)``, PI06
+        ``sp[t]`` in [0, 1]."""
+        return (-1.0, 1.0) if self.variant == "KAI0" else (0.0, 1.0)
 
     @property
     def timesteps(self) -> int:

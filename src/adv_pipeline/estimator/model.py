@@ -9,21 +9,74 @@ from .backbones import build_backbone
 from .config import DataConfig, ModelConfig
 
 
+def _mlp(width: int, out: int) -> nn.Sequential:
+    """Linear(w, w) - SiLU - Linear(w, w) - SiLU - Linear(w, out)."""
+    return nn.Sequential(
+        nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(),
+        nn.Linear(width, out),
+    )  # fmt: skip
+
+
 class ValueHead(nn.Module):
-    """Linear(w, w) - SiLU - Linear(w, w) - SiLU - Linear(w, 1) - tanh: a value in (-1, 1)."""
+    """The seed's head: an MLP, then tanh: a value in (-1, 1), trained with MSE.
+
+    ``forward(x)`` -> (B,) value; ``outputs(x)`` -> (value, spread) with spread None.
+    """
 
     def __init__(self, width: int):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(width, width),
-            nn.SiLU(),
-            nn.Linear(width, width),
-            nn.SiLU(),
-            nn.Linear(width, 1),
-        )
+        self.net = _mlp(width, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(x)).squeeze(-1)
+
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self(x), None
+
+    def loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return value_loss(self(x).float(), target)
+
+
+class DistributionalValueHead(nn.Module):
+    """An MLP to logits over ``bins`` values evenly spaced on [lo, hi] (the ``support``).
+
+    The value is the distribution's mean and its spread the standard deviation; training
+    minimises the cross-entropy to the two-hot encoding of the target (its mass split
+    between the two nearest bins so that the encoding's mean is the target exactly).
+    """
+
+    def __init__(self, width: int, bins: int, lo: float, hi: float):
+        super().__init__()
+        self.net = _mlp(width, bins)
+        self.register_buffer("support", torch.linspace(lo, hi, bins))
+
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,) value and (B,) spread in the target's units."""
+        p = torch.softmax(self.net(x).float(), dim=-1)
+        mean = p @ self.support
+        var = p @ self.support.square() - mean.square()
+        return mean, var.clamp_min(0).sqrt()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.outputs(x)[0]
+
+    def loss(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(self.net(x).float(), dim=-1)
+        return -(two_hot(target, self.support) * logp).sum(-1).mean()
+
+
+def two_hot(target: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+    """(B,) targets -> (B, bins) distributions on the evenly spaced ``support``: weight
+    on the two bins around each target (clamped into the support), mean = the target."""
+    n = len(support)
+    lo, hi = support[0], support[-1]
+    pos = (target.float().clamp(lo, hi) - lo) / (hi - lo) * (n - 1)
+    left = pos.floor().clamp(max=n - 2)
+    w = pos - left
+    out = torch.zeros(len(target), n, device=target.device)
+    out.scatter_(1, left.long()[:, None], (1 - w)[:, None])
+    out.scatter_add_(1, left.long()[:, None] + 1, w[:, None])
+    return out
 
 
 class StateEncoder(nn.Module):
@@ -72,14 +125,36 @@ class AdvantageEstimator(nn.Module):
                 f"backbone {model.backbone!r} has no encode/fuse split, so it cannot take the "
                 f"state as a token. Fix: set estimator.data.state: null"
             )
-        self.value_head = ValueHead(model.width)
+        self.value_head = (
+            DistributionalValueHead(model.width, model.value_bins, *model.target_range)
+            if model.value_head == "distributional"
+            else ValueHead(model.width)
+        )
 
-    def forward(self, images: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+    def summary(self, images: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, w) summary the value head reads (``images``/``state`` as :meth:`forward`)."""
         if self.state_encoder is None:
-            return self.value_head(self.backbone(images))
+            return self.backbone(images)
         b, t = images.shape[:2]
         tokens = self.encode(images.flatten(0, 1), state.flatten(0, 1))
-        return self.value_from_tokens(tokens.view(b, t, *tokens.shape[1:]))
+        return self.backbone.fuse(tokens.view(b, t, *tokens.shape[1:]))
+
+    def outputs(
+        self, images: torch.Tensor, state: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B,) value and (B,) spread (None for the tanh head)."""
+        return self.value_head.outputs(self.summary(images, state))
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        state: torch.Tensor | None = None,
+        target: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B,) value; with ``target`` (B,), the head's training loss instead (one call,
+        so that DistributedDataParallel sees the whole computation)."""
+        h = self.summary(images, state)
+        return self.value_head(h) if target is None else self.value_head.loss(h, target)
 
     @property
     def factorized(self) -> bool:
@@ -101,6 +176,10 @@ class AdvantageEstimator(nn.Module):
     def value_from_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, T, K (+1), w) tokens -> (B,) value (factorized backbones)."""
         return self.value_head(self.backbone.fuse(tokens))
+
+    def outputs_from_tokens(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T, K (+1), w) tokens -> (B,) value and (B,) spread (None for the tanh head)."""
+        return self.value_head.outputs(self.backbone.fuse(tokens))
 
 
 def to_model_input(frames_uint8: torch.Tensor) -> torch.Tensor:

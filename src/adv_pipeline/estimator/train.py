@@ -53,7 +53,7 @@ from .data import (
     load_validation,
     state_statistics,
 )
-from .model import AdvantageEstimator, random_shift, to_model_input, value_loss
+from .model import AdvantageEstimator, random_shift, to_model_input
 
 METRICS_FILE = "metrics.jsonl"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -326,8 +326,7 @@ def _train(
             y = torch.from_numpy(batch.target).to(device)
             state = None if batch.state is None else torch.from_numpy(batch.state).to(device)
             with autocast:
-                pred = ddp(x, state).float()
-            loss = tc.loss_value_weight * value_loss(pred, y)
+                loss = tc.loss_value_weight * ddp(x, state, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
