@@ -938,19 +938,24 @@ class LeRobotDatasetReader:
             f"episode {episode_index}",
         )
 
+    def _frame_indices(self, episode_index: int, indices) -> np.ndarray:
+        """``indices`` as int64, refused unless all are frames of the episode."""
+        ep = self.episode(episode_index)
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= ep.length):
+            raise IndexError(
+                f"{self.root}: episode {episode_index} has {ep.length} frames; asked for "
+                f"{idx.min()}..{idx.max()}"
+            )
+        return idx
+
     def iter_frames_at(
         self, episode_index: int, frames: np.ndarray, cameras: Sequence[str] | None = None
     ) -> Iterator[dict[str, np.ndarray]]:
         """Stream ``{video_key: (H, W, 3) uint8}`` at the sorted distinct ``frames`` of one
         episode, cameras in step, each video decoded in one forward pass (gaps seeked
         over). Memory: one frame per camera."""
-        ep = self.episode(episode_index)
-        frames = np.asarray(frames, dtype=np.int64)
-        if frames.size and (frames[0] < 0 or frames[-1] >= ep.length):
-            raise IndexError(
-                f"{self.root}: episode {episode_index} has {ep.length} frames; asked for "
-                f"{frames[0]}..{frames[-1]}"
-            )
+        frames = self._frame_indices(episode_index, frames)
         paths = self._video_paths(episode_index, cameras)
         streams = {
             k: VideoReader(p, context=f"episode {episode_index}").iter_at(frames)
@@ -967,13 +972,7 @@ class LeRobotDatasetReader:
         size: Size | None = None,
     ) -> dict[str, np.ndarray]:
         """Frames at ``indices`` for each camera: ``{video_key: (N, H, W, 3) uint8}``."""
-        ep = self.episode(episode_index)
-        idx = np.asarray(indices, dtype=np.int64)
-        if idx.size and (idx.min() < 0 or idx.max() >= ep.length):
-            raise IndexError(
-                f"{self.root}: episode {episode_index} has {ep.length} frames; asked for "
-                f"{idx.min()}..{idx.max()}"
-            )
+        idx = self._frame_indices(episode_index, indices)
         return {
             k: VideoReader(p, size=size, context=f"episode {episode_index}").get(idx)
             for k, p in self._video_paths(episode_index, cameras).items()

@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,15 @@ import pandas as pd
 from adv_pipeline.sim import DemoTask, DemoTaskConfig, render
 
 from .config import EvalConfig
-from .inference import Policy
+
+if TYPE_CHECKING:  # the policy (and JAX) load only when a policy is rolled out
+    from .inference import Policy
+
+# the closed-loop table's columns (:func:`results_table`)
+RESULT_COLUMNS = [
+    "condition", "prompt", "guidance_scale", "n_episodes", "successes", "success_rate",
+    "success_ci_low", "success_ci_high", "mean_final_progress", "mean_steps", "seconds",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -160,7 +169,7 @@ def results_table(results: Sequence[RolloutBatch]) -> pd.DataFrame:
                 "seconds": r.seconds,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
 def results_metrics(table: pd.DataFrame) -> dict[str, dict[str, float]]:

@@ -94,6 +94,13 @@ def predict(policy: Policy, samples: Samples, prompts: Sequence[str], seed: int)
     return np.concatenate(out) if out else np.zeros((0, policy.horizon, policy.action_dim))
 
 
+def masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(D,) mean over frames and chunk steps of (n, H, D) ``values`` where ``mask`` (n, H)
+    is True (the padding past an episode's end left out)."""
+    m = mask[..., None].astype(np.float64)
+    return (np.asarray(values, np.float64) * m).sum(axis=(0, 1)) / np.maximum(m.sum(axis=(0, 1)), 1)
+
+
 def _rows(condition: str, metric: str, per_dim: np.ndarray, overall: float) -> list[dict]:
     rows = [{"condition": condition, "metric": metric, "dimension": "all", "value": overall}]
     rows += [
@@ -106,14 +113,11 @@ def _rows(condition: str, metric: str, per_dim: np.ndarray, overall: float) -> l
 def error_rows(condition: str, pred: np.ndarray, held: Samples, policy: Policy) -> list[dict]:
     """mse, mae (dataset units) and mse_normalized, per dimension and overall, over the
     unpadded chunk entries."""
-    m = held.mask[..., None].astype(np.float64)
-    n = np.maximum(m.sum(axis=(0, 1)), 1.0)
     err = pred.astype(np.float64) - held.actions
     stats = policy.assets.action_stats
     err_n = stats.normalize(pred).astype(np.float64) - stats.normalize(held.actions)
-    mse = (err**2 * m).sum(axis=(0, 1)) / n
-    mae = (np.abs(err) * m).sum(axis=(0, 1)) / n
-    mse_n = (err_n**2 * m).sum(axis=(0, 1)) / n
+    mse, mae = masked_mean(err**2, held.mask), masked_mean(np.abs(err), held.mask)
+    mse_n = masked_mean(err_n**2, held.mask)
     return (
         _rows(condition, "mse", mse, float(mse.mean()))
         + _rows(condition, "mae", mae, float(mae.mean()))
@@ -135,12 +139,10 @@ def offline_table(awbc: Policy, bc: Policy, held: HeldOut, seed: int) -> pd.Data
         preds[kind] = predict(awbc, s, prompts[kind], seed)
         rows += error_rows(f"awbc_{kind}", preds[kind], s, awbc)
     rows += error_rows("bc", predict(bc, s, prompts["unconditioned"], seed), s, bc)
-    shift = np.abs(preds["positive"] - preds["negative"]).astype(np.float64)
-    m = s.mask[..., None]
-    per_dim = (shift * m).sum(axis=(0, 1)) / np.maximum(m.sum(axis=(0, 1)), 1)
+    per_dim = masked_mean(np.abs(preds["positive"] - preds["negative"]), s.mask)
     stats = awbc.assets.action_stats
     shift_n = np.abs(stats.normalize(preds["positive"]) - stats.normalize(preds["negative"]))
-    per_dim_n = (shift_n * m).sum(axis=(0, 1)) / np.maximum(m.sum(axis=(0, 1)), 1)
+    per_dim_n = masked_mean(shift_n, s.mask)
     rows += _rows("positive_vs_negative", "mean_abs_shift", per_dim, float(per_dim.mean()))
     rows += _rows(
         "positive_vs_negative", "mean_abs_shift_normalized", per_dim_n, float(per_dim_n.mean())

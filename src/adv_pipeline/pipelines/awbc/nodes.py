@@ -17,13 +17,9 @@ from adv_pipeline.pipelines.params import parse
 from adv_pipeline.pipelines.preflight import checked_by
 from adv_pipeline.policy.config import configs_from_params
 from adv_pipeline.policy.data import check_policy_inputs, closed_loop_enabled
+from adv_pipeline.policy.evaluate import results_table
 
 log = logging.getLogger(__name__)
-# the closed-loop table's columns (adv_pipeline.policy.evaluate.results_table)
-RESULT_COLUMNS = [
-    "condition", "prompt", "guidance_scale", "n_episodes", "successes", "success_rate",
-    "success_ci_low", "success_ci_high", "mean_final_progress", "mean_steps", "seconds",
-]  # fmt: skip
 
 
 def _check(
@@ -79,13 +75,8 @@ def evaluate_awbc(
             f"simulator (robot_type {dataset.info.get('robot_type')!r}); see the offline metrics"
         )
         log.info(reason)
-        return pd.DataFrame(columns=RESULT_COLUMNS), {}, skipped_figure(reason)
-    from adv_pipeline.policy.evaluate import (
-        awbc_conditions,
-        evaluate_conditions,
-        results_metrics,
-        results_table,
-    )
+        return results_table([]), {}, skipped_figure(reason)
+    from adv_pipeline.policy.evaluate import awbc_conditions, evaluate_conditions, results_metrics
     from adv_pipeline.policy.inference import load_policy
 
     conditions = awbc_conditions(
