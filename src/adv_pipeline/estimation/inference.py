@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from adv_pipeline.estimator.config import EstimatorConfig
-from adv_pipeline.estimator.data import episode_states
-from adv_pipeline.estimator.model import AdvantageEstimator, to_model_input
+from adv_pipeline.estimator.data import episode_states, episode_tasks
+from adv_pipeline.estimator.model import AdvantageEstimator, TaskPrompts, to_model_input
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.schema import ABSOLUTE_VALUE_SPREAD
 
@@ -184,6 +184,8 @@ def _predict_factorized(
     relative = np.zeros(n, dtype=np.float64) if paired else None
     spread = np.zeros(n, dtype=np.float64)
     states = episode_states(dataset, episode, config.data.state)  # (n, S): a few floats per frame
+    tasks = episode_tasks(dataset, episode)  # (n,): the text of a pair is its current frame's task
+    prompts = TaskPrompts(model, {int(t): dataset.tasks[int(t)] for t in np.unique(tasks)}, device)
     window: torch.Tensor | None = None  # tokens of frames [base, base + len)
     base, first, nxt, peak = 0, None, 0, 0
     for start, frames in _prefetched(_frame_chunks(dataset, episode, config, batch_size), prefetch):
@@ -208,9 +210,11 @@ def _predict_factorized(
                         torch.stack([cur, window[fut[idx] - base]], 1),
                     ]
                 )
+                text = prompts(np.concatenate([tasks[idx], tasks[idx]]))
             else:
                 pairs = cur[:, None]
-            value, sd = model.outputs_from_tokens(pairs)
+                text = prompts(tasks[idx])
+            value, sd = model.outputs_from_tokens(pairs, text)
             out = value.float().cpu().numpy()
             absolute[idx] = out[: len(idx)]
             if paired:

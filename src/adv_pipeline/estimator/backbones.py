@@ -4,13 +4,16 @@ A backbone maps images ``(B, T, K, 3, H, W)`` in [-1, 1] (T timesteps: compariso
 frame then current frame; K cameras) to one summary token ``(B, width)``. A backbone may
 also offer ``encode(frames (N, K, 3, H, W)) -> (N, K, w)`` and ``fuse(tokens (B, T, K, w))
 -> (B, w)`` so that inference encodes each frame once. Backbones are
-chosen by name in parameters (``estimator.model.backbone``); a heavier one (e.g. the
-pi0.5 PaliGemma + Gemma backbone of the seed) registers itself with
-:func:`register_backbone` and nothing else changes.
+chosen by name in parameters (``estimator.model.backbone``). A backbone that takes the
+task text has ``takes_text = True``, a ``tokenize(texts) -> (ids, mask)`` method and
+``fuse(tokens, text=(ids, mask))``. Pretrained backbones (``paligemma``, ``siglip``, in
+:mod:`.paligemma`, loaded only when chosen: they import ``transformers``) also receive
+the ``pretrained`` options of :class:`~.config.ModelConfig`.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 import torch
@@ -18,6 +21,12 @@ from torch import nn
 
 BackboneFactory = Callable[..., nn.Module]
 _REGISTRY: dict[str, BackboneFactory] = {}
+# registered on first use: their modules import transformers
+_LAZY = {
+    "paligemma": "adv_pipeline.estimator.paligemma",
+    "siglip": "adv_pipeline.estimator.paligemma",
+}
+PRETRAINED_BACKBONES = frozenset(_LAZY)
 
 
 def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]:
@@ -32,7 +41,7 @@ def register_backbone(name: str) -> Callable[[BackboneFactory], BackboneFactory]
 
 
 def available_backbones() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted({*_REGISTRY, *_LAZY})
 
 
 def build_backbone(
@@ -45,6 +54,8 @@ def build_backbone(
     **kwargs,
 ) -> nn.Module:
     """Instantiate a registered backbone."""
+    if name not in _REGISTRY and name in _LAZY:
+        importlib.import_module(_LAZY[name])
     if name not in _REGISTRY:
         raise ValueError(
             f"unknown estimator backbone {name!r}; available: {available_backbones()}. Fix: set "
@@ -88,27 +99,19 @@ class ConvEncoder(nn.Module):
         return self.proj(self.conv(x))
 
 
-@register_backbone("small_cnn")
-class SmallCNNBackbone(nn.Module):
-    """The default backbone, small enough to train on 2 CPU cores in minutes.
+class TokenFusion(nn.Module):
+    """Fuses per-(timestep, camera) tokens ``(B, T, K, w)`` into one summary ``(B, w)``:
+    a role embedding (comparison vs current frame) and a camera embedding are added, and
+    a learned summary token attends over them in ``depth`` pre-norm transformer layers.
+    Subclasses provide ``encode(frames (N, K, 3, H, W)) -> (N, K, w)`` and call
+    :meth:`_build_fusion` in their constructor, after their encoder (the order of the
+    random draws: a given seed initialises the same weights as before the split)."""
 
-    One shared :class:`ConvEncoder` token per (timestep, camera), plus a role embedding
-    (comparison vs current frame) and a camera embedding; a learned summary token
-    attends over them in ``depth`` pre-norm transformer layers and is returned.
-    """
+    takes_text = False
 
-    def __init__(
-        self,
-        width: int,
-        timesteps: int,
-        num_cameras: int,
-        image_size: tuple[int, int],
-        depth: int = 2,
-        heads: int = 4,
-        channels: tuple[int, ...] = (32, 48, 64, 64),
-    ):
-        super().__init__()
-        self.encoder = ConvEncoder(width, image_size, tuple(channels))
+    def _build_fusion(
+        self, width: int, timesteps: int, num_cameras: int, depth: int, heads: int
+    ) -> None:
         self.role = nn.Parameter(torch.randn(timesteps, 1, width) * 0.02)
         self.camera = nn.Parameter(torch.randn(1, num_cameras, width) * 0.02)
         self.summary = nn.Parameter(torch.randn(1, 1, width) * 0.02)
@@ -124,15 +127,8 @@ class SmallCNNBackbone(nn.Module):
         self.fusion = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
 
-    # encode/fuse split: inference encodes each frame once and reuses its tokens in
-    # every pair it belongs to (optional for backbones; see inference.py)
-    def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """(N, K, 3, H, W) -> per-camera tokens (N, K, w)."""
-        n, k = frames.shape[:2]
-        return self.encoder(frames.flatten(0, 1)).view(n, k, -1)
-
-    def fuse(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, T, K, w) tokens -> (B, w) summary."""
+    def fuse(self, tokens: torch.Tensor, text=None) -> torch.Tensor:
+        """(B, T, K, w) tokens -> (B, w) summary (``text`` is ignored)."""
         b = tokens.shape[0]
         x = (tokens + self.role + self.camera).flatten(1, 2)  # (B, T*K, w)
         x = torch.cat([self.summary.expand(b, -1, -1), x], dim=1)
@@ -141,3 +137,30 @@ class SmallCNNBackbone(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         b, t = images.shape[:2]
         return self.fuse(self.encode(images.flatten(0, 1)).view(b, t, *images.shape[2:3], -1))
+
+
+@register_backbone("small_cnn")
+class SmallCNNBackbone(TokenFusion):
+    """The default backbone, small enough to train on 2 CPU cores in minutes: one shared
+    :class:`ConvEncoder` token per (timestep, camera), fused by :class:`TokenFusion`."""
+
+    def __init__(
+        self,
+        width: int,
+        timesteps: int,
+        num_cameras: int,
+        image_size: tuple[int, int],
+        depth: int = 2,
+        heads: int = 4,
+        channels: tuple[int, ...] = (32, 48, 64, 64),
+    ):
+        super().__init__()
+        self.encoder = ConvEncoder(width, image_size, tuple(channels))
+        self._build_fusion(width, timesteps, num_cameras, depth, heads)
+
+    # encode/fuse split: inference encodes each frame once and reuses its tokens in
+    # every pair it belongs to (see inference.py)
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, K, 3, H, W) -> per-camera tokens (N, K, w)."""
+        n, k = frames.shape[:2]
+        return self.encoder(frames.flatten(0, 1)).view(n, k, -1)

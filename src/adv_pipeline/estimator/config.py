@@ -30,6 +30,17 @@ class ModelConfig:
             Evo-RL do).
         value_bins: bins of the distributional head, evenly spaced over [-1, 1] (KAI0's
             progress difference) or [0, 1] (PI06's value).
+        pretrained: local directory of the weights the ``paligemma`` / ``siglip`` backbones
+            start from: a Hugging Face PaliGemma directory or a pi0.5 PyTorch checkpoint
+            (the seed's ``pytorch_weight_path``); nothing is downloaded.
+        tokenizer: directory of the PaliGemma tokenizer files (default: ``pretrained``;
+            pi0.5 checkpoints ship none).
+        freeze: ``none`` | ``vision`` (the vision tower and projector) | ``backbone`` (all
+            pretrained weights) are not trained.
+        gradient_checkpointing: recompute the pretrained backbone's activations in the
+            backward pass (less GPU memory, ~30% more time).
+        max_text_tokens: the task text fed to text-taking backbones is cut to this many
+            tokens.
     """
 
     variant: Literal["KAI0", "PI06"] = "KAI0"
@@ -39,8 +50,17 @@ class ModelConfig:
     state_dim: int = 0
     value_head: Literal["tanh", "distributional"] = "tanh"
     value_bins: int = 201
+    pretrained: str | None = None
+    tokenizer: str | None = None
+    freeze: Literal["none", "vision", "backbone"] = "none"
+    gradient_checkpointing: bool = False
+    max_text_tokens: int = 48
 
     def __post_init__(self) -> None:
+        if self.freeze not in ("none", "vision", "backbone"):
+            raise ValueError(
+                f"estimator.model.freeze={self.freeze!r}: one of none, vision, backbone"
+            )
         if self.variant not in VARIANTS:
             raise ValueError(f"estimator variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.value_head not in ("tanh", "distributional") or self.value_bins < 2:

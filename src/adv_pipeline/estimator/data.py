@@ -50,30 +50,35 @@ class ChunkPlan:
 @dataclass(frozen=True)
 class Batch:
     """images: (B, T, K, H, W, 3) uint8 (T = comparison, current); target: (B,) float32;
-    state: (B, T, S) float32 at the same frames, or None without a state input."""
+    state: (B, T, S) float32 at the same frames, or None without a state input;
+    task: (B,) int64 ``task_index`` of the current frame."""
 
     images: np.ndarray
     target: np.ndarray
     state: np.ndarray | None = None
+    task: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.target)
 
     def __getitem__(self, rows: slice) -> Batch:
         return Batch(
-            self.images[rows], self.target[rows], None if self.state is None else self.state[rows]
+            self.images[rows],
+            self.target[rows],
+            None if self.state is None else self.state[rows],
+            None if self.task is None else self.task[rows],
         )
 
 
 def concat_batches(batches: Sequence[Batch]) -> Batch:
     if len(batches) == 1:
         return batches[0]
-    state = None if batches[0].state is None else np.concatenate([b.state for b in batches])
-    return Batch(
-        np.concatenate([b.images for b in batches]),
-        np.concatenate([b.target for b in batches]),
-        state,
-    )
+
+    def cat(name: str) -> np.ndarray | None:
+        parts = [getattr(b, name) for b in batches]
+        return None if parts[0] is None else np.concatenate(parts)
+
+    return Batch(cat("images"), cat("target"), cat("state"), cat("task"))
 
 
 def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
@@ -138,6 +143,15 @@ def episode_states(
         return None
     x = dataset.read_episode(int(episode), [column])[column]
     return x.reshape(len(x), -1).astype(np.float32)
+
+
+def episode_tasks(dataset: LeRobotDatasetReader, episode: int) -> np.ndarray:
+    """(n,) int64 ``task_index`` of every frame of one episode."""
+    return (
+        dataset.read_episode(int(episode), ["task_index"])["task_index"]
+        .reshape(-1)
+        .astype(np.int64)
+    )
 
 
 def sample_pairs(
@@ -222,6 +236,7 @@ def decode_chunk(
     k = len(config.cameras)
     t_steps = 2 if paired else 1
     images = np.empty((n, t_steps, k, h, w, 3), dtype=np.uint8)
+    task = np.empty(n, dtype=np.int64)
     state = None
     for ep in np.unique(plan.episode):
         rows = np.flatnonzero(plan.episode == ep)
@@ -231,6 +246,7 @@ def decode_chunk(
         if paired:
             images[rows, 0] = stacked[np.searchsorted(wanted, plan.compare[rows])]
         images[rows, t_steps - 1] = stacked[np.searchsorted(wanted, plan.current[rows])]
+        task[rows] = episode_tasks(dataset, int(ep))[plan.current[rows]]
         ep_state = episode_states(dataset, int(ep), config.state)
         if ep_state is not None:
             if state is None:
@@ -238,7 +254,7 @@ def decode_chunk(
             if paired:
                 state[rows, 0] = ep_state[plan.compare[rows]]
             state[rows, t_steps - 1] = ep_state[plan.current[rows]]
-    return Batch(images, plan.target.copy(), state)
+    return Batch(images, plan.target.copy(), state, task)
 
 
 def TrainLoader(
@@ -281,6 +297,7 @@ class ValidationSet:
         progress: per episode, (n,) stage progress at those frames.
         states: per episode, (n, S) state at those frames, or None (no state input).
         first_states: per episode, (S,) state at frame 0, or None.
+        tasks: per episode, (n,) task_index at those frames.
     """
 
     episodes: list[int]
@@ -290,6 +307,7 @@ class ValidationSet:
     progress: list[np.ndarray]
     states: list[np.ndarray | None]
     first_states: list[np.ndarray | None]
+    tasks: list[np.ndarray]
 
 
 def load_validation(
@@ -300,7 +318,7 @@ def load_validation(
 ) -> ValidationSet:
     """Decode the validation frames once (bounded by val_episodes_max and the stride)."""
     eps = list(episodes)[: config.val_episodes_max]
-    out = ValidationSet([], [], [], [], [], [], [])
+    out = ValidationSet([], [], [], [], [], [], [], [])
     for ep in eps:
         sp = progress[ep]
         idx = np.arange(0, len(sp), config.val_frame_stride)
@@ -316,4 +334,5 @@ def load_validation(
         state = episode_states(dataset, ep, config.state)
         out.states.append(None if state is None else state[idx])
         out.first_states.append(None if state is None else state[0])
+        out.tasks.append(episode_tasks(dataset, ep)[idx])
     return out

@@ -11,7 +11,7 @@ from adv_pipeline.lerobot import LeRobotDatasetReader
 
 from .config import EstimatorConfig
 from .data import episode_progress, load_validation
-from .model import AdvantageEstimator
+from .model import AdvantageEstimator, TaskPrompts
 from .train import validate
 
 
@@ -22,7 +22,7 @@ def load_estimator(
     config = from_params(
         EstimatorConfig, checkpoint.metadata["config"], f"estimator config of {checkpoint.path}"
     )
-    model = AdvantageEstimator(config.model, config.data)
+    model = AdvantageEstimator(config.model, config.data, assets=checkpoint.path / "assets")
     model.load_state_dict({k: torch.from_numpy(v) for k, v in checkpoint.load_weights().items()})
     return model.to(device).eval(), config
 
@@ -34,7 +34,10 @@ def evaluate_checkpoint(checkpoint: Checkpoint, dataset: LeRobotDatasetReader) -
     progress = episode_progress(dataset)
     val_eps = [e for e in checkpoint.metadata.get("val_episodes", []) if e in progress]
     val = load_validation(dataset, progress, val_eps, config.data)
-    metrics, preds = validate(model, val, config.model.timesteps == 2, torch.device("cpu"))
+    prompts = TaskPrompts(model, dict(enumerate(dataset.tasks)))
+    metrics, preds = validate(
+        model, val, config.model.timesteps == 2, torch.device("cpu"), prompts=prompts
+    )
     true = [sp - sp[0] if config.model.timesteps == 2 else sp for sp in val.progress]
     return {
         "metrics": {**metrics, "step": checkpoint.step, "variant": config.model.variant},

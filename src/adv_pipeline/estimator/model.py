@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
-from .backbones import build_backbone
+from adv_pipeline.errors import InputError
+
+from .backbones import PRETRAINED_BACKBONES, build_backbone
 from .config import DataConfig, ModelConfig
+
+Text = tuple[torch.Tensor, torch.Tensor]  # token ids (B, L) long, mask (B, L) bool
 
 
 def _mlp(width: int, out: int) -> nn.Sequential:
@@ -98,28 +104,50 @@ class StateEncoder(nn.Module):
 
 
 class AdvantageEstimator(nn.Module):
-    """``forward(images, state=None) -> (B,) value``.
+    """``forward(images, state=None, target=None, text=None) -> (B,) value``.
 
     ``images``: (B, T, K, 3, H, W) float in [-1, 1], T = 2 for KAI0 (comparison frame,
     current frame) and 1 for PI06, K cameras in ``DataConfig.cameras`` order.
     ``state``: (B, T, S) float, the state at the same frames (when ``state_dim`` > 0; it
     joins the camera tokens as one more token per timestep).
+    ``text``: the tokenised task of each sample (:meth:`tokenize`), for backbones that
+    take text (:attr:`takes_text`); others ignore it.
     KAI0 predicts the progress made from the comparison frame to the current one;
     PI06 the value (stage progress) of the current frame.
+    ``assets``: a trained checkpoint's assets folder, from which a pretrained backbone is
+    rebuilt (its weights then come from the checkpoint, not ``model.pretrained``).
     """
 
-    def __init__(self, model: ModelConfig, data: DataConfig):
+    def __init__(self, model: ModelConfig, data: DataConfig, assets: str | Path | None = None):
         super().__init__()
         self.config = model
+        extra = {}
+        if model.backbone in PRETRAINED_BACKBONES:
+            extra = dict(
+                pretrained=model.pretrained,
+                tokenizer=model.tokenizer,
+                freeze=model.freeze,
+                gradient_checkpointing=model.gradient_checkpointing,
+                max_text_tokens=model.max_text_tokens,
+                assets=assets,
+            )
+        elif model.pretrained is not None:
+            raise InputError(
+                f"estimator.model.pretrained={model.pretrained} but backbone {model.backbone!r} "
+                f"trains from scratch. Fix: set estimator.model.backbone to one of "
+                f"{sorted(PRETRAINED_BACKBONES)}, or pretrained: null"
+            )
         self.backbone = build_backbone(
             model.backbone,
             width=model.width,
             timesteps=model.timesteps,
             num_cameras=len(data.cameras) + (1 if model.state_dim else 0),
             image_size=tuple(data.image_size),
+            **extra,
             **dict(model.backbone_kwargs),
         )
-        self.state_encoder = StateEncoder(model.state_dim, model.width) if model.state_dim else None
+        token_width = getattr(self.backbone, "token_width", model.width)
+        self.state_encoder = StateEncoder(model.state_dim, token_width) if model.state_dim else None
         if self.state_encoder is not None and not self.factorized:
             raise ValueError(
                 f"backbone {model.backbone!r} has no encode/fuse split, so it cannot take the "
@@ -131,29 +159,32 @@ class AdvantageEstimator(nn.Module):
             else ValueHead(model.width)
         )
 
-    def summary(self, images: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, w) summary the value head reads (``images``/``state`` as :meth:`forward`)."""
-        if self.state_encoder is None:
+    def summary(
+        self, images: torch.Tensor, state: torch.Tensor | None = None, text: Text | None = None
+    ) -> torch.Tensor:
+        """(B, w) summary the value head reads (arguments as :meth:`forward`)."""
+        if not self.factorized:
             return self.backbone(images)
         b, t = images.shape[:2]
-        tokens = self.encode(images.flatten(0, 1), state.flatten(0, 1))
-        return self.backbone.fuse(tokens.view(b, t, *tokens.shape[1:]))
+        tokens = self.encode(images.flatten(0, 1), None if state is None else state.flatten(0, 1))
+        return self._fuse(tokens.view(b, t, *tokens.shape[1:]), text)
 
     def outputs(
-        self, images: torch.Tensor, state: torch.Tensor | None = None
+        self, images: torch.Tensor, state: torch.Tensor | None = None, text: Text | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B,) value and (B,) spread (None for the tanh head)."""
-        return self.value_head.outputs(self.summary(images, state))
+        return self.value_head.outputs(self.summary(images, state, text))
 
     def forward(
         self,
         images: torch.Tensor,
         state: torch.Tensor | None = None,
         target: torch.Tensor | None = None,
+        text: Text | None = None,
     ) -> torch.Tensor:
         """(B,) value; with ``target`` (B,), the head's training loss instead (one call,
         so that DistributedDataParallel sees the whole computation)."""
-        h = self.summary(images, state)
+        h = self.summary(images, state, text)
         return self.value_head(h) if target is None else self.value_head.loss(h, target)
 
     @property
@@ -161,9 +192,29 @@ class AdvantageEstimator(nn.Module):
         """Whether the backbone can encode frames once and fuse token pairs later."""
         return hasattr(self.backbone, "encode") and hasattr(self.backbone, "fuse")
 
+    @property
+    def takes_text(self) -> bool:
+        """Whether the backbone reads the task text (else ``text`` is ignored)."""
+        return bool(getattr(self.backbone, "takes_text", False))
+
+    def tokenize(self, texts: list[str]) -> Text:
+        """Task texts -> the backbone's ``(ids, mask)`` (text-taking backbones only)."""
+        return self.backbone.tokenize(texts)
+
+    def save_assets(self, directory: Path) -> None:
+        """Write what rebuilding the backbone needs besides the weights (if anything)."""
+        if hasattr(self.backbone, "save_assets"):
+            self.backbone.save_assets(Path(directory))
+
+    def _fuse(self, tokens: torch.Tensor, text: Text | None) -> torch.Tensor:
+        if self.takes_text:
+            return self.backbone.fuse(tokens, text)
+        return self.backbone.fuse(tokens)
+
     def encode(self, frames: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, K, 3, H, W) frames and (N, S) state -> (N, K (+1), w) per-frame tokens
-        (factorized backbones; the state token comes last)."""
+        """(N, K, 3, H, W) frames and (N, S) state -> (N, L (+1), w) per-frame tokens
+        (factorized backbones: L = K for small_cnn, K * 256 for paligemma; the state
+        token comes last)."""
         tokens = self.backbone.encode(frames)
         if self.state_encoder is None:
             return tokens
@@ -173,13 +224,37 @@ class AdvantageEstimator(nn.Module):
             )
         return torch.cat([tokens, self.state_encoder(state)[:, None]], dim=1)
 
-    def value_from_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, T, K (+1), w) tokens -> (B,) value (factorized backbones)."""
-        return self.value_head(self.backbone.fuse(tokens))
+    def outputs_from_tokens(
+        self, tokens: torch.Tensor, text: Text | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T, L, w) per-frame tokens (:meth:`encode`) -> (B,) value and (B,) spread
+        (None for the tanh head)."""
+        return self.value_head.outputs(self._fuse(tokens, text))
 
-    def outputs_from_tokens(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, T, K (+1), w) tokens -> (B,) value and (B,) spread (None for the tanh head)."""
-        return self.value_head.outputs(self.backbone.fuse(tokens))
+
+class TaskPrompts:
+    """Tokenised task texts, gathered per sample by ``task_index``.
+
+    ``tasks``: ``{task_index: text}`` (e.g. ``dict(enumerate(dataset.tasks))``). Calling
+    with (B,) task indices gives the model's ``text`` argument (None when the model does
+    not take text, so callers need no branch).
+    """
+
+    def __init__(self, model: AdvantageEstimator, tasks: dict[int, str], device="cpu"):
+        self.device = device
+        self.ids = self.mask = None
+        if model.takes_text and tasks:
+            keys = sorted(tasks)
+            self.row = torch.full((max(keys) + 1,), -1, dtype=torch.long)
+            self.row[keys] = torch.arange(len(keys))
+            ids, mask = model.tokenize([tasks[k] for k in keys])
+            self.ids, self.mask = ids.to(device), mask.to(device)
+
+    def __call__(self, task_index) -> Text | None:
+        if self.ids is None:
+            return None
+        rows = self.row[torch.as_tensor(task_index, dtype=torch.long)].to(self.device)
+        return self.ids[rows], self.mask[rows]
 
 
 def to_model_input(frames_uint8: torch.Tensor) -> torch.Tensor:

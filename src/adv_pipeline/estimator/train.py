@@ -53,7 +53,7 @@ from .data import (
     load_validation,
     state_statistics,
 )
-from .model import AdvantageEstimator, random_shift, to_model_input
+from .model import AdvantageEstimator, TaskPrompts, random_shift, to_model_input
 
 METRICS_FILE = "metrics.jsonl"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -80,15 +80,21 @@ def _timesteps(current: torch.Tensor, first: torch.Tensor, paired: bool) -> torc
 
 
 def validate(
-    model: torch.nn.Module, val: ValidationSet, paired: bool, device: torch.device, batch: int = 128
+    model: torch.nn.Module,
+    val: ValidationSet,
+    paired: bool,
+    device: torch.device,
+    batch: int = 128,
+    prompts: TaskPrompts | None = None,
 ) -> tuple[dict[str, float], list[np.ndarray]]:
     """MSE of the absolute value and mean per-episode Spearman correlation between the
-    predicted absolute value (KAI0: V(frame 0 -> n); PI06: V(n)) and stage progress."""
+    predicted absolute value (KAI0: V(frame 0 -> n); PI06: V(n)) and stage progress.
+    ``prompts`` gives the task text of text-taking models."""
     model.eval()
     preds, sq, rhos = [], [], []
     with torch.no_grad():
-        for imgs, first, sp, states, first_state in zip(
-            val.images, val.first, val.progress, val.states, val.first_states
+        for imgs, first, sp, states, first_state, tasks in zip(
+            val.images, val.first, val.progress, val.states, val.first_states, val.tasks
         ):
             out = []
             for i in range(0, len(imgs), batch):
@@ -104,7 +110,8 @@ def validate(
                         paired,
                     ).to(device)
                 )
-                out.append(model(to_model_input(x).to(device), s).float().cpu().numpy())
+                text = None if prompts is None else prompts(tasks[i : i + batch])
+                out.append(model(to_model_input(x).to(device), s, text=text).float().cpu().numpy())
             v = np.concatenate(out)
             target = sp - sp[0] if paired else sp
             sq.append((v - target) ** 2)
@@ -279,16 +286,18 @@ def _train(
             (tmp / "assets" / "estimator_config.json").write_text(
                 json.dumps(to_params(config), indent=2)
             )
+            model.save_assets(tmp / "assets")
 
         tensors = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
         write_checkpoint(run_dir, step, tensors, {**meta, "rank_param_checksums": sums}, extra)
         prune_checkpoints(run_dir, tc.keep_period)
 
     val = load_validation(dataset, progress, val_eps, dc) if env.is_main and val_eps else None
+    prompts = TaskPrompts(model, dict(enumerate(dataset.tasks)), device)
 
     def evaluate(step: int) -> None:
         if val is not None:
-            metrics, _ = validate(model, val, paired, device)
+            metrics, _ = validate(model, val, paired, device, prompts=prompts)
             _log(run_dir, step, metrics)
 
     loader = TrainLoader(
@@ -326,7 +335,7 @@ def _train(
             y = torch.from_numpy(batch.target).to(device)
             state = None if batch.state is None else torch.from_numpy(batch.state).to(device)
             with autocast:
-                loss = tc.loss_value_weight * ddp(x, state, y)
+                loss = tc.loss_value_weight * ddp(x, state, y, prompts(batch.task))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
