@@ -102,7 +102,7 @@ def child(dataset: str, ckpt: str, out: str) -> None:
     import shutil
 
     from adv_pipeline.checkpoints import load_checkpoint
-    from adv_pipeline.estimation import EstimatedDataset, EstimationConfig
+    from adv_pipeline.estimation import EstimationConfig, estimate
     from adv_pipeline.lerobot import LeRobotDatasetReader
 
     src = LeRobotDatasetReader(dataset)
@@ -110,7 +110,7 @@ def child(dataset: str, ckpt: str, out: str) -> None:
     shutil.rmtree(out, ignore_errors=True)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    EstimatedDataset(src, checkpoint, EstimationConfig(overwrite=True)).write(out)
+    estimate(src, checkpoint, out, EstimationConfig(overwrite=True))
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(

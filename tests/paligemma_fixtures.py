@@ -74,7 +74,7 @@ def tiny_model(seed: int = 0):
     from adv_pipeline.estimator.pretrained import paligemma_config
 
     torch.manual_seed(seed)
-    config = paligemma_config(Path("/nonexistent"), TINY_CONFIG)
+    config = paligemma_config(None, TINY_CONFIG)
     return PaliGemmaForConditionalGeneration(config).eval()
 
 

@@ -15,6 +15,9 @@ class EstimationConfig:
         interval: look-ahead I in frames (the seed's 50).
         batch_size: frames per model call.
         prefetch: batches prepared ahead by the decoding thread.
+        decode_threads: FFmpeg (dav1d) threads per camera stream: 1 decodes in the
+            prefetch thread only (best for small videos), 0 lets FFmpeg choose (faster on
+            480x640 and larger).
         overwrite: recompute episodes whose output already exists.
         threads: torch threads (0: torch's default).
         launch: torchrun layout; more than one process labels episodes in parallel.
@@ -23,6 +26,7 @@ class EstimationConfig:
     interval: int = 50
     batch_size: int = 64
     prefetch: int = 2
+    decode_threads: int = 1
     overwrite: bool = False
     threads: int = 0
     launch: LaunchConfig = field(default_factory=LaunchConfig)

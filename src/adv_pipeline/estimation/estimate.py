@@ -141,6 +141,7 @@ def label_episodes(
             config.interval,
             config.batch_size,
             config.prefetch,
+            decode_threads=config.decode_threads,
         )
         columns = advantage_columns(values, config.interval)
         bad = [name for name, col in columns.items() if not np.isfinite(col).all()]

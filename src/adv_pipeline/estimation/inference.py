@@ -77,13 +77,17 @@ def _batches(
     interval: int,
     batch_size: int,
     peak: list[int],
+    threads: int = 1,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Model inputs, batch by batch: (first frame index, (m, T, K, H, W, 3) uint8) where
     KAI0 batches hold the b absolute pairs (0, i) then the b relative pairs (i, fut(i))."""
     n = dataset.episode(episode).length
     window = FrameWindow(
         dataset.iter_frames(
-            episode, cameras=config.data.cameras, size=tuple(config.data.image_size)
+            episode,
+            cameras=config.data.cameras,
+            size=tuple(config.data.image_size),
+            threads=threads,
         )
     )
     paired = config.model.timesteps == 2
@@ -105,13 +109,17 @@ def _batches(
 
 
 def _frame_chunks(
-    dataset: LeRobotDatasetReader, episode: int, config: EstimatorConfig, size: int
+    dataset: LeRobotDatasetReader,
+    episode: int,
+    config: EstimatorConfig,
+    size: int,
+    threads: int = 1,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(start, (m, K, H, W, 3) uint8) chunks of consecutive frames, cameras in lockstep."""
     buf: list[np.ndarray] = []
     start = 0
     for frames in dataset.iter_frames(
-        episode, cameras=config.data.cameras, size=tuple(config.data.image_size)
+        episode, cameras=config.data.cameras, size=tuple(config.data.image_size), threads=threads
     ):
         buf.append(np.stack(list(frames.values())))
         if len(buf) == size:
@@ -174,6 +182,7 @@ def _predict_factorized(
     batch_size: int,
     prefetch: int,
     device,
+    threads: int = 1,
 ) -> EpisodeValues:
     """Each frame is encoded once; its tokens serve every pair it is part of. The token
     window holds the batch and its look-ahead (plus frame 0 for KAI0)."""
@@ -188,7 +197,9 @@ def _predict_factorized(
     prompts = TaskPrompts(model, {int(t): dataset.tasks[int(t)] for t in np.unique(tasks)}, device)
     window: torch.Tensor | None = None  # tokens of frames [base, base + len)
     base, first, nxt, peak = 0, None, 0, 0
-    for start, frames in _prefetched(_frame_chunks(dataset, episode, config, batch_size), prefetch):
+    for start, frames in _prefetched(
+        _frame_chunks(dataset, episode, config, batch_size, threads), prefetch
+    ):
         state = (
             None
             if states is None
@@ -236,12 +247,22 @@ def predict_episode(
     batch_size: int = 64,
     prefetch: int = 2,
     device: torch.device | str = "cpu",
+    decode_threads: int = 1,
 ) -> EpisodeValues:
-    """Run the estimator along one episode with a prefetch thread decoding ahead."""
+    """Run the estimator along one episode with a prefetch thread decoding ahead
+    (``decode_threads``: FFmpeg threads per camera stream, 0 = FFmpeg's choice)."""
     if getattr(model, "factorized", False):
         with torch.inference_mode():
             return _predict_factorized(
-                model, config, dataset, episode, interval, batch_size, prefetch, device
+                model,
+                config,
+                dataset,
+                episode,
+                interval,
+                batch_size,
+                prefetch,
+                device,
+                decode_threads,
             )
     n = dataset.episode(episode).length
     paired = config.model.timesteps == 2
@@ -251,7 +272,8 @@ def predict_episode(
     peak = [0]
     with torch.inference_mode():
         for b0, x in _prefetched(
-            _batches(dataset, episode, config, interval, batch_size, peak), prefetch
+            _batches(dataset, episode, config, interval, batch_size, peak, decode_threads),
+            prefetch,
         ):
             value, sd = model.outputs(to_model_input(torch.from_numpy(x)).to(device))
             out = value.float().cpu().numpy().astype(np.float64)

@@ -37,15 +37,17 @@ from .pretrained import (
 FREEZE = ("none", "vision", "backbone")
 
 
-def _architecture(pretrained, assets, overrides: Mapping | None):
+def _architecture(pretrained, assets, overrides: Mapping | None, random_init: bool = False):
     """The PaliGemmaConfig: from a trained checkpoint's assets, else from the pretrained
-    directory; and that directory (None when built from assets)."""
+    directory; and the directory to load weights from (None: built from assets, or
+    ``random_init``)."""
     from transformers import PaliGemmaConfig
 
     if assets is not None:
-        return PaliGemmaConfig(
-            **json.loads((Path(assets) / BACKBONE_CONFIG_FILE).read_text())
-        ), None
+        raw = json.loads((Path(assets) / BACKBONE_CONFIG_FILE).read_text())
+        return PaliGemmaConfig(**raw), None
+    if random_init:
+        return paligemma_config(None if pretrained is None else Path(pretrained), overrides), None
     path = check_pretrained_dir(pretrained)
     return paligemma_config(path, overrides), path
 
@@ -82,6 +84,8 @@ class PaliGemmaBackbone(nn.Module):
         assets: a trained checkpoint's ``assets/``: rebuild the same model (weights come
             from the checkpoint).
         paligemma_config: nested overrides of the architecture (e.g. a smaller model).
+        random_init: random weights of the architecture (``pretrained``'s config.json if
+            given, else pi0.5's); nothing is loaded. For benchmarks.
     """
 
     takes_text = True
@@ -99,13 +103,14 @@ class PaliGemmaBackbone(nn.Module):
         max_text_tokens: int = 48,
         assets: str | Path | None = None,
         paligemma_config: Mapping | None = None,
+        random_init: bool = False,
     ):
         from transformers import PaliGemmaModel
 
         super().__init__()
         if freeze not in FREEZE:
             raise InputError(f"estimator.model.freeze={freeze!r}: one of {FREEZE}")
-        config, path = _architecture(pretrained, assets, paligemma_config)
+        config, path = _architecture(pretrained, assets, paligemma_config, random_init)
         _check_image_size(image_size, config)
         self.tokenizer = load_tokenizer(
             Path(assets) / TOKENIZER_DIR if assets is not None else None, tokenizer, path

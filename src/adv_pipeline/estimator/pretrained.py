@@ -134,15 +134,16 @@ def check_pretrained_dir(path: str | Path | None, what: str = "estimator.model.p
     return p
 
 
-def paligemma_config(path: str | Path, overrides: Mapping | None = None):
+def paligemma_config(path: str | Path | None, overrides: Mapping | None = None):
     """The ``transformers.PaliGemmaConfig`` of a checkpoint directory: its own
     ``config.json`` when it is a Hugging Face PaliGemma config, else the size named by
-    openpi's / LeRobot's ``paligemma_variant`` (``gemma_2b``); ``overrides`` (nested
-    dicts, e.g. ``{"text_config": {"num_hidden_layers": 2}}``) are applied on top."""
+    openpi's / LeRobot's ``paligemma_variant`` (``gemma_2b``, also for ``path=None``);
+    ``overrides`` (nested dicts, e.g. ``{"text_config": {"num_hidden_layers": 2}}``) are
+    applied on top."""
     from transformers import PaliGemmaConfig
 
-    path = Path(path)
-    raw = _read_config(path)
+    path = Path(path) if path is not None else None
+    raw = _read_config(path) if path is not None else {}
     if raw.get("model_type") == "paligemma":
         base = raw
     elif "paligemma_variant" in raw or not raw:
