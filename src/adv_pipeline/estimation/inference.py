@@ -193,7 +193,8 @@ def _predict_factorized(
     relative = np.zeros(n, dtype=np.float64) if paired else None
     spread = np.zeros(n, dtype=np.float64)
     states = episode_states(dataset, episode, config.data.state)  # (n, S): a few floats per frame
-    tasks = episode_tasks(dataset, episode)  # (n,): the text of a pair is its current frame's task
+    # (n,) task per frame: a pair reads its second frame's task, as in training
+    tasks = episode_tasks(dataset, episode)
     prompts = TaskPrompts(model, {int(t): dataset.tasks[int(t)] for t in np.unique(tasks)}, device)
     window: torch.Tensor | None = None  # tokens of frames [base, base + len)
     base, first, nxt, peak = 0, None, 0, 0
@@ -221,7 +222,7 @@ def _predict_factorized(
                         torch.stack([cur, window[fut[idx] - base]], 1),
                     ]
                 )
-                text = prompts(np.concatenate([tasks[idx], tasks[idx]]))
+                text = prompts(np.concatenate([tasks[idx], tasks[fut[idx]]]))
             else:
                 pairs = cur[:, None]
                 text = prompts(tasks[idx])
