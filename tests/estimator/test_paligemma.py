@@ -127,7 +127,7 @@ def test_a_wrong_key_layout_fails_listing_the_keys_it_could_not_place(checkpoint
 
 def test_clear_errors_before_any_work(checkpoints, tmp_path):
     with pytest.raises(
-        InputError, match=r"image_size=\[64, 64\].*Fix: set estimator.data.image_size: \[32, 32\]"
+        InputError, match=r"image_size=\[64, 64\].*Fix: set estimator.data.image_size: 32"
     ):
         AdvantageEstimator(
             ModelConfig(backbone="paligemma", pretrained=str(checkpoints["hf"])),
@@ -195,7 +195,7 @@ def test_paligemma_trains_and_labels_through_the_pipelines(
     estimator = {
         "model": model,
         "data": {
-            "image_size": [IMAGE, IMAGE],
+            "image_size": IMAGE,
             "samples_per_episode": 8,
             "num_workers": 0,
             "val_fraction": 0.25,

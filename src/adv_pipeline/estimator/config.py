@@ -88,7 +88,9 @@ class DataConfig:
         cameras: camera names or video keys (e.g. ``top_head``) fed to the model, in order.
         state: parquet column of the proprioceptive state fed with the images (docs/semantics.md:
             "+ state"), e.g. ``observation.state``; None: images only.
-        image_size: (height, width) the frames are resized to (with padding), in pixels.
+        image_size: (height, width) the frames are resized to (with padding), in pixels;
+            one number n means (n, n) (so that ``--params estimator.data.image_size=224``
+            works on the command line).
         samples_per_episode: training samples drawn from one episode per visit; their
             frames are collected in one in-order decode of that episode.
         first_frame_fraction: share of KAI0 samples whose comparison frame is frame 0
@@ -106,7 +108,7 @@ class DataConfig:
 
     cameras: tuple[str, ...] = ("top_head", "hand_left", "hand_right")
     state: str | None = "observation.state"
-    image_size: tuple[int, int] = (64, 64)
+    image_size: tuple[int, int] | int = (64, 64)
     samples_per_episode: int = 128
     first_frame_fraction: float = 0.5
     episodes_per_chunk: int = 4
@@ -118,6 +120,12 @@ class DataConfig:
     val_frame_stride: int = 3
 
     def __post_init__(self) -> None:
+        if isinstance(self.image_size, int):
+            object.__setattr__(self, "image_size", (self.image_size, self.image_size))
+        if len(self.image_size) != 2 or min(self.image_size) < 1:
+            raise ValueError(
+                f"estimator.data.image_size={self.image_size}: (height, width) or one size"
+            )
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.samples_per_episode < 1 or self.episodes_per_chunk < 1:

@@ -57,7 +57,7 @@ def _check_image_size(image_size: Sequence[int], config) -> None:
     if tuple(image_size) != (side, side):
         raise InputError(
             f"estimator.data.image_size={list(image_size)} but the checkpoint's vision tower "
-            f"takes {side}x{side} images. Fix: set estimator.data.image_size: [{side}, {side}]"
+            f"takes {side}x{side} images. Fix: set estimator.data.image_size: {side}"
         )
 
 
