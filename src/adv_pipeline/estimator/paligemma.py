@@ -52,6 +52,16 @@ def _architecture(pretrained, assets, overrides: Mapping | None, random_init: bo
     return paligemma_config(path, overrides), path
 
 
+def _resolve(pretrained, assets, overrides, image_size, freeze: str, random_init: bool = False):
+    """The checked architecture and weights directory of a pretrained backbone (see
+    :func:`_architecture`): ``freeze`` is known and the images fit the vision tower."""
+    if freeze not in FREEZE:
+        raise InputError(f"estimator.model.freeze={freeze!r}: one of {FREEZE}")
+    config, path = _architecture(pretrained, assets, overrides, random_init)
+    _check_image_size(image_size, config)
+    return config, path
+
+
 def _check_image_size(image_size: Sequence[int], config) -> None:
     side = int(config.vision_config.image_size)
     if tuple(image_size) != (side, side):
@@ -108,10 +118,9 @@ class PaliGemmaBackbone(nn.Module):
         from transformers import PaliGemmaModel
 
         super().__init__()
-        if freeze not in FREEZE:
-            raise InputError(f"estimator.model.freeze={freeze!r}: one of {FREEZE}")
-        config, path = _architecture(pretrained, assets, paligemma_config, random_init)
-        _check_image_size(image_size, config)
+        config, path = _resolve(
+            pretrained, assets, paligemma_config, image_size, freeze, random_init
+        )
         self.tokenizer = load_tokenizer(
             Path(assets) / TOKENIZER_DIR if assets is not None else None, tokenizer, path
         )
@@ -203,10 +212,7 @@ class SiglipBackbone(TokenFusion):
         from transformers import SiglipVisionModel
 
         super().__init__()
-        if freeze not in FREEZE:
-            raise InputError(f"estimator.model.freeze={freeze!r}: one of {FREEZE}")
-        config, path = _architecture(pretrained, assets, paligemma_config)
-        _check_image_size(image_size, config)
+        config, path = _resolve(pretrained, assets, paligemma_config, image_size, freeze)
         self.vision_config = config
         self.tower = SiglipVisionModel(config.vision_config)
         if path is not None:
