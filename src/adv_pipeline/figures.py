@@ -147,7 +147,8 @@ def results_figure(table: pd.DataFrame) -> Figure:
     err = np.stack(
         [rate - table["success_ci_low"].to_numpy(), table["success_ci_high"].to_numpy() - rate]
     )
-    colors = [f"C{i}" for i in range(len(table))]
+    # the scripted expert (the ceiling) in grey, the policies in colour
+    colors = ["0.6" if c == "expert" else f"C{i}" for i, c in enumerate(table["condition"])]
     ax1.bar(x, rate, yerr=err, capsize=4, color=colors)
     ax1.set_ylim(0, 1.05)
     ax1.set_ylabel("success rate (95% Wilson CI)")

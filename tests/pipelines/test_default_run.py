@@ -55,7 +55,7 @@ def test_default_run_end_to_end_and_notebook(kedro_project):
         (run,) = list_runs(data / "06_models" / model)
         assert list_steps(run)[-1] == 12 and (run / "12/model.safetensors").is_file(), model
     table = pd.read_csv(data / "08_reporting/awbc_eval.csv")
-    assert len(table) == 4
+    assert len(table) == 5 and table["condition"].iloc[-1] == "expert"
     report = json.loads((data / "08_reporting/estimation_report.json").read_text())
     assert report["estimation"]["frames_computed"] == awbc.num_frames
     # the headline AUCs are what the written datasets say: Stage 2's advantages scored

@@ -60,7 +60,7 @@ def test_awbc_pipeline_runs(labeled_dataset, run_root):
     assert awbc.step == 3 and awbc.metadata["policy_config"]["data"]["prompt_from_task"] is True
     assert bc.step == 3 and bc.metadata["policy_config"]["data"]["prompt_from_task"] is False
     table = out["awbc_eval_table"].load()
-    assert isinstance(table, pd.DataFrame) and len(table) == 4
+    assert isinstance(table, pd.DataFrame) and len(table) == 5  # 4 conditions + expert
     assert isinstance(out["awbc_eval_plot"].load(), Figure)
     assert [e["step"] for e in out["awbc_train_metrics"].load()["loss"]] == [1, 2, 3]
     assert all(set(v) == {"value", "step"} for v in out["awbc_eval_metrics"].load().values())

@@ -23,6 +23,7 @@ from adv_pipeline.policy import (
     awbc_conditions,
     batched_rollouts,
     evaluate_conditions,
+    expert_rollouts,
     load_policy,
     results_metrics,
     results_table,
@@ -379,8 +380,15 @@ def test_batched_evaluation_report(labeled_dataset, run_root):
     )
     results = evaluate_conditions(awbc_conditions(awbc, bc, config.guidance_scale), config)
     table = results_table(results)
-    assert table["condition"].tolist() == ["awbc_positive", "awbc_negative", "bc", "awbc_guided_w2"]
-    assert table["prompt"].tolist() == [TASKS[1], TASKS[0], TASK_TEXT, TASKS[1]]
+    assert table["condition"].tolist() == [
+        "awbc_positive", "awbc_negative", "bc", "awbc_guided_w2", "expert",
+    ]  # fmt: skip
+    assert table["prompt"].tolist()[:4] == [TASKS[1], TASKS[0], TASK_TEXT, TASKS[1]]
+    # the scripted demonstrator on the same seeds: the ceiling (6 steps finish no episode)
+    assert results[-1].seeds.tolist() == results[0].seeds.tolist()
+    assert (results[-1].steps == 6).all() and (results[-1].final_progress > 0).all()
+    full = expert_rollouts([10_000, 10_001], DemoTaskConfig(image_size=32))
+    assert full.success.all() and (full.steps < DemoTaskConfig().max_steps).all()
     assert (table["n_episodes"] == 3).all() and results[0].seeds.tolist() == [
         10_000,
         10_001,

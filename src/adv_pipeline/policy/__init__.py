@@ -3,7 +3,8 @@ flow-matching policy conditioned on camera images, state and a prompt.
 
 * :func:`train_policy` trains (or resumes) on a LeRobot dataset, prompts from task_index;
 * :func:`load_policy` -> :class:`Policy` (``act`` / ``act_batch``) for inference;
-* :func:`evaluate_conditions` rolls policies out in the demo simulator.
+* :func:`evaluate_conditions` rolls policies (and the scripted expert, the ceiling) out in
+  the demo simulator.
 
 Its names load JAX only when first used (see :mod:`adv_pipeline.lazy`).
 """
@@ -17,6 +18,7 @@ _EVALUATE = (
     "awbc_conditions",
     "batched_rollouts",
     "evaluate_conditions",
+    "expert_rollouts",
     "results_metrics",
     "results_table",
     "wilson_interval",

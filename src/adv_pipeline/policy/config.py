@@ -162,6 +162,8 @@ class EvalConfig:
         max_steps: rollout time limit (steps); None = the task's default.
         task: extra :class:`~adv_pipeline.sim.DemoTaskConfig` fields.
         sample_seed: seed of the flow's initial noise.
+        expert: also roll out the scripted demonstrator on the same seeds (the row
+            ``expert``: the ceiling the policies are read against).
     """
 
     n_episodes: int = 100
@@ -176,6 +178,7 @@ class EvalConfig:
     closed_loop: bool | Literal["auto"] = "auto"
     val_episodes_max: int = 16
     val_frame_stride: int = 4
+    expert: bool = True
 
     def __post_init__(self) -> None:
         if self.closed_loop not in (True, False, "auto"):

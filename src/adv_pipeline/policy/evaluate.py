@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from adv_pipeline.sim import DemoTask, DemoTaskConfig, render
+from adv_pipeline.sim import DemoTask, DemoTaskConfig, ExpertOperator, render
 
 from .config import EvalConfig
 
@@ -124,10 +124,38 @@ def batched_rollouts(
     )
 
 
+def expert_rollouts(
+    seeds: Sequence[int], task: DemoTaskConfig, max_steps: int | None = None
+) -> RolloutBatch:
+    """The scripted expert that recorded the demo's clean episodes, closed loop from the
+    same ``DemoTask.reset(seed)`` states as the policies (its noise seeded by the episode
+    seed): the ceiling the policies' success rates are read against."""
+    t0 = time.perf_counter()
+    limit = task.max_steps if max_steps is None else int(max_steps)
+    envs = []
+    for seed in seeds:
+        env, expert = DemoTask(task, render_images=False), ExpertOperator(int(seed), task)
+        obs = env.reset(int(seed))
+        while not env.success and env.steps < limit:
+            obs = env.step(expert(obs))
+        envs.append(env)
+    return RolloutBatch(
+        name="expert",
+        prompt="(scripted demonstrator)",
+        guidance_scale=float("nan"),
+        seeds=np.asarray(seeds, np.int64),
+        success=np.array([env.success for env in envs]),
+        final_progress=np.array([env.progress for env in envs], np.float64),
+        steps=np.array([env.steps for env in envs], np.int64),
+        seconds=time.perf_counter() - t0,
+    )
+
+
 def evaluate_conditions(
     conditions: Sequence[EvalCondition], config: EvalConfig
 ) -> list[RolloutBatch]:
-    """Every condition on the same seeds ``seed_offset + i``, i < n_episodes."""
+    """Every condition on the same seeds ``seed_offset + i``, i < n_episodes, then the
+    scripted expert on those seeds when ``config.expert`` (the table's ceiling)."""
     seeds = [config.seed_offset + i for i in range(config.n_episodes)]
     task = task_config(config)
     out = []
@@ -145,6 +173,8 @@ def evaluate_conditions(
                 c.name,
             )
         )
+    if config.expert:
+        out.append(expert_rollouts(seeds, task, config.max_steps))
     return out
 
 
