@@ -18,18 +18,19 @@ def check_estimation_inputs(
     est_config = from_params(
         EstimatorConfig, checkpoint.metadata["config"], f"estimator config of {checkpoint.path}"
     )
-    state = est_config.data.state
-    if state is not None:
+    state = est_config.data.state or ()
+    for column in state:
         source.require_column(
-            state,
-            f", needed because the estimator {checkpoint.path} takes the state ({state}) as input",
+            column,
+            f", needed because the estimator {checkpoint.path} takes the state "
+            f"({', '.join(state)}) as input",
             "label a dataset with that column, or train an estimator with estimator.data.state: "
             "null",
         )
     source.resolve_cameras(est_config.data.cameras)
     why = {c: ", copied into the estimated dataset" for c in source.float_columns()}
-    if state is not None:
-        why[state] = ", read by the estimator and copied into the estimated dataset"
+    for column in state:
+        why[column] = ", read by the estimator and copied into the estimated dataset"
     ranges = {}
     if STAGE_PROGRESS in source.features:  # the AWBC labels split stages by it
         why[STAGE_PROGRESS] = (

@@ -86,8 +86,11 @@ class DataConfig:
 
     Attributes:
         cameras: camera names or video keys (e.g. ``top_head``) fed to the model, in order.
-        state: parquet column of the proprioceptive state fed with the images (docs/semantics.md:
-            "+ state"), e.g. ``observation.state``; None: images only.
+        state: parquet column(s) of the state fed with the images (docs/semantics.md:
+            "+ state"), concatenated in order: e.g. ``observation.state`` (what the robot
+            records of itself), or ``[observation.state, observation.environment_state]``
+            (the simulator's privileged block and goal poses too); None: images only.
+            Normalised to a tuple.
         image_size: (height, width) the frames are resized to (with padding), in pixels;
             one number n means (n, n) (so that ``--params estimator.data.image_size=224``
             works on the command line).
@@ -107,7 +110,7 @@ class DataConfig:
     """
 
     cameras: tuple[str, ...] = ("top_head", "hand_left", "hand_right")
-    state: str | None = "observation.state"
+    state: str | tuple[str, ...] | None = ("observation.state",)
     image_size: tuple[int, int] | int = (64, 64)
     samples_per_episode: int = 128
     first_frame_fraction: float = 0.5
@@ -120,6 +123,10 @@ class DataConfig:
     val_frame_stride: int = 3
 
     def __post_init__(self) -> None:
+        if isinstance(self.state, str):
+            object.__setattr__(self, "state", (self.state,))
+        elif self.state is not None and not self.state:
+            object.__setattr__(self, "state", None)
         if isinstance(self.image_size, int):
             object.__setattr__(self, "image_size", (self.image_size, self.image_size))
         if len(self.image_size) != 2 or min(self.image_size) < 1:

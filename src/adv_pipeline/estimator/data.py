@@ -115,34 +115,40 @@ def check_training_inputs(
     any) exists and is finite. Returns the target per episode."""
     progress = episode_progress(dataset)
     dataset.resolve_cameras(config.data.cameras)
-    if config.data.state is not None:
-        column = config.data.state
-        why = f", needed because estimator.data.state={column}"
+    for column in config.data.state or ():
+        why = f", needed because estimator.data.state={list(config.data.state)}"
         dataset.require_column(
-            column, why, "set estimator.data.state to the dataset's state column, or null"
+            column, why, "set estimator.data.state to the dataset's state column(s), or null"
         )
         dataset.check_values([column], why)
     return progress
 
 
+def _concat(columns: dict[str, np.ndarray], keys: Sequence[str]) -> np.ndarray:
+    """(n, S) float32: the columns ``keys`` side by side, each flattened per frame."""
+    return np.concatenate([columns[k].reshape(len(columns[k]), -1) for k in keys], axis=1).astype(
+        np.float32
+    )
+
+
 def state_statistics(
-    dataset: LeRobotDatasetReader, column: str, episodes: Sequence[int]
+    dataset: LeRobotDatasetReader, columns: Sequence[str], episodes: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(S,) mean and std of the (checked, see :func:`check_training_inputs`) state column
-    over ``episodes``; std floored at 1e-2 so constant dimensions stay finite."""
-    x = dataset.read_columns([column], episodes)[column].astype(np.float64)
-    x = x.reshape(len(x), -1)
+    """(S,) mean and std of the (checked, see :func:`check_training_inputs`) state
+    columns, concatenated, over ``episodes``; std floored at 1e-2 so constant dimensions
+    stay finite."""
+    x = _concat(dataset.read_columns(list(columns), episodes), columns).astype(np.float64)
     return x.mean(axis=0).astype(np.float32), np.maximum(x.std(axis=0), 1e-2).astype(np.float32)
 
 
 def episode_states(
-    dataset: LeRobotDatasetReader, episode: int, column: str | None
+    dataset: LeRobotDatasetReader, episode: int, columns: Sequence[str] | None
 ) -> np.ndarray | None:
-    """(n, S) float32 state of one episode, or None when ``column`` is None."""
-    if column is None:
+    """(n, S) float32 state of one episode (``columns`` concatenated), or None when
+    ``columns`` is None."""
+    if not columns:
         return None
-    x = dataset.read_episode(int(episode), [column])[column]
-    return x.reshape(len(x), -1).astype(np.float32)
+    return _concat(dataset.read_episode(int(episode), list(columns)), columns)
 
 
 def episode_tasks(dataset: LeRobotDatasetReader, episode: int) -> np.ndarray:

@@ -57,7 +57,10 @@ class DataConfig:
         image_size: side of the square images fed to the CNN (pixels); frames are
             area-downsampled from the dataset's resolution.
         horizon: action chunk length (frames).
-        state_key / action_key: parquet columns of the state and action vectors.
+        state_key: parquet column(s) of the state vector, concatenated in order (one
+            name, or a list such as ``[observation.state, observation.environment_state]``
+            for the demo's privileged variant); normalised to a tuple.
+        action_key: parquet column of the action vector.
         prompt_from_task: prompt of a frame = ``tasks[task_index]``; False: the plain
             task text for every frame (plain behaviour cloning).
         prompt_dropout: probability that a training sample's prompt loses its advantage
@@ -77,7 +80,7 @@ class DataConfig:
     cameras: tuple[str, ...] = ()
     image_size: int = 48
     horizon: int = 16
-    state_key: str = "observation.state"
+    state_key: str | tuple[str, ...] = ("observation.state",)
     action_key: str = "action"
     prompt_from_task: bool = True
     prompt_dropout: float = 0.1
@@ -89,6 +92,10 @@ class DataConfig:
     frames_per_episode: int | None = 64
 
     def __post_init__(self) -> None:
+        if isinstance(self.state_key, str):
+            object.__setattr__(self, "state_key", (self.state_key,))
+        if not self.state_key:
+            raise ValueError("awbc.data.state_key: name at least one state column")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(
                 f"awbc.data.val_fraction={self.val_fraction} must be in [0, 1). Fix: e.g. 0.1"

@@ -150,7 +150,7 @@ def dataset_spec(reader: LeRobotDatasetReader, config: DataConfig) -> DatasetSpe
     features = reader.info["features"]
     dims = []
     for key, option in (
-        (config.state_key, "awbc.data.state_key"),
+        *((k, "awbc.data.state_key") for k in config.state_key),
         (config.action_key, "awbc.data.action_key"),
     ):
         reader.require_column(
@@ -181,7 +181,7 @@ def dataset_spec(reader: LeRobotDatasetReader, config: DataConfig) -> DatasetSpe
                 f"Fix: set awbc.data.image_size to at most {min(h, w)}"
             )
         shapes.append((h, w))
-    return DatasetSpec(dims[0], dims[1], tuple(keys), tuple(shapes))
+    return DatasetSpec(sum(dims[:-1]), dims[-1], tuple(keys), tuple(shapes))
 
 
 def check_policy_inputs(reader: LeRobotDatasetReader, config: DataConfig) -> DatasetSpec:
@@ -189,7 +189,7 @@ def check_policy_inputs(reader: LeRobotDatasetReader, config: DataConfig) -> Dat
     configuration (:func:`dataset_spec`), state and action are finite, the split leaves
     training episodes."""
     spec = dataset_spec(reader, config)
-    reader.check_values([config.state_key, config.action_key], ", read by the policy")
+    reader.check_values([*config.state_key, config.action_key], ", read by the policy")
     reader.require_column(
         TASK_INDEX, ", the prompt of each frame", "write the dataset with LeRobot's task_index"
     )
@@ -254,20 +254,22 @@ def prepare_policy_data(
     )
     prompts, task_prompt = frame_prompts(reader.tasks, config.prompt_from_task, tokenizer)
     h = hashlib.sha256()
-    columns = [config.state_key, config.action_key, TASK_INDEX]
+    columns = [*config.state_key, config.action_key, TASK_INDEX]
 
     def digest(cols: dict[str, np.ndarray]) -> None:
         for c in columns:
             h.update(np.ascontiguousarray(cols[c]).tobytes())
 
-    stats = column_stats(reader, columns[:2], train, on_batch=digest, also=columns[2:])
+    stats = column_stats(reader, columns[:-1], train, on_batch=digest, also=columns[-1:])
     h.update(repr((train, val, prompts.texts, task_prompt.tolist())).encode())
     return PolicyData(
         spec=spec,
         prompts=prompts,
         task_prompt=task_prompt,
         tasks=tuple(reader.tasks),
-        state_stats=stats[config.state_key].with_mode(config.state_normalization),
+        state_stats=NormStats.concat(
+            [stats[k] for k in config.state_key], config.state_normalization
+        ),
         action_stats=stats[config.action_key].with_mode(config.normalization),
         train_episodes=tuple(train),
         val_episodes=tuple(val),
@@ -356,8 +358,9 @@ def decode_samples(
     out: Samples | None = None
     for ep in np.unique(plan.episode):
         rows = np.flatnonzero(plan.episode == ep)
-        cols = reader.read_episode(int(ep), [config.state_key, config.action_key, TASK_INDEX])
-        state, action = cols[config.state_key], cols[config.action_key]
+        cols = reader.read_episode(int(ep), [*config.state_key, config.action_key, TASK_INDEX])
+        state = np.concatenate([cols[k].reshape(len(cols[k]), -1) for k in config.state_key], 1)
+        action = cols[config.action_key]
         if out is None:
             out = Samples(
                 np.empty((n, len(camera_keys), s, s, 3), np.uint8),

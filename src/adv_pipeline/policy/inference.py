@@ -59,6 +59,11 @@ class Policy:
         return self.assets.camera_keys
 
     @property
+    def state_keys(self) -> tuple[str, ...]:
+        """The dataset columns whose concatenation is the policy's state input."""
+        return tuple(self.config.data.state_key)
+
+    @property
     def tasks(self) -> tuple[str, ...]:
         """The training dataset's tasks (prompts of its task_index values)."""
         return self.assets.tasks

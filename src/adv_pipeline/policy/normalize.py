@@ -53,6 +53,12 @@ class NormStats:
             mode,
         )
 
+    @classmethod
+    def concat(cls, parts: Sequence[NormStats], mode: Mode) -> NormStats:
+        """The statistics of columns placed side by side (all are per dimension)."""
+        fields = ("mean", "std", "q01", "q99", "min", "max")
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields), mode)
+
     def with_mode(self, mode: Mode) -> NormStats:
         return NormStats(self.mean, self.std, self.q01, self.q99, self.min, self.max, mode)
 

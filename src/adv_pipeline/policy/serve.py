@@ -159,6 +159,7 @@ class PolicyServer:
             "action_dim": int(self.policy.action_dim),
             "horizon": int(self.policy.horizon),
             "state_dim": self.state_dim,
+            "state_keys": list(self.policy.state_keys),
             "cameras": list(self.cameras),
             "tasks": list(self.policy.tasks),
             "default_prompt": self.default_prompt,

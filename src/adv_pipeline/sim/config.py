@@ -30,6 +30,16 @@ STATE_NAMES: list[str] = [
     "goal_y",  # goal zone centre y (m)
 ]
 STATE_DIM: int = len(STATE_NAMES)
+"""The simulator's low-dimensional state that the scripted demonstrators act on."""
+
+PROPRIO_NAMES: list[str] = STATE_NAMES[:6]
+"""What a real robot records of itself: the dataset's ``observation.state``."""
+ENV_STATE_NAMES: list[str] = STATE_NAMES[6:]
+"""Where the block and the goal are (privileged: a real robot must see them): the
+dataset's ``observation.environment_state`` (LeRobot's key for simulator state)."""
+PROPRIO_DIM: int = len(PROPRIO_NAMES)
+STATE_KEY = "observation.state"
+ENV_STATE_KEY = "observation.environment_state"
 
 ACTION_NAMES: list[str] = [
     "left_vx",  # left gripper velocity command x, in [-1, 1] (x max_speed m/s)

@@ -18,10 +18,22 @@ from adv_pipeline.lerobot import (
     video_feature_spec,
 )
 
-from .config import ACTION_NAMES, CAMERA_KEYS, QUALITIES, STATE_NAMES, TASK_TEXT, DemoTaskConfig
+from .config import (
+    ACTION_NAMES,
+    CAMERA_KEYS,
+    ENV_STATE_NAMES,
+    PROPRIO_NAMES,
+    QUALITIES,
+    TASK_TEXT,
+    DemoTaskConfig,
+)
 from .episodes import DemoEpisode, generate_episode, generate_mix
 
-COLUMN_NAMES = {"observation.state": STATE_NAMES, "action": ACTION_NAMES}
+COLUMN_NAMES = {
+    "observation.state": PROPRIO_NAMES,
+    "observation.environment_state": ENV_STATE_NAMES,
+    "action": ACTION_NAMES,
+}
 
 # info.json robot_type of datasets recorded in the simulator (closed-loop evaluation
 # replays only those)

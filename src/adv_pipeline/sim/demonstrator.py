@@ -58,8 +58,12 @@ _RIGHT_GRASP_DX = 0.022  # right arm grasps the block on its right side (m)
 
 
 def _state_vec(task_state: Any) -> np.ndarray:
-    """Accept an Observation, a policy state (STATE_DIM,) or a snapshot."""
-    s = getattr(task_state, "state", task_state)
+    """Accept an Observation (proprioception + environment state), a policy state
+    (STATE_DIM,) or a snapshot."""
+    if hasattr(task_state, "environment_state"):
+        s = np.concatenate([task_state.state, task_state.environment_state])
+    else:
+        s = task_state
     return np.asarray(s, dtype=np.float64).reshape(-1)[:STATE_DIM]
 
 

@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .config import NUM_STAGES, QUALITIES, STATE_DIM, DemoTaskConfig
+from .config import NUM_STAGES, PROPRIO_DIM, QUALITIES, STATE_DIM, DemoTaskConfig
 from .demonstrator import make_policy
 from .render import render
 from .state import initial_snapshot, is_success, policy_state, progress_of, stage_of, step_snapshot
@@ -21,6 +21,7 @@ RECOVERY_BUDGET = 200
 
 COLUMN_NAMES: tuple[str, ...] = (
     "observation.state",
+    "observation.environment_state",
     "action",
     "progress",
     "progress_gt",
@@ -135,7 +136,8 @@ def generate_episode(config: DemoTaskConfig, seed: int, quality: str) -> DemoEpi
     T = len(snaps)
     stages = np.array([stage_of(x, config) for x in snap])
     columns = {
-        "observation.state": snap[:, :STATE_DIM].astype(np.float32),
+        "observation.state": snap[:, :PROPRIO_DIM].astype(np.float32),
+        "observation.environment_state": snap[:, PROPRIO_DIM:STATE_DIM].astype(np.float32),
         "action": np.stack(actions).astype(np.float32),
         "progress": np.array([progress_of(x, config) for x in snap], dtype=np.float32),
         "progress_gt": (np.arange(T) / max(T - 1, 1)).astype(np.float32),

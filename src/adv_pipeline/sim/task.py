@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import DemoTaskConfig
+from .config import ENV_STATE_KEY, PROPRIO_DIM, STATE_KEY, DemoTaskConfig
 from .render import render
 from .state import initial_snapshot, is_success, policy_state, progress_of, stage_of, step_snapshot
 
@@ -18,12 +18,24 @@ class Observation:
     Attributes:
         images: ``{key: uint8 (H, W, 3)}`` for key in CAMERA_KEYS (empty dict
             when the task was built with ``render_images=False``).
-        state: float32 (STATE_DIM,) proprioception + block + goal (see
-            ``STATE_NAMES``; positions in m, openings in [0, 1]).
+        state: float32 (PROPRIO_DIM,) proprioception, the dataset's ``observation.state``
+            (``PROPRIO_NAMES``: gripper positions in m, openings in [0, 1]).
+        environment_state: float32 (6,) where the block and the goal are and who holds
+            the block (``ENV_STATE_NAMES``), the dataset's ``observation.environment_state``:
+            privileged, for the scripted demonstrators and the privileged variant.
     """
 
     images: dict[str, np.ndarray] = field(repr=False)
     state: np.ndarray
+    environment_state: np.ndarray
+
+    def vector(self, keys: tuple[str, ...] | list[str]) -> np.ndarray:
+        """The dataset columns ``keys`` of this step, concatenated (a policy's input)."""
+        columns = {STATE_KEY: self.state, ENV_STATE_KEY: self.environment_state}
+        unknown = [k for k in keys if k not in columns]
+        if unknown:
+            raise KeyError(f"the demo simulator has no {unknown}; it gives {sorted(columns)}")
+        return np.concatenate([columns[k] for k in keys])
 
 
 class DemoTask:
@@ -54,7 +66,8 @@ class DemoTask:
     def observe(self) -> Observation:
         """Observation of the current state (renders if ``render_images``)."""
         images = render(self._s, self.config) if self.render_images else {}
-        return Observation(images=images, state=policy_state(self._s))
+        full = policy_state(self._s)
+        return Observation(images, full[:PROPRIO_DIM], full[PROPRIO_DIM:])
 
     # -- state queries ----------------------------------------------------
     @property
