@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from adv_pipeline.sim import DemoTask, DemoTaskConfig, ExpertOperator, render
+from adv_pipeline.sim import DemoTask, DemoTaskConfig, ExpertOperator, render, rollout
 
 from .config import EvalConfig
 
@@ -131,22 +131,20 @@ def expert_rollouts(
     same ``DemoTask.reset(seed)`` states as the policies (its noise seeded by the episode
     seed): the ceiling the policies' success rates are read against."""
     t0 = time.perf_counter()
-    limit = task.max_steps if max_steps is None else int(max_steps)
-    envs = []
-    for seed in seeds:
-        env, expert = DemoTask(task, render_images=False), ExpertOperator(int(seed), task)
-        obs = env.reset(int(seed))
-        while not env.success and env.steps < limit:
-            obs = env.step(expert(obs))
-        envs.append(env)
+    runs = [
+        rollout(
+            DemoTask(task, render_images=False), ExpertOperator(int(s), task), int(s), max_steps
+        )
+        for s in seeds
+    ]
     return RolloutBatch(
         name="expert",
         prompt="(scripted demonstrator)",
         guidance_scale=float("nan"),
         seeds=np.asarray(seeds, np.int64),
-        success=np.array([env.success for env in envs]),
-        final_progress=np.array([env.progress for env in envs], np.float64),
-        steps=np.array([env.steps for env in envs], np.int64),
+        success=np.array([r.success for r in runs]),
+        final_progress=np.array([r.final_progress for r in runs], np.float64),
+        steps=np.array([r.steps for r in runs], np.int64),
         seconds=time.perf_counter() - t0,
     )
 
