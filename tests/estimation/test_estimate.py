@@ -218,6 +218,9 @@ def test_encoding_each_frame_once_gives_the_same_values(trained, variant, tmp_pa
     if variant == "KAI0":
         np.testing.assert_allclose(fast.relative, slow.relative, atol=1e-5)
     assert fast.peak_window <= 5 + 7 + 5
+    # FFmpeg's decoder threads change the speed, never the frames
+    threaded = predict_episode(model, config, ds, 2, interval=7, batch_size=5, decode_threads=0)
+    np.testing.assert_array_equal(threaded.absolute, fast.absolute)
 
 
 def test_roc_auc_is_the_mann_whitney_statistic_with_half_counted_ties():
