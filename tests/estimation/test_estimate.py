@@ -218,6 +218,9 @@ def test_encoding_each_frame_once_gives_the_same_values(trained, variant, tmp_pa
     if variant == "KAI0":
         np.testing.assert_allclose(fast.relative, slow.relative, atol=1e-5)
     assert fast.peak_window <= 5 + 7 + 5
+    # FFmpeg's decoder threads change the speed, never the frames
+    threaded = predict_episode(model, config, ds, 2, interval=7, batch_size=5, decode_threads=0)
+    np.testing.assert_array_equal(threaded.absolute, fast.absolute)
 
 
 def test_roc_auc_is_the_mann_whitney_statistic_with_half_counted_ties():
@@ -269,3 +272,18 @@ def test_distributional_head_writes_the_value_spread(tmp_path):
             EstimationConfig(interval=5),
         ).column_names()
     )
+
+
+def test_the_oracle_applies_stage_2s_formula_to_the_true_stage_progress():
+    from adv_pipeline.estimation.agreement import _with_oracle, oracle_advantage
+
+    sp = np.concatenate([np.linspace(0, 1, 10), 0.2 + np.linspace(0, 0.8, 6) ** 2])
+    offsets = np.array([0, 10, 16])
+    adv = oracle_advantage(sp.astype(np.float32), offsets, 3)
+    np.testing.assert_allclose(adv[:7], 3 / 9, rtol=1e-5)  # linear progress: constant
+    np.testing.assert_allclose(adv[7:9], 3 / 9, rtol=1e-5)  # fut clipped, rescaled by I/gap
+    assert adv[9] == 0 and adv[15] == 0  # the last frame of each episode
+    # episode 2 starts at 0.2: only differences count
+    np.testing.assert_allclose(adv[10], (0.8 * 3 / 5) ** 2 * 1.0, rtol=1e-5)
+    scores = _with_oracle({"roc_auc": 0.8}, 0.9)
+    assert scores["oracle_roc_auc"] == 0.9 and abs(scores["share_of_oracle"] - 0.75) < 1e-12

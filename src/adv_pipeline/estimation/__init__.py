@@ -7,9 +7,9 @@ from adv_pipeline.lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "EpisodeValues": ".inference",
+        "EpisodeValues": ".columns",
         "EstimationConfig": ".config",
-        "advantage_columns": ".inference",
+        "advantage_columns": ".columns",
         "check_estimation_inputs": ".checks",
         "estimate": ".estimate",
         "estimation_report": ".agreement",

@@ -11,6 +11,8 @@ from adv_pipeline import labeling as lab
 from adv_pipeline.configs import from_params
 from adv_pipeline.schema import split_task_index
 
+from .columns import EpisodeValues, advantage_columns
+
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     """Area under the ROC curve of ``scores`` for the binary ``positive`` labels (the
@@ -56,6 +58,30 @@ def agreement(
     return out
 
 
+def oracle_advantage(stage_progress: np.ndarray, offsets: np.ndarray, interval: int) -> np.ndarray:
+    """``absolute_advantage`` of an exact oracle of the estimator's training target: Stage
+    2's formula applied to the true ``V(0 -> n) = sp[n] - sp[0]`` of every episode (the
+    best any estimator trained on ``stage_progress_gt`` can do)."""
+    parts = [
+        advantage_columns(EpisodeValues(sp - sp[0], None, 0), interval)["absolute_advantage"]
+        for sp in (
+            stage_progress[lo:hi].astype(np.float64) for lo, hi in zip(offsets[:-1], offsets[1:])
+        )
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def _with_oracle(scores: dict, oracle_auc: float) -> dict:
+    """``scores`` plus the oracle's ROC AUC and the share of the way from chance (0.5) to
+    it that ``roc_auc`` covers."""
+    auc = scores["roc_auc"]
+    return {
+        **scores,
+        "oracle_roc_auc": oracle_auc,
+        "share_of_oracle": (auc - 0.5) / (oracle_auc - 0.5) if oracle_auc > 0.5 else float("nan"),
+    }
+
+
 def rows_of(offsets: np.ndarray, positions: Sequence[int]) -> np.ndarray:
     """Row indices of the episodes at ``positions`` (in dataset order)."""
     parts = [np.arange(offsets[p], offsets[p + 1]) for p in positions]
@@ -76,7 +102,13 @@ def _gt_labels(dataset, params: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def estimation_report(
-    estimated, labeled, checkpoint, stage0_params: dict, awbc_params: dict, n_plot: int = 4
+    estimated,
+    labeled,
+    checkpoint,
+    stage0_params: dict,
+    awbc_params: dict,
+    n_plot: int = 4,
+    interval: int = 50,
 ) -> tuple[dict, list[dict]]:
     """Report of a Stage 2 run: throughput (from the output's meta/estimation.json) and,
     when the dataset has ground truth (``progress`` and ``stage_progress_gt``), agreement
@@ -88,8 +120,10 @@ def estimation_report(
     - ``vs_awbc_options``: GT labels with the AWBC labels' own options (``awbc_params``
       with ``progress`` as the source): ROC AUC and the accuracy of the AWBC labels;
 
-    each on all episodes and on the estimator's held-out (validation) episodes, plus the
-    Spearman correlation of ``absolute_value`` with ``stage_progress_gt``.
+    each on all episodes and on the estimator's held-out (validation) episodes, next to
+    the ROC AUC of an exact oracle of the training target on the same frames
+    (:func:`oracle_advantage`, look-ahead ``interval``) and the share of the way from 0.5
+    to it; plus the Spearman correlation of ``absolute_value`` with ``stage_progress_gt``.
     Returns (report, episodes to plot).
     """
     import json
@@ -121,6 +155,7 @@ def estimation_report(
     n_labels = from_params(lab.LabelingConfig, awbc_params, "labeling").n_bins
     _, est_labels = split_task_index(labeled.read_columns(["task_index"])["task_index"], n_labels)
     off = estimated.offsets
+    oracle = oracle_advantage(cols["stage_progress_gt"], off, interval)
     val = [
         e
         for e in checkpoint.metadata.get("val_episodes", [])
@@ -143,10 +178,13 @@ def estimation_report(
             sub_off,
         )
         stage0_pos = stage0_labels[rows] == stage0_labels.max()
-        vs_stage0 = {
-            "roc_auc": roc_auc(cols["absolute_advantage"][rows], stage0_pos),
-            "gt_positive_fraction": float(stage0_pos.mean()),
-        }
+        vs_stage0 = _with_oracle(
+            {
+                "roc_auc": roc_auc(cols["absolute_advantage"][rows], stage0_pos),
+                "gt_positive_fraction": float(stage0_pos.mean()),
+            },
+            roc_auc(oracle[rows], stage0_pos),
+        )
         if has_relative:
             vs_stage0["roc_auc_relative_advantage"] = roc_auc(
                 cols["relative_advantage"][rows], stage0_pos
@@ -155,9 +193,13 @@ def estimation_report(
             "episodes": val if name == "held_out_episodes" else int(estimated.num_episodes),
             "frames": int(len(rows)),
             "vs_stage0_labels": vs_stage0,
-            "vs_awbc_options": {
-                k: vs_awbc[k] for k in ("roc_auc", "label_accuracy", "gt_positive_fraction")
-            },
+            "vs_awbc_options": _with_oracle(
+                {k: vs_awbc[k] for k in ("roc_auc", "label_accuracy", "gt_positive_fraction")},
+                roc_auc(
+                    oracle[rows],
+                    awbc_gt[rows] == int(max(awbc_gt.max(initial=0), est_labels.max(initial=0))),
+                ),
+            ),
             "spearman_value_progress": vs_awbc.get("spearman_value_progress"),
             "spearman_value_progress_per_episode": vs_awbc.get(
                 "spearman_value_progress_per_episode"

@@ -46,7 +46,9 @@ def report_estimation(
     labels come from the true ``progress``: with Stage 0's options, and with the AWBC
     labels' options (look-ahead = the estimation interval)."""
     awbc_gt = {**label_params, "chunk_size": params["interval"]}
-    report, episodes = estimation_report(estimated, labeled, checkpoint, stage0_params, awbc_gt)
+    report, episodes = estimation_report(
+        estimated, labeled, checkpoint, stage0_params, awbc_gt, interval=params["interval"]
+    )
     held = report.get("held_out_episodes", {})
     title = (
         f"held-out: ROC AUC {held['vs_stage0_labels']['roc_auc']:.3f} vs Stage 0 GT labels, "

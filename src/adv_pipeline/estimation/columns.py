@@ -1,0 +1,68 @@
+"""Stage 2's columns from an estimator's values along an episode (numpy only, so that
+reports and notebooks use the formulas without torch; docs/semantics.md, Stage 2)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from adv_pipeline.schema import ABSOLUTE_VALUE_SPREAD
+
+
+@dataclass(frozen=True)
+class EpisodeValues:
+    """Raw model outputs along one episode of n frames.
+
+    Attributes:
+        absolute: (n,) KAI0: V(frame 0 -> frame i); PI06: V(frame i).
+        relative: (n,) KAI0: V(frame i -> frame fut(i)), unscaled; None for PI06.
+        peak_window: most frames held in the window at once.
+        spread: (n,) standard deviation of ``absolute``'s distribution (distributional
+            value heads), else None.
+    """
+
+    absolute: np.ndarray
+    relative: np.ndarray | None
+    peak_window: int
+    spread: np.ndarray | None = None
+
+
+def future_index(n: int, interval: int) -> np.ndarray:
+    """``fut(i) = min(i + interval, n - 1)`` for i in 0..n-1."""
+    return np.minimum(np.arange(n) + interval, n - 1)
+
+
+def advantage_columns(values: EpisodeValues, interval: int) -> dict[str, np.ndarray]:
+    """The Stage 2 columns of one episode (float32, (n,)):
+
+    - KAI0 ``relative_advantage[i] = V(i -> fut)``, times ``I / (fut - i)`` when
+      ``fut - i != I``, 0 when ``fut == i``;
+    - ``absolute_value[i]``: V(0 -> i) (KAI0) or V(i) (PI06), 0 at i = 0;
+    - ``absolute_advantage[i] = (absolute_value[fut] - absolute_value[i]) * I / (fut - i)``,
+      0 when ``fut == i``; both advantages clipped to [-1, 1];
+    - ``absolute_value_spread[i]`` (distributional heads): the standard deviation of
+      ``absolute_value[i]``'s distribution, 0 at i = 0.
+    """
+    absolute = values.absolute.copy()
+    n = len(absolute)
+    absolute[0] = 0.0
+    fut = future_index(n, interval)
+    gap = (fut - np.arange(n)).astype(np.float64)
+    moving = gap > 0
+    scale = np.zeros(n)
+    scale[moving] = interval / gap[moving]
+    abs_adv = np.zeros(n)
+    abs_adv[moving] = (absolute[fut[moving]] - absolute[moving]) * scale[moving]
+    out = {
+        "absolute_value": absolute.astype(np.float32),
+        "absolute_advantage": np.clip(abs_adv, -1, 1).astype(np.float32),
+    }
+    if values.relative is not None:
+        rel = np.where(moving, values.relative * scale, 0.0)
+        out = {"relative_advantage": np.clip(rel, -1, 1).astype(np.float32), **out}
+    if values.spread is not None:
+        spread = values.spread.copy()
+        spread[0] = 0.0  # as absolute_value[0]: nothing is estimated at frame 0
+        out[ABSOLUTE_VALUE_SPREAD] = spread.astype(np.float32)
+    return out
