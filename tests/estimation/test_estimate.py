@@ -287,3 +287,46 @@ def test_the_oracle_applies_stage_2s_formula_to_the_true_stage_progress():
     np.testing.assert_allclose(adv[10], (0.8 * 3 / 5) ** 2 * 1.0, rtol=1e-5)
     scores = _with_oracle({"roc_auc": 0.8}, 0.9)
     assert scores["oracle_roc_auc"] == 0.9 and abs(scores["share_of_oracle"] - 0.75) < 1e-12
+
+
+def test_image_features_column_carries_its_encoder(trained, tmp_path):
+    """estimation.image_features: each frame's image tokens as a vector column, the
+    encoder under meta/encoders/<column>/<step>/; datasets derived from it keep both; the
+    encoder recomputes the column from the frames."""
+    from adv_pipeline.checkpoints import Checkpoint
+    from adv_pipeline.errors import InputError
+    from adv_pipeline.estimation.checks import check_estimation_inputs
+    from adv_pipeline.estimation.features import ImageFeatures
+    from adv_pipeline.lerobot import DerivedDataset
+
+    ds, ckpt = trained
+    col = "observation.image_features"
+    config = EstimationConfig(interval=5, batch_size=8, image_features=col)
+    out = estimate(ds, ckpt, tmp_path / "est", config)
+    assert doctor_failures(out.root) == []
+    k, w = len(ckpt.metadata["config"]["data"]["cameras"]), ckpt.metadata["config"]["model"]["width"]
+    assert out.features[col] == {"dtype": "float32", "shape": [k * w], "names": None}
+    encoder_dir = out.encoders()[col]
+    assert encoder_dir == out.root / "meta/encoders" / col / str(ckpt.step)
+    assert (encoder_dir / "model.safetensors").read_bytes() == (
+        ckpt.path / "model.safetensors"
+    ).read_bytes()
+    features = ImageFeatures(encoder_dir)
+    assert features.dim == k * w
+    ep = 2
+    stored = out.read_episode(ep, [col])[col]
+    frames = list(out.iter_frames(ep, cameras=list(features.cameras), size=features.size))
+    images = {c: np.stack([f[key] for f in frames]) for key, c in zip(frames[0], features.cameras)}
+    np.testing.assert_allclose(features(images), stored, atol=1e-5)
+    # a dataset derived from it (the AWBC labels) keeps the column and its encoder
+    labels = np.zeros(out.num_frames, np.int64)
+    derived = DerivedDataset(out, {"task_index": labels}).write(tmp_path / "derived")
+    assert set(derived.encoders()) == {col} and doctor_failures(derived.root) == []
+    # errors before any work: the column exists already; a many-tokens backbone
+    with pytest.raises(InputError, match=r"already has that column"):
+        estimate(out, ckpt, tmp_path / "again", config)
+    meta = {"config": {**ckpt.metadata["config"]}}
+    meta["config"]["model"] = {**meta["config"]["model"], "backbone": "paligemma"}
+    with pytest.raises(InputError, match=r"encodes each image to many tokens.*image_features: null"):
+        check_estimation_inputs(ds, Checkpoint(ckpt.run_dir, ckpt.step, meta), col)
+    assert not (tmp_path / "again").exists()

@@ -5,19 +5,37 @@ from __future__ import annotations
 from adv_pipeline.checkpoints import Checkpoint
 from adv_pipeline.configs import from_params
 from adv_pipeline.estimator.config import EstimatorConfig
+from adv_pipeline.errors import InputError
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.schema import STAGE_PROGRESS
 
+TOKENS_PER_IMAGE_MANY = frozenset({"paligemma"})  # backbones whose encode() gives a token per patch
+
 
 def check_estimation_inputs(
-    source: LeRobotDatasetReader, checkpoint: Checkpoint
+    source: LeRobotDatasetReader, checkpoint: Checkpoint, image_features: str | None = None
 ) -> EstimatorConfig:
     """Every check of Stage 2's input, before anything is written: the estimator's cameras
-    and state column exist in ``source``, and every float column (copied into the
-    output) is finite. Returns the estimator's config."""
+    and state column exist in ``source``, every float column (copied into the output) is
+    finite, and an ``image_features`` column can be written (a backbone with one token per
+    image; not a column of ``source``). Returns the estimator's config."""
     est_config = from_params(
         EstimatorConfig, checkpoint.metadata["config"], f"estimator config of {checkpoint.path}"
     )
+    if image_features is not None:
+        if est_config.model.backbone in TOKENS_PER_IMAGE_MANY:
+            raise InputError(
+                f"estimation.image_features={image_features}: the estimator {checkpoint.path} "
+                f"(backbone {est_config.model.backbone!r}) encodes each image to many tokens, "
+                f"too many to store per frame. Fix: set estimation.image_features: null, or "
+                f"train with backbone small_cnn or siglip"
+            )
+        if image_features in source.features:
+            raise InputError(
+                f"estimation.image_features={image_features}: {source.root} already has that "
+                f"column (an estimated dataset labelled again?). Fix: label the raw dataset, or "
+                f"name another column"
+            )
     state = est_config.data.state or ()
     for column in state:
         source.require_column(

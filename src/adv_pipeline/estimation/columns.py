@@ -20,12 +20,15 @@ class EpisodeValues:
         peak_window: most frames held in the window at once.
         spread: (n,) standard deviation of ``absolute``'s distribution (distributional
             value heads), else None.
+        features: float32 (n, K * w) each frame's image tokens (K cameras, width w),
+            when asked for (Stage 2's ``image_features``), else None.
     """
 
     absolute: np.ndarray
     relative: np.ndarray | None
     peak_window: int
     spread: np.ndarray | None = None
+    features: np.ndarray | None = None
 
 
 def future_index(n: int, interval: int) -> np.ndarray:

@@ -20,6 +20,11 @@ class EstimationConfig:
             480x640 and larger).
         overwrite: recompute episodes whose output already exists.
         threads: torch threads (0: torch's default).
+        image_features: name of a column to write each frame's image tokens into (the
+            trained encoder's, float32 (cameras x width,), one token per camera of the
+            current frame), with the encoder itself under ``meta/encoders/<column>/``: a
+            policy can read the cameras through them (``awbc.data.state_key``); None: no
+            such column. Needs a backbone with one token per image (small_cnn, siglip).
         launch: torchrun layout; more than one process labels episodes in parallel.
     """
 
@@ -29,6 +34,7 @@ class EstimationConfig:
     decode_threads: int = 1
     overwrite: bool = False
     threads: int = 0
+    image_features: str | None = None
     launch: LaunchConfig = field(default_factory=LaunchConfig)
 
     def __post_init__(self) -> None:

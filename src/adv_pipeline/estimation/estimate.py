@@ -62,6 +62,7 @@ def labels_identity(
         "weights_bytes": weights.st_size,
         "weights_mtime_ns": weights.st_mtime_ns,
         "interval": config.interval,
+        "image_features": config.image_features,
     }
 
 
@@ -85,6 +86,16 @@ def open_writer(
         if c == ABSOLUTE_VALUE_SPREAD and head != "distributional":
             continue
         features[c] = {"dtype": "float32", "shape": [1], "names": None}
+    encoders = {}
+    if config.image_features is not None:
+        est = checkpoint.metadata["config"]
+        cameras = est["data"]["cameras"]
+        features[config.image_features] = {
+            "dtype": "float32",
+            "shape": [len(cameras) * int(est["model"]["width"])],
+            "names": None,
+        }
+        encoders[config.image_features] = checkpoint.path
     info = {**source.info, "features": index_features_last(features)}
     inputs = {"target dataset": source.root, "estimator checkpoint": checkpoint.path}
     identity = labels_identity(source, checkpoint, config)
@@ -97,6 +108,7 @@ def open_writer(
         identity=identity,
         restart=config.overwrite,
         joined=joined,
+        encoders=encoders,
     )
 
 
@@ -114,7 +126,7 @@ def label_episodes(
     ``on_episode(i)`` is called after each written episode (tests inject failures there)."""
     if config.threads:
         torch.set_num_threads(config.threads)
-    check_estimation_inputs(source, checkpoint)
+    check_estimation_inputs(source, checkpoint, config.image_features)
     model, est_config = load_estimator(checkpoint)
     mine = [ep for ep in source.episodes if ep.episode_index % world_size == rank]
     todo = [ep for ep in mine if not writer.done(ep.episode_index)]
@@ -142,8 +154,11 @@ def label_episodes(
             config.batch_size,
             config.prefetch,
             decode_threads=config.decode_threads,
+            features=config.image_features is not None,
         )
         columns = advantage_columns(values, config.interval)
+        if config.image_features is not None:
+            columns[config.image_features] = values.features
         bad = [name for name, col in columns.items() if not np.isfinite(col).all()]
         if bad:
             raise FloatingPointError(
@@ -216,7 +231,7 @@ def estimate(
     Under torchrun (``config.launch``) the ranks label in parallel.
     """
     out = Path(out)
-    check_estimation_inputs(source, checkpoint)
+    check_estimation_inputs(source, checkpoint, config.image_features)
     check_output(
         out,
         DATASET,

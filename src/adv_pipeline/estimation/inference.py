@@ -162,15 +162,19 @@ def _predict_factorized(
     prefetch: int,
     device,
     threads: int = 1,
+    features: bool = False,
 ) -> EpisodeValues:
     """Each frame is encoded once; its tokens serve every pair it is part of. The token
-    window holds the batch and its look-ahead (plus frame 0 for KAI0)."""
+    window holds the batch and its look-ahead (plus frame 0 for KAI0). ``features``:
+    also return each frame's image tokens (one per camera), flattened."""
     n = dataset.episode(episode).length
     paired = config.model.timesteps == 2
     fut = future_index(n, interval)
     absolute = np.zeros(n, dtype=np.float64)
     relative = np.zeros(n, dtype=np.float64) if paired else None
     spread = np.zeros(n, dtype=np.float64)
+    k = len(config.data.cameras)
+    image_tokens = np.zeros((n, k * model.token_width), np.float32) if features else None
     states = episode_states(dataset, episode, config.data.state)  # (n, S): a few floats per frame
     # (n,) task per frame: a pair reads its second frame's task, as in training
     tasks = episode_tasks(dataset, episode)
@@ -186,6 +190,8 @@ def _predict_factorized(
             else torch.from_numpy(states[start : start + len(frames)]).to(device)
         )
         tokens = model.encode(to_model_input(torch.from_numpy(frames)).to(device), state)
+        if image_tokens is not None:
+            image_tokens[start : start + len(frames)] = tokens[:, :k].flatten(1).float().cpu()
         if start == 0:
             first = tokens[:1]
         window = tokens if window is None else torch.cat([window, tokens])
@@ -215,7 +221,9 @@ def _predict_factorized(
             nxt = int(idx[-1]) + 1
             window, base = window[nxt - base :], nxt
     distributional = config.model.value_head == "distributional"
-    return EpisodeValues(absolute, relative, peak, spread if distributional else None)
+    return EpisodeValues(
+        absolute, relative, peak, spread if distributional else None, image_tokens
+    )
 
 
 def predict_episode(
@@ -228,9 +236,17 @@ def predict_episode(
     prefetch: int = 2,
     device: torch.device | str = "cpu",
     decode_threads: int = 1,
+    features: bool = False,
 ) -> EpisodeValues:
     """Run the estimator along one episode with a prefetch thread decoding ahead
-    (``decode_threads``: FFmpeg threads per camera stream, 0 = FFmpeg's choice)."""
+    (``decode_threads``: FFmpeg threads per camera stream, 0 = FFmpeg's choice);
+    ``features``: also each frame's image tokens (:class:`EpisodeValues`)."""
+    if features and not model.image_tokens:
+        raise ValueError(
+            f"image features need a backbone that encodes each image to one token "
+            f"(small_cnn, siglip), not {model.config.backbone!r}. Fix: set "
+            f"estimation.image_features: null"
+        )
     if getattr(model, "factorized", False):
         with torch.inference_mode():
             return _predict_factorized(
@@ -243,6 +259,7 @@ def predict_episode(
                 prefetch,
                 device,
                 decode_threads,
+                features,
             )
     n = dataset.episode(episode).length
     paired = config.model.timesteps == 2

@@ -108,6 +108,7 @@ class TokenFusion(nn.Module):
     random draws: a given seed initialises the same weights as before the split)."""
 
     takes_text = False
+    tokens_per_image = 1
 
     def _build_fusion(
         self, width: int, timesteps: int, num_cameras: int, depth: int, heads: int

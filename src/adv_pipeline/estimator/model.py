@@ -147,6 +147,7 @@ class AdvantageEstimator(nn.Module):
             **dict(model.backbone_kwargs),
         )
         token_width = getattr(self.backbone, "token_width", model.width)
+        self.token_width = token_width
         self.state_encoder = StateEncoder(model.state_dim, token_width) if model.state_dim else None
         if self.state_encoder is not None and not self.factorized:
             raise ValueError(
@@ -191,6 +192,12 @@ class AdvantageEstimator(nn.Module):
     def factorized(self) -> bool:
         """Whether the backbone can encode frames once and fuse token pairs later."""
         return hasattr(self.backbone, "encode") and hasattr(self.backbone, "fuse")
+
+    @property
+    def image_tokens(self) -> bool:
+        """Whether :meth:`encode` gives one token per camera image (small_cnn, siglip):
+        then those tokens can serve as a frame's image features (Stage 2)."""
+        return self.factorized and getattr(self.backbone, "tokens_per_image", None) == 1
 
     @property
     def takes_text(self) -> bool:

@@ -23,6 +23,10 @@ INFO_PATH = "meta/info.json"
 EPISODES_PATH = "meta/episodes.jsonl"
 EPISODES_STATS_PATH = "meta/episodes_stats.jsonl"
 TASKS_PATH = "meta/tasks.jsonl"
+# our addition: the model that computes a derived column from the cameras (a feature column
+# written by Stage 2), one folder per column holding one checkpoint step:
+# meta/encoders/<column>/<step>/ (model.safetensors, metadata.json, assets/)
+ENCODERS_DIR = "meta/encoders"
 # v2.0-style aggregate stats; LeRobot v2.1 recomputes them from episodes_stats, but
 # dataset checkers and older tools still read this file.
 STATS_PATH = "meta/stats.json"

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from .format import (
     CODEBASE_VERSION,
     EPISODES_PATH,
+    ENCODERS_DIR,
     EPISODES_STATS_PATH,
     INFO_PATH,
     REQUIRED_INFO_FIELDS,
@@ -651,6 +652,17 @@ class LeRobotDatasetReader:
     def episodes_stats(self) -> dict[int, dict[str, Stats]]:
         """meta/episodes_stats.jsonl as {episode_index: {feature: numpy stats}}."""
         return {e: stats_from_json(s) for e, s in self.episodes_stats_json.items()}
+
+    def encoders(self) -> dict[str, Path]:
+        """{column: checkpoint step folder} of the derived columns that carry the model
+        computing them from the cameras (``meta/encoders/<column>/<step>/``)."""
+        root = self.root / ENCODERS_DIR
+        out = {}
+        for col in sorted(p.name for p in root.iterdir()) if root.is_dir() else []:
+            steps = sorted((p for p in (root / col).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+            if col in self.features and steps:
+                out[col] = steps[-1]
+        return out
 
     def fingerprint(self) -> str:
         """Short hash of the metadata (info, episodes, tasks, per-episode stats, which

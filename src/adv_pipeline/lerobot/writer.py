@@ -43,6 +43,7 @@ from .format import (
     CODEBASE_VERSION,
     DATA_PATH,
     DEFAULT_CHUNKS_SIZE,
+    ENCODERS_DIR,
     EPISODES_PATH,
     EPISODES_STATS_PATH,
     INDEX_FEATURES,
@@ -299,7 +300,10 @@ class DatasetWriter:
     starts afresh; the published dataset keeps the identity (:func:`written_by`).
     Without one, it is a temporary folder that the next writer sweeps once its process is
     dead. ``joined=True`` opens the staging folder of a writer that another process (the
-    parent of torchrun ranks) opened, without checking or locking again.
+    parent of torchrun ranks) opened, without checking or locking again. ``encoders``
+(``{column: checkpoint step folder}``) are copied to ``meta/encoders/<column>/<step>/``
+for the columns the dataset has: the models that compute derived columns (Stage 2's
+image features) travel with them.
 
     Use it as a context manager; leaving the block without :meth:`finalize` releases the
     lock (a resumable staging folder stays for the next run).
@@ -316,8 +320,10 @@ class DatasetWriter:
         identity: Mapping | None = None,
         restart: bool = False,
         joined: bool = False,
+        encoders: Mapping[str, Path] | None = None,
     ):
         self.root = Path(root)
+        self.encoders = {k: Path(v) for k, v in (encoders or {}).items()}
         self.info = {**info, "codebase_version": CODEBASE_VERSION}
         self.features: dict = dict(self.info["features"])
         self.tasks: list[str] = list(tasks)
@@ -464,6 +470,9 @@ class DatasetWriter:
             rows,
             [entries[e]["stats"] for e in wanted],
         )
+        for column, step_dir in self.encoders.items():
+            if column in self.features:  # a derived column keeps the model that computes it
+                shutil.copytree(step_dir, self.staging / ENCODERS_DIR / column / step_dir.name)
         failpoint("dataset.finalize")
         if extra is not None:
             extra(self.staging)
@@ -708,6 +717,7 @@ class DerivedDataset:
             tasks,
             inputs={"source dataset": src.root},
             overwrite=overwrite,
+            encoders=src.encoders(),
         ) as writer:
             positions = (
                 list(range(src.num_episodes))

@@ -8,9 +8,11 @@ and ``train_metrics.json`` (the logged history up to that step, for resumed runs
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +31,33 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 POLICY_FILE = "policy.json"
 TRAIN_CONFIG_FILE = "train_config.json"
 METRICS_FILE = "train_metrics.json"
+ENCODERS = "encoders"  # <column>/<step>/: the estimator encoders of derived state columns
 
 
 @dataclass(frozen=True)
 class PolicyAssets:
-    """What inference needs besides the weights."""
+    """What inference needs besides the weights.
+
+    ``state_dims``: the length of each ``config.data.state_key`` column. ``encoders``:
+    ``{column: checkpoint step folder}`` of the state columns derived from the cameras
+    (Stage 2's image features): saved into each checkpoint (``encoders/<column>/<step>/``)
+    and run on live images at inference.
+    """
 
     config: PolicyConfig
     tasks: tuple[str, ...]
     camera_keys: tuple[str, ...]
     state_stats: NormStats
     action_stats: NormStats
+    state_dims: tuple[int, ...] = ()
+    encoders: Mapping[str, Path] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "config": to_params(self.config),
             "tasks": list(self.tasks),
             "camera_keys": list(self.camera_keys),
+            "state_dims": list(self.state_dims),
             "norm_stats": {
                 "state": self.state_stats.to_json(),
                 "action": self.action_stats.to_json(),
@@ -60,6 +72,7 @@ class PolicyAssets:
             camera_keys=tuple(d["camera_keys"]),
             state_stats=NormStats.from_json(d["norm_stats"]["state"]),
             action_stats=NormStats.from_json(d["norm_stats"]["action"]),
+            state_dims=tuple(d.get("state_dims", ())),
         )
 
 
@@ -94,6 +107,8 @@ def save_policy_checkpoint(
             str(tmp / OPTIMIZER_FILE),
         )
         (tmp / POLICY_FILE).write_text(json.dumps(assets.to_json(), indent=2))
+        for column, step_dir in assets.encoders.items():
+            shutil.copytree(step_dir, tmp / ENCODERS / column / Path(step_dir).name)
         (tmp / TRAIN_CONFIG_FILE).write_text(json.dumps(to_params(train_config), indent=2))
         (tmp / METRICS_FILE).write_text(json.dumps(metrics))
 
@@ -109,7 +124,16 @@ def load_assets(ckpt: Checkpoint) -> PolicyAssets:
             f"{path}: missing; {ckpt.path} is not a policy checkpoint of adv_pipeline.policy. "
             f"Fix: point to an AWBC/BC run directory"
         )
-    return PolicyAssets.from_json(json.loads(path.read_text()))
+    assets = PolicyAssets.from_json(json.loads(path.read_text()))
+    encoders = {}
+    for column in assets.config.data.state_key:
+        steps = sorted(
+            (p for p in (ckpt.path / ENCODERS / column).glob("*") if p.name.isdigit()),
+            key=lambda p: int(p.name),
+        )
+        if steps:
+            encoders[column] = steps[-1]
+    return dataclasses.replace(assets, encoders=encoders)
 
 
 def load_optimizer_state(ckpt: Checkpoint, template):

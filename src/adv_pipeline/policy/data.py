@@ -58,6 +58,7 @@ class DatasetSpec:
 
     Attributes:
         state_dim / action_dim: length of the state and action vectors.
+        state_dims: length of each state column (``state_key`` order).
         camera_keys: video keys of the policy's cameras, in input order.
         camera_shapes: (height, width) of each camera's frames (pixels).
     """
@@ -66,6 +67,7 @@ class DatasetSpec:
     action_dim: int
     camera_keys: tuple[str, ...]
     camera_shapes: tuple[tuple[int, int], ...]
+    state_dims: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ def dataset_spec(reader: LeRobotDatasetReader, config: DataConfig) -> DatasetSpe
                 f"Fix: set awbc.data.image_size to at most {min(h, w)}"
             )
         shapes.append((h, w))
-    return DatasetSpec(sum(dims[:-1]), dims[-1], tuple(keys), tuple(shapes))
+    return DatasetSpec(sum(dims[:-1]), dims[-1], tuple(keys), tuple(shapes), tuple(dims[:-1]))
 
 
 def check_policy_inputs(reader: LeRobotDatasetReader, config: DataConfig) -> DatasetSpec:
@@ -429,6 +431,7 @@ def training_batch(
     prompt_dropout: float,
     rank: int = 0,
     world_size: int = 1,
+    state_noise: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """This process's part of the batch of ``step``, normalised, with its random parts
     drawn for the whole global batch from ``(seed, step)`` and sliced (so they do not
@@ -446,9 +449,13 @@ def training_batch(
     # pi0's time distribution: Beta(1.5, 1) favours the noisier end (t -> 1)
     time = (rng.beta(1.5, 1.0, batch_size) * 0.999 + 0.001).astype(np.float32)[mine]
     rows = np.where(drop, data.prompts.uncond[samples.prompt], samples.prompt)
+    state = data.state_stats.normalize(samples.state)
+    if state_noise > 0:  # drawn last: the other draws stay as without it
+        ds = state.shape[1]
+        state = state + state_noise * rng.standard_normal((batch_size, ds)).astype(np.float32)[mine]
     return {
         "images": samples.images,
-        "state": data.state_stats.normalize(samples.state),
+        "state": state,
         "actions": data.action_stats.normalize(samples.actions),
         "mask": samples.mask,
         "tokens": data.prompts.ids[rows],

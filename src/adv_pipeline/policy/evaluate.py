@@ -92,10 +92,10 @@ def batched_rollouts(
     t0 = time.perf_counter()
     limit = task.max_steps if max_steps is None else int(max_steps)
     envs = [DemoTask(task, render_images=False) for _ in seeds]
-    keys = policy.state_keys  # the dataset columns the policy was trained on
+    keys = policy.observed_state_keys  # the simulator's columns the policy reads
     states = np.stack([env.reset(int(s)).vector(keys) for env, s in zip(envs, seeds)])
     active = np.ones(len(envs), bool)
-    cameras = [k.rsplit(".", 1)[-1] for k in policy.camera_keys]
+    cameras = list(policy.input_cameras)  # its own and its image features' cameras
     prompt = prompt or policy.default_prompt
     images = {
         c: np.zeros((len(envs), task.image_size, task.image_size, 3), np.uint8) for c in cameras

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adv_pipeline.checkpoints import Checkpoint, load_checkpoint
+from adv_pipeline.lerobot import IMAGE_KEY_PREFIX
 from adv_pipeline.schema import base_task, default_prompt
 
 from .checkpoint_io import PolicyAssets, load_assets, unflatten_params
@@ -45,6 +46,7 @@ class Policy:
             self.horizon,
             self.action_dim,
         )
+        self._encoders = None  # {column: ImageFeatures}, loaded on first use (torch)
         self._rng = np.random.default_rng(seed)
         self._sample = jax.jit(
             partial(sample_actions, self.model), static_argnames=("guidance_scale", "steps")
@@ -62,6 +64,58 @@ class Policy:
     def state_keys(self) -> tuple[str, ...]:
         """The dataset columns whose concatenation is the policy's state input."""
         return tuple(self.config.data.state_key)
+
+    @property
+    def observed_state_keys(self) -> tuple[str, ...]:
+        """The state columns an observation gives (a robot's own sensors); the others are
+        derived from the cameras by the encoders saved with the checkpoint."""
+        return tuple(k for k in self.state_keys if k not in self.assets.encoders)
+
+    @property
+    def observed_state_dim(self) -> int:
+        """Length of an observation's state: its :attr:`observed_state_keys` side by side."""
+        dims = dict(zip(self.state_keys, self.assets.state_dims))
+        if not self.assets.encoders:
+            return int(self.assets.state_stats.mean.shape[0])
+        return sum(dims[k] for k in self.observed_state_keys)
+
+    @property
+    def input_cameras(self) -> dict[str, str]:
+        """``{camera name: video key}`` of every camera an observation must give: the
+        network's own and those the image-feature encoders read."""
+        out = {k.rsplit(".", 1)[-1]: k for k in self.camera_keys}
+        for encoder in self.encoders.values():
+            for cam in encoder.cameras:
+                out.setdefault(cam, IMAGE_KEY_PREFIX + cam)
+        return out
+
+    @property
+    def encoders(self) -> dict:
+        """``{column: ImageFeatures}`` of the state columns computed from the cameras."""
+        if self._encoders is None:
+            if self.assets.encoders:
+                from adv_pipeline.estimation.features import ImageFeatures  # torch
+
+                self._encoders = {k: ImageFeatures(p) for k, p in self.assets.encoders.items()}
+            else:
+                self._encoders = {}
+        return self._encoders
+
+    def full_state(self, images: Mapping[str, np.ndarray], states: np.ndarray) -> np.ndarray:
+        """float32 (B, D_state): ``states`` (B, :attr:`observed_state_dim`), the observed
+        columns side by side, with the derived columns computed from ``images`` put in
+        their ``state_key`` places."""
+        states = np.asarray(states, np.float32)
+        if not self.assets.encoders:
+            return states
+        parts, at = [], 0
+        for key, dim in zip(self.state_keys, self.assets.state_dims):
+            if key in self.assets.encoders:
+                parts.append(self.encoders[key](images))
+            else:
+                parts.append(states[:, at : at + dim])
+                at += dim
+        return np.concatenate(parts, axis=1)
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -101,12 +155,16 @@ class Policy:
         states: np.ndarray,
         prompts: Sequence[str] | str | None = None,
         guidance_scale: float = 1.0,
+        complete_states: bool = False,
     ) -> np.ndarray:
         """Action chunks for B observations.
 
         Args:
-            images: ``{camera: uint8 (B, H, W, 3)}`` (camera names or video keys).
-            states: float (B, D_state) in dataset units.
+            images: ``{camera: uint8 (B, H, W, 3)}`` (camera names or video keys), every
+                camera of :attr:`input_cameras`.
+            states: float (B, :attr:`observed_state_dim`) in dataset units; with
+                ``complete_states``, (B, D_state) with the derived columns already in (as a
+                dataset stores them), and no encoder runs.
             prompts: one prompt per observation, one for all, or None (:attr:`default_prompt`).
             guidance_scale: classifier-free guidance weight w (1 = the plain conditional prompt).
 
@@ -115,6 +173,8 @@ class Policy:
             per-dimension [min, max] (never beyond what the normalisation statistics imply).
         """
         states = np.asarray(states, np.float32)
+        if not complete_states:
+            states = self.full_state(images, states)
         b = len(states)
         if prompts is None or isinstance(prompts, str):
             prompts = [prompts or self.default_prompt] * b

@@ -90,7 +90,11 @@ def predict(policy: Policy, samples: Samples, prompts: Sequence[str], seed: int)
     for i in range(0, len(samples), BATCH):
         part = samples[i : i + BATCH]
         images = {k: part.images[:, c] for c, k in enumerate(policy.camera_keys)}
-        out.append(policy.act_batch(images, part.state, list(prompts[i : i + BATCH])))
+        out.append(
+            policy.act_batch(
+                images, part.state, list(prompts[i : i + BATCH]), complete_states=True
+            )
+        )
     return np.concatenate(out) if out else np.zeros((0, policy.horizon, policy.action_dim))
 
 

@@ -143,8 +143,8 @@ class PolicyServer:
         self.policy = policy
         self.guidance_scale = float(guidance_scale)
         self.default_prompt = resolve_prompt(policy, prompt) if prompt else policy.default_prompt
-        self.state_dim = int(policy.assets.state_stats.mean.shape[0])
-        self.cameras = {k.rsplit(".", 1)[-1]: k for k in policy.camera_keys}  # short -> key
+        self.state_dim = policy.observed_state_dim
+        self.cameras = policy.input_cameras  # short -> key
         self.checkpoint = checkpoint
         self._act_lock = threading.Lock()  # one inference at a time: the RNG draws in order
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -159,7 +159,7 @@ class PolicyServer:
             "action_dim": int(self.policy.action_dim),
             "horizon": int(self.policy.horizon),
             "state_dim": self.state_dim,
-            "state_keys": list(self.policy.state_keys),
+            "state_keys": list(self.policy.observed_state_keys),
             "cameras": list(self.cameras),
             "tasks": list(self.policy.tasks),
             "default_prompt": self.default_prompt,

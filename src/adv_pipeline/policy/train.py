@@ -304,8 +304,15 @@ def _train_loop(
         }
         start = resume.step
         log.info("%s: resuming from step %d", run_dir, start)
+    encoders = reader.encoders()
     assets = PolicyAssets(
-        policy_config, data.tasks, data.spec.camera_keys, data.state_stats, data.action_stats
+        policy_config,
+        data.tasks,
+        data.spec.camera_keys,
+        data.state_stats,
+        data.action_stats,
+        data.spec.state_dims,
+        {k: encoders[k] for k in policy_config.data.state_key if k in encoders},
     )
     metadata = {
         "data_hash": dhash,
@@ -358,8 +365,9 @@ def _train_loop(
     try:
         for step in range(start, end):
             local = training_batch(
-                next(batches), data, step, cfg.batch_size, cfg.seed, dropout, rank, world
-            )
+                next(batches), data, step, cfg.batch_size, cfg.seed, dropout, rank, world,
+                dc.state_noise,
+            )  # fmt: skip
             batch = shard_batch(local, mesh, cfg.batch_size)
             params, opt_state, m = train_step(params, opt_state, batch)
             pending.append(m)

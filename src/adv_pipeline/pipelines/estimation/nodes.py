@@ -20,8 +20,7 @@ from adv_pipeline.reporting import metrics_for_mlflow
 def _check(
     source: LeRobotDatasetReader, checkpoint: Checkpoint, params: dict[str, Any], out: OutputTarget
 ) -> None:
-    parse("estimation", params)
-    check_estimation_inputs(source, checkpoint)
+    check_estimation_inputs(source, checkpoint, parse("estimation", params).image_features)
 
 
 @checked_by(_check)
