@@ -174,6 +174,41 @@ def test_state_normalisation_is_saved_with_the_weights(dataset, tmp_path):
     assert not any(k.startswith("state_encoder") for k in images_only.load_weights())
 
 
+def test_auxiliary_action_loss_reads_the_current_frames_tokens(dataset, tmp_path):
+    """estimator.data.action + train.loss_action_weight: the batch carries the current
+    frame's action; the head's normalisation is saved; the loss is the weighted sum."""
+    base = tiny_config(steps=2)
+    config = dataclasses.replace(
+        base,
+        data=dataclasses.replace(base.data, action="action"),
+        train=dataclasses.replace(base.train, loss_action_weight=0.5),
+    )
+    plan = next(plan_stream(episode_progress(dataset), [0, 1, 2, 3], config.data, True, seed=3))
+    batch = decode_chunk(dataset, plan, config.data, paired=True)
+    actions = {e: dataset.read_episode(e, ["action"])["action"] for e in range(4)}
+    expected = [actions[int(e)][t] for e, t in zip(plan.episode, plan.current)]
+    np.testing.assert_array_equal(batch.action, expected)
+
+    ckpt = train(dataset.root, tmp_path / "run", config)
+    assert ckpt.metadata["config"]["model"]["action_dim"] == 3
+    x = dataset.read_columns(["action"], ckpt.metadata["train_episodes"])["action"]
+    np.testing.assert_allclose(ckpt.load_weights()["action_head.mean"], x.mean(0), rtol=1e-5)
+    model, _ = load_estimator(ckpt)
+    images = to_model_input(torch.from_numpy(batch.images[:4]))
+    state, y = torch.from_numpy(batch.state[:4]), torch.from_numpy(batch.target[:4])
+    action = torch.from_numpy(batch.action[:4])
+    with torch.no_grad():
+        total = model(images, state, y, action=action, weights=(2.0, 0.5))
+        value = model(images, state, y, weights=(1.0, 0.0))
+        tokens = model.encode(images.flatten(0, 1), state.flatten(0, 1)).view(4, 2, 3, -1)
+        act = model.action_head.loss(tokens[:, -1], action)
+    assert float(total) == pytest.approx(2.0 * float(value) + 0.5 * float(act), rel=1e-5)
+    with pytest.raises(ValueError, match=r"needs both"):
+        dataclasses.replace(config, train=base.train)  # an action column without a weight
+    no_action = train(dataset.root, tmp_path / "plain", base)
+    assert not any(k.startswith("action_head") for k in no_action.load_weights())
+
+
 def _weights(run_dir, step=None):
     from adv_pipeline.checkpoints import load_checkpoint
 

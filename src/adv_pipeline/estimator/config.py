@@ -24,6 +24,8 @@ class ModelConfig:
         backbone_kwargs: extra arguments of the backbone constructor.
         state_dim: size of the state vector fed as one more token per timestep (0: images
             only). Set by the trainer from ``DataConfig.state``'s feature shape.
+        action_dim: size of the action the auxiliary head predicts from the current
+            frame's tokens (0: no such head). Set by the trainer from ``DataConfig.action``.
         value_head: ``tanh`` (one output squashed to (-1, 1), MSE loss: the seed's) or
             ``distributional`` (``value_bins`` logits over the target's range, cross-entropy
             to a two-hot target; the value is the distribution's mean, as pi*0.6 and
@@ -48,6 +50,7 @@ class ModelConfig:
     width: int = 128
     backbone_kwargs: Mapping = field(default_factory=dict)
     state_dim: int = 0
+    action_dim: int = 0
     value_head: Literal["tanh", "distributional"] = "tanh"
     value_bins: int = 201
     pretrained: str | None = None
@@ -91,6 +94,10 @@ class DataConfig:
             records of itself), or ``[observation.state, observation.environment_state]``
             (the simulator's privileged block and goal poses too); None: images only.
             Normalised to a tuple.
+        action: the action column an auxiliary head predicts from the current frame's
+            image and state tokens, with weight ``train.loss_action_weight`` (it makes the
+            image tokens carry what acting needs, for a policy reading them through
+            Stage 2's ``image_features``); None: no action loss.
         image_size: (height, width) the frames are resized to (with padding), in pixels;
             one number n means (n, n) (so that ``--params estimator.data.image_size=224``
             works on the command line).
@@ -111,6 +118,7 @@ class DataConfig:
 
     cameras: tuple[str, ...] = ("top_head", "hand_left", "hand_right")
     state: str | tuple[str, ...] | None = ("observation.state",)
+    action: str | None = None
     image_size: tuple[int, int] | int = (64, 64)
     samples_per_episode: int = 128
     first_frame_fraction: float = 0.5
@@ -149,7 +157,9 @@ class TrainConfig:
         lr, weight_decay, warmup_steps, min_lr_ratio: AdamW with linear warmup then
             cosine decay to ``lr * min_lr_ratio``.
         grad_clip: max global gradient norm.
-        loss_value_weight, loss_action_weight: as the seed (the action loss is unused: 0).
+        loss_value_weight, loss_action_weight: weights of the value loss and of the
+            auxiliary action loss (``data.action``; the seed's action loss is 0 and its
+            column unused).
         bf16: autocast to bfloat16 on GPU (ignored on CPU).
         save_interval: checkpoint every n steps (and at the end).
         keep_period: keep checkpoints whose step is a multiple of this (and the latest);
@@ -196,3 +206,12 @@ class EstimatorConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig)
+
+    def __post_init__(self) -> None:
+        if (self.data.action is None) != (self.train.loss_action_weight == 0):
+            raise ValueError(
+                f"estimator.data.action={self.data.action} with estimator.train."
+                f"loss_action_weight={self.train.loss_action_weight}: the action loss needs "
+                f"both (an action column and a weight > 0) or neither. Fix: set both, or "
+                f"data.action: null and loss_action_weight: 0"
+            )

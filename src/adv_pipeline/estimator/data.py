@@ -51,22 +51,28 @@ class ChunkPlan:
 class Batch:
     """images: (B, T, K, H, W, 3) uint8 (T = comparison, current); target: (B,) float32;
     state: (B, T, S) float32 at the same frames, or None without a state input;
-    task: (B,) int64 ``task_index`` of the current frame."""
+    task: (B,) int64 ``task_index`` of the current frame; action: (B, A) float32 at the
+    current frame (the auxiliary action loss), or None."""
 
     images: np.ndarray
     target: np.ndarray
     state: np.ndarray | None = None
     task: np.ndarray | None = None
+    action: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.target)
 
     def __getitem__(self, rows: slice) -> Batch:
+        def part(x: np.ndarray | None) -> np.ndarray | None:
+            return None if x is None else x[rows]
+
         return Batch(
             self.images[rows],
             self.target[rows],
-            None if self.state is None else self.state[rows],
-            None if self.task is None else self.task[rows],
+            part(self.state),
+            part(self.task),
+            part(self.action),
         )
 
 
@@ -78,7 +84,7 @@ def concat_batches(batches: Sequence[Batch]) -> Batch:
         parts = [getattr(b, name) for b in batches]
         return None if parts[0] is None else np.concatenate(parts)
 
-    return Batch(cat("images"), cat("target"), cat("state"), cat("task"))
+    return Batch(cat("images"), cat("target"), cat("state"), cat("task"), cat("action"))
 
 
 def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
@@ -121,6 +127,12 @@ def check_training_inputs(
             column, why, "set estimator.data.state to the dataset's state column(s), or null"
         )
         dataset.check_values([column], why)
+    if config.data.action is not None:
+        why = f", needed because estimator.data.action={config.data.action}"
+        dataset.require_column(
+            config.data.action, why, "set estimator.data.action to the action column, or null"
+        )
+        dataset.check_values([config.data.action], why)
     return progress
 
 
@@ -243,7 +255,7 @@ def decode_chunk(
     t_steps = 2 if paired else 1
     images = np.empty((n, t_steps, k, h, w, 3), dtype=np.uint8)
     task = np.empty(n, dtype=np.int64)
-    state = None
+    state = action = None
     for ep in np.unique(plan.episode):
         rows = np.flatnonzero(plan.episode == ep)
         wanted = np.unique(np.concatenate([plan.compare[rows], plan.current[rows]]))
@@ -253,6 +265,11 @@ def decode_chunk(
             images[rows, 0] = stacked[np.searchsorted(wanted, plan.compare[rows])]
         images[rows, t_steps - 1] = stacked[np.searchsorted(wanted, plan.current[rows])]
         task[rows] = episode_tasks(dataset, int(ep))[plan.current[rows]]
+        if config.action is not None:
+            ep_action = episode_states(dataset, int(ep), [config.action])
+            if action is None:
+                action = np.empty((n, ep_action.shape[1]), dtype=np.float32)
+            action[rows] = ep_action[plan.current[rows]]
         ep_state = episode_states(dataset, int(ep), config.state)
         if ep_state is not None:
             if state is None:
@@ -260,7 +277,7 @@ def decode_chunk(
             if paired:
                 state[rows, 0] = ep_state[plan.compare[rows]]
             state[rows, t_steps - 1] = ep_state[plan.current[rows]]
-    return Batch(images, plan.target.copy(), state, task)
+    return Batch(images, plan.target.copy(), state, task, action)
 
 
 def TrainLoader(

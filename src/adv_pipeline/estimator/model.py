@@ -103,6 +103,32 @@ class StateEncoder(nn.Module):
         return self.net((state - self.mean) / self.std)
 
 
+class ActionHead(nn.Module):
+    """The auxiliary action head: the current frame's L tokens (B, L, w), flattened, ->
+    (B, A) action, trained with MSE on the action normalised by the training data's mean
+    and std (buffers, saved with the weights)."""
+
+    def __init__(self, tokens: int, width: int, action_dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(action_dim))
+        self.register_buffer("std", torch.ones(action_dim))
+        self.net = nn.Sequential(
+            nn.Linear(tokens * width, width), nn.SiLU(), nn.Linear(width, action_dim)
+        )
+
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.std.copy_(torch.as_tensor(std, dtype=torch.float32))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L, w) -> (B, A) in dataset units."""
+        return self.net(tokens.flatten(1)) * self.std + self.mean
+
+    def loss(self, tokens: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        pred = self.net(tokens.flatten(1)).float()
+        return ((pred - (action - self.mean) / self.std) ** 2).mean()
+
+
 class AdvantageEstimator(nn.Module):
     """``forward(images, state=None, target=None, text=None) -> (B,) value``.
 
@@ -154,6 +180,16 @@ class AdvantageEstimator(nn.Module):
                 f"backbone {model.backbone!r} has no encode/fuse split, so it cannot take the "
                 f"state as a token. Fix: set estimator.data.state: null"
             )
+        self.action_head = None
+        if model.action_dim:
+            if not self.image_tokens:
+                raise ValueError(
+                    f"estimator.data.action: the action loss reads the current frame's "
+                    f"tokens, one per camera; backbone {model.backbone!r} has no such encoder. "
+                    f"Fix: set estimator.data.action: null and train.loss_action_weight: 0"
+                )
+            tokens = len(data.cameras) + (1 if model.state_dim else 0)
+            self.action_head = ActionHead(tokens, token_width, model.action_dim)
         self.value_head = (
             DistributionalValueHead(model.width, model.value_bins, *model.target_range)
             if model.value_head == "distributional"
@@ -182,11 +218,22 @@ class AdvantageEstimator(nn.Module):
         state: torch.Tensor | None = None,
         target: torch.Tensor | None = None,
         text: Text | None = None,
+        action: torch.Tensor | None = None,
+        weights: tuple[float, float] = (1.0, 0.0),
     ) -> torch.Tensor:
-        """(B,) value; with ``target`` (B,), the head's training loss instead (one call,
-        so that DistributedDataParallel sees the whole computation)."""
-        h = self.summary(images, state, text)
-        return self.value_head(h) if target is None else self.value_head.loss(h, target)
+        """(B,) value; with ``target`` (B,), the training loss instead (one call, so that
+        DistributedDataParallel sees the whole computation): ``weights[0]`` x the value
+        head's loss, plus ``weights[1]`` x the action head's on ``action`` (B, A) at the
+        current frame, when the model has one."""
+        if target is None:
+            return self.value_head(self.summary(images, state, text))
+        if self.action_head is None or action is None:
+            return weights[0] * self.value_head.loss(self.summary(images, state, text), target)
+        b, t = images.shape[:2]
+        tokens = self.encode(images.flatten(0, 1), None if state is None else state.flatten(0, 1))
+        tokens = tokens.view(b, t, *tokens.shape[1:])
+        value = self.value_head.loss(self._fuse(tokens, text), target)
+        return weights[0] * value + weights[1] * self.action_head.loss(tokens[:, -1], action)
 
     @property
     def factorized(self) -> bool:

@@ -178,6 +178,7 @@ def run_identity(dataset: LeRobotDatasetReader, config: EstimatorConfig) -> dict
         for key in keys:
             cfg[section].pop(key, None)
     cfg["model"].pop("state_dim", None)  # derived from the data
+    cfg["model"].pop("action_dim", None)
     return {"dataset_fingerprint": dataset.fingerprint(), "config": cfg}
 
 
@@ -237,10 +238,17 @@ def _train(
         norm = state_statistics(dataset, dc.state, train_eps)
         mc = dataclasses.replace(mc, state_dim=len(norm[0]))
         config = dataclasses.replace(config, model=mc)
+    action_norm = None
+    if dc.action is not None:
+        action_norm = state_statistics(dataset, [dc.action], train_eps)
+        mc = dataclasses.replace(mc, action_dim=len(action_norm[0]))
+        config = dataclasses.replace(config, model=mc)
     torch.manual_seed(tc.seed)
     model = AdvantageEstimator(mc, dc).to(device)
     if norm is not None:
         model.state_encoder.set_normalization(*norm)
+    if action_norm is not None:
+        model.action_head.set_normalization(*action_norm)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc))
     start = 0
@@ -335,7 +343,15 @@ def _train(
             y = torch.from_numpy(batch.target).to(device)
             state = None if batch.state is None else torch.from_numpy(batch.state).to(device)
             with autocast:
-                loss = tc.loss_value_weight * ddp(x, state, y, prompts(batch.task))
+                action = None if batch.action is None else torch.from_numpy(batch.action)
+                loss = ddp(
+                    x,
+                    state,
+                    y,
+                    prompts(batch.task),
+                    None if action is None else action.to(device),
+                    (tc.loss_value_weight, tc.loss_action_weight),
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
