@@ -135,23 +135,17 @@ def state_statistics(
     return x.mean(axis=0).astype(np.float32), np.maximum(x.std(axis=0), 1e-2).astype(np.float32)
 
 
-def episode_states(
+def episode_inputs(
     dataset: LeRobotDatasetReader, episode: int, column: str | None
-) -> np.ndarray | None:
-    """(n, S) float32 state of one episode, or None when ``column`` is None."""
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The per-frame inputs of one episode besides the images, in one parquet read:
+    (n, S) float32 state (None when ``column`` is None) and (n,) int64 ``task_index``."""
+    cols = dataset.read_episode(int(episode), [*([column] if column else []), "task_index"])
+    tasks = cols["task_index"].reshape(-1).astype(np.int64)
     if column is None:
-        return None
-    x = dataset.read_episode(int(episode), [column])[column]
-    return x.reshape(len(x), -1).astype(np.float32)
-
-
-def episode_tasks(dataset: LeRobotDatasetReader, episode: int) -> np.ndarray:
-    """(n,) int64 ``task_index`` of every frame of one episode."""
-    return (
-        dataset.read_episode(int(episode), ["task_index"])["task_index"]
-        .reshape(-1)
-        .astype(np.int64)
-    )
+        return None, tasks
+    x = cols[column]
+    return x.reshape(len(x), -1).astype(np.float32), tasks
 
 
 def sample_pairs(
@@ -246,8 +240,8 @@ def decode_chunk(
         if paired:
             images[rows, 0] = stacked[np.searchsorted(wanted, plan.compare[rows])]
         images[rows, t_steps - 1] = stacked[np.searchsorted(wanted, plan.current[rows])]
-        task[rows] = episode_tasks(dataset, int(ep))[plan.current[rows]]
-        ep_state = episode_states(dataset, int(ep), config.state)
+        ep_state, ep_tasks = episode_inputs(dataset, int(ep), config.state)
+        task[rows] = ep_tasks[plan.current[rows]]
         if ep_state is not None:
             if state is None:
                 state = np.empty((n, t_steps, ep_state.shape[1]), dtype=np.float32)
@@ -331,8 +325,8 @@ def load_validation(
         out.images.append(stacked[np.searchsorted(np.union1d(idx, [0]), idx)])
         out.first.append(stacked[0])
         out.progress.append(sp[idx])
-        state = episode_states(dataset, ep, config.state)
+        state, tasks = episode_inputs(dataset, ep, config.state)
         out.states.append(None if state is None else state[idx])
         out.first_states.append(None if state is None else state[0])
-        out.tasks.append(episode_tasks(dataset, ep)[idx])
+        out.tasks.append(tasks[idx])
     return out
