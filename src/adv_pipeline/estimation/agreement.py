@@ -33,10 +33,13 @@ def agreement(
     gt_labels: np.ndarray,
     stage_progress: np.ndarray | None,
     offsets: np.ndarray,
+    oracle: np.ndarray | None = None,
 ) -> dict[str, float]:
     """ROC AUC of absolute_advantage against the GT positive label, accuracy of the
     estimated binary labels, and the Spearman correlation of absolute_value with
-    stage_progress_gt (pooled, and the mean of per-episode correlations)."""
+    stage_progress_gt (pooled, and the mean of per-episode correlations); with
+    ``oracle`` scores, also their ROC AUC and the share of the way to it
+    (:func:`_with_oracle`)."""
     top = int(max(gt_labels.max(initial=0), estimated_labels.max(initial=0)))
     gt_pos = gt_labels == top
     out = {
@@ -55,7 +58,7 @@ def agreement(
             if hi - lo > 2 and np.ptp(v) > 0 and np.ptp(p) > 0:
                 per.append(spearmanr(v, p).statistic)
         out["spearman_value_progress_per_episode"] = float(np.mean(per)) if per else float("nan")
-    return out
+    return out if oracle is None else _with_oracle(out, roc_auc(oracle, gt_pos))
 
 
 def oracle_advantage(stage_progress: np.ndarray, offsets: np.ndarray, interval: int) -> np.ndarray:
@@ -176,6 +179,7 @@ def estimation_report(
             awbc_gt[rows],
             cols["stage_progress_gt"][rows],
             sub_off,
+            oracle[rows],
         )
         stage0_pos = stage0_labels[rows] == stage0_labels.max()
         vs_stage0 = _with_oracle(
@@ -193,13 +197,16 @@ def estimation_report(
             "episodes": val if name == "held_out_episodes" else int(estimated.num_episodes),
             "frames": int(len(rows)),
             "vs_stage0_labels": vs_stage0,
-            "vs_awbc_options": _with_oracle(
-                {k: vs_awbc[k] for k in ("roc_auc", "label_accuracy", "gt_positive_fraction")},
-                roc_auc(
-                    oracle[rows],
-                    awbc_gt[rows] == int(max(awbc_gt.max(initial=0), est_labels.max(initial=0))),
-                ),
-            ),
+            "vs_awbc_options": {
+                k: vs_awbc[k]
+                for k in (
+                    "roc_auc",
+                    "label_accuracy",
+                    "gt_positive_fraction",
+                    "oracle_roc_auc",
+                    "share_of_oracle",
+                )
+            },  # fmt: skip
             "spearman_value_progress": vs_awbc.get("spearman_value_progress"),
             "spearman_value_progress_per_episode": vs_awbc.get(
                 "spearman_value_progress_per_episode"

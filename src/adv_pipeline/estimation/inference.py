@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from adv_pipeline.estimator.config import EstimatorConfig
-from adv_pipeline.estimator.data import episode_states, episode_tasks
+from adv_pipeline.estimator.data import episode_inputs
 from adv_pipeline.estimator.model import AdvantageEstimator, TaskPrompts, to_model_input
 from adv_pipeline.lerobot import LeRobotDatasetReader
 
@@ -175,9 +175,9 @@ def _predict_factorized(
     spread = np.zeros(n, dtype=np.float64)
     k = len(config.data.cameras)
     image_tokens = np.zeros((n, k * model.token_width), np.float32) if features else None
-    states = episode_states(dataset, episode, config.data.state)  # (n, S): a few floats per frame
-    # (n,) task per frame: a pair reads its second frame's task, as in training
-    tasks = episode_tasks(dataset, episode)
+    # (n, S) state and (n,) task per frame (a few numbers each); a pair reads its second
+    # frame's task, as in training
+    states, tasks, _ = episode_inputs(dataset, episode, config.data.state)
     prompts = TaskPrompts(model, {int(t): dataset.tasks[int(t)] for t in np.unique(tasks)}, device)
     window: torch.Tensor | None = None  # tokens of frames [base, base + len)
     base, first, nxt, peak = 0, None, 0, 0

@@ -10,6 +10,7 @@ from adv_pipeline.configs import check_resume
 from adv_pipeline.distributed import LaunchConfig
 
 VARIANTS = ("KAI0", "PI06")
+FREEZE = ("none", "vision", "backbone")  # what of a pretrained backbone is not trained
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,8 @@ class ModelConfig:
     max_text_tokens: int = 48
 
     def __post_init__(self) -> None:
-        if self.freeze not in ("none", "vision", "backbone"):
-            raise ValueError(
-                f"estimator.model.freeze={self.freeze!r}: one of none, vision, backbone"
-            )
+        if self.freeze not in FREEZE:
+            raise ValueError(f"estimator.model.freeze={self.freeze!r}: one of {FREEZE}")
         if self.variant not in VARIANTS:
             raise ValueError(f"estimator variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.value_head not in ("tanh", "distributional") or self.value_bins < 2:

@@ -153,23 +153,20 @@ def state_statistics(
     return x.mean(axis=0).astype(np.float32), np.maximum(x.std(axis=0), 1e-2).astype(np.float32)
 
 
-def episode_states(
-    dataset: LeRobotDatasetReader, episode: int, columns: Sequence[str] | None
-) -> np.ndarray | None:
-    """(n, S) float32 state of one episode (``columns`` concatenated), or None when
-    ``columns`` is None."""
-    if not columns:
-        return None
-    return _concat(dataset.read_episode(int(episode), list(columns)), columns)
-
-
-def episode_tasks(dataset: LeRobotDatasetReader, episode: int) -> np.ndarray:
-    """(n,) int64 ``task_index`` of every frame of one episode."""
-    return (
-        dataset.read_episode(int(episode), ["task_index"])["task_index"]
-        .reshape(-1)
-        .astype(np.int64)
-    )
+def episode_inputs(
+    dataset: LeRobotDatasetReader,
+    episode: int,
+    columns: Sequence[str] | None,
+    action: str | None = None,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """The per-frame inputs of one episode besides the images, in one parquet read:
+    (n, S) float32 state (``columns`` side by side; None when there are none), (n,) int64
+    ``task_index``, and (n, A) float32 ``action`` column (None when not asked for)."""
+    wanted = [*(columns or ()), *([action] if action else []), "task_index"]
+    cols = dataset.read_episode(int(episode), wanted)
+    tasks = cols["task_index"].reshape(-1).astype(np.int64)
+    state = _concat(cols, columns) if columns else None
+    return state, tasks, (_concat(cols, [action]) if action else None)
 
 
 def sample_pairs(
@@ -264,13 +261,14 @@ def decode_chunk(
         if paired:
             images[rows, 0] = stacked[np.searchsorted(wanted, plan.compare[rows])]
         images[rows, t_steps - 1] = stacked[np.searchsorted(wanted, plan.current[rows])]
-        task[rows] = episode_tasks(dataset, int(ep))[plan.current[rows]]
-        if config.action is not None:
-            ep_action = episode_states(dataset, int(ep), [config.action])
+        ep_state, ep_tasks, ep_action = episode_inputs(
+            dataset, int(ep), config.state, config.action
+        )
+        task[rows] = ep_tasks[plan.current[rows]]
+        if ep_action is not None:
             if action is None:
                 action = np.empty((n, ep_action.shape[1]), dtype=np.float32)
             action[rows] = ep_action[plan.current[rows]]
-        ep_state = episode_states(dataset, int(ep), config.state)
         if ep_state is not None:
             if state is None:
                 state = np.empty((n, t_steps, ep_state.shape[1]), dtype=np.float32)
@@ -354,8 +352,8 @@ def load_validation(
         out.images.append(stacked[np.searchsorted(np.union1d(idx, [0]), idx)])
         out.first.append(stacked[0])
         out.progress.append(sp[idx])
-        state = episode_states(dataset, ep, config.state)
+        state, tasks, _ = episode_inputs(dataset, ep, config.state)
         out.states.append(None if state is None else state[idx])
         out.first_states.append(None if state is None else state[0])
-        out.tasks.append(episode_tasks(dataset, ep)[idx])
+        out.tasks.append(tasks[idx])
     return out

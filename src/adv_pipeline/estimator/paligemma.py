@@ -25,6 +25,7 @@ from torch import nn
 from adv_pipeline.errors import InputError
 
 from .backbones import TokenFusion, register_backbone
+from .config import FREEZE
 from .pretrained import (
     BACKBONE_CONFIG_FILE,
     TOKENIZER_DIR,
@@ -33,8 +34,6 @@ from .pretrained import (
     load_tokenizer,
     paligemma_config,
 )
-
-FREEZE = ("none", "vision", "backbone")
 
 
 def _architecture(pretrained, assets, overrides: Mapping | None, random_init: bool = False):
