@@ -304,7 +304,10 @@ def test_image_features_column_carries_its_encoder(trained, tmp_path):
     config = EstimationConfig(interval=5, batch_size=8, image_features=col)
     out = estimate(ds, ckpt, tmp_path / "est", config)
     assert doctor_failures(out.root) == []
-    k, w = len(ckpt.metadata["config"]["data"]["cameras"]), ckpt.metadata["config"]["model"]["width"]
+    k, w = (
+        len(ckpt.metadata["config"]["data"]["cameras"]),
+        ckpt.metadata["config"]["model"]["width"],
+    )
     assert out.features[col] == {"dtype": "float32", "shape": [k * w], "names": None}
     encoder_dir = out.encoders()[col]
     assert encoder_dir == out.root / "meta/encoders" / col / str(ckpt.step)
@@ -327,6 +330,8 @@ def test_image_features_column_carries_its_encoder(trained, tmp_path):
         estimate(out, ckpt, tmp_path / "again", config)
     meta = {"config": {**ckpt.metadata["config"]}}
     meta["config"]["model"] = {**meta["config"]["model"], "backbone": "paligemma"}
-    with pytest.raises(InputError, match=r"encodes each image to many tokens.*image_features: null"):
+    with pytest.raises(
+        InputError, match=r"encodes each image to many tokens.*image_features: null"
+    ):
         check_estimation_inputs(ds, Checkpoint(ckpt.run_dir, ckpt.step, meta), col)
     assert not (tmp_path / "again").exists()

@@ -37,7 +37,6 @@ def test_policy_on_image_features_computes_them_from_live_images(labeled_dataset
                 **{f.name: getattr(base.data, f.name) for f in dataclasses.fields(DataConfig)},
                 "cameras": (),
                 "state_key": ("observation.state", FEATURES),
-                "state_noise": 0.1,
             }
         ),
     )

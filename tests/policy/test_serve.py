@@ -38,7 +38,7 @@ def run_dir(labeled_dataset, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def observation(labeled_dataset) -> dict:
-    """Frame 5 of episode 1: state (12,) float32, images {short camera: (32, 32, 3) uint8}."""
+    """Frame 5 of episode 1: state (6,) float32, images {short camera: (32, 32, 3) uint8}."""
     frames = labeled_dataset.get_frames(1, [5], cameras=["top_head", "hand_left"])
     state = labeled_dataset.read_episode(1, ["observation.state"])["observation.state"][5]
     return {"state": state, "images": {k.rsplit(".", 1)[-1]: v[0] for k, v in frames.items()}}
@@ -66,7 +66,8 @@ def test_openpi_client_gets_the_policys_actions_and_readable_errors(run_dir, obs
         assert client.get_server_metadata() == {
             "action_dim": 6,
             "horizon": 4,
-            "state_dim": 12,
+            "state_dim": 6,
+            "state_keys": ["observation.state"],
             "cameras": ["top_head", "hand_left"],
             "tasks": TASKS,
             "default_prompt": TASKS[-1],
@@ -82,7 +83,7 @@ def test_openpi_client_gets_the_policys_actions_and_readable_errors(run_dir, obs
 
         # bad requests are answered before the policy runs (no noise drawn) ...
         short = (
-            r"observation\['state'\]: expected 12 floats.*received a float32 array of shape \(5,\)"
+            r"observation\['state'\]: expected 6 floats.*received a float32 array of shape \(5,\)"
         )
         with pytest.raises(RuntimeError, match=short):
             client.infer({**observation, "state": observation["state"][:5]})

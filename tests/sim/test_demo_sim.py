@@ -12,8 +12,11 @@ from adv_pipeline.sim import (
     ACTION_DIM,
     ACTION_NAMES,
     CAMERA_KEYS,
+    ENV_STATE_KEY,
+    PROPRIO_DIM,
     QUALITIES,
     STATE_DIM,
+    STATE_KEY,
     STATE_NAMES,
     TASK_TEXT,
     DemoEpisode,
@@ -62,7 +65,13 @@ def test_observation_shapes_and_step_determinism() -> None:
     assert set(oa.images) == set(CAMERA_KEYS)
     for k in CAMERA_KEYS:
         assert oa.images[k].shape == (N, N, 3) and oa.images[k].dtype == np.uint8
-    assert oa.state.shape == (STATE_DIM,) and oa.state.dtype == np.float32
+    # a robot's own state; where the block and goal are is privileged, kept apart
+    assert oa.state.shape == (PROPRIO_DIM,) and oa.state.dtype == np.float32
+    assert oa.environment_state.shape == (STATE_DIM - PROPRIO_DIM,)
+    both = oa.vector([STATE_KEY, ENV_STATE_KEY])
+    np.testing.assert_array_equal(both, np.concatenate([oa.state, oa.environment_state]))
+    with pytest.raises(KeyError, match="the demo simulator has no"):
+        oa.vector(["observation.image_features"])
     rng = np.random.default_rng(0)
     for _ in range(30):
         act = rng.uniform(-1.5, 1.5, ACTION_DIM).astype(np.float32)  # also exercises clipping
@@ -93,6 +102,7 @@ def test_columns(episodes: dict[str, list[DemoEpisode]]) -> None:
             assert ep.success and ep.quality == q
             assert set(c) == {
                 "observation.state",
+                "observation.environment_state",
                 "action",
                 "progress",
                 "progress_gt",
@@ -100,9 +110,10 @@ def test_columns(episodes: dict[str, list[DemoEpisode]]) -> None:
                 "intervention",
             }
             assert (
-                c["observation.state"].shape == (T, STATE_DIM)
+                c["observation.state"].shape == (T, PROPRIO_DIM)
                 and c["observation.state"].dtype == np.float32
             )
+            assert c["observation.environment_state"].shape == (T, STATE_DIM - PROPRIO_DIM)
             assert c["action"].shape == (T, ACTION_DIM) and c["action"].dtype == np.float32
             for name in ("progress", "progress_gt", "stage_progress_gt"):
                 assert c[name].shape == (T,) and c[name].dtype == np.float32
@@ -164,7 +175,7 @@ def test_frames_show_progress(episodes: dict[str, list[DemoEpisode]]) -> None:
         mask = _red_mask(frames[t]["top_head"])
         assert mask.sum() >= 9
         ys, xs = np.nonzero(mask)
-        bx, by = ep.columns["observation.state"][t, 6:8]
+        bx, by = ep.columns["observation.environment_state"][t, 0:2]
         assert abs(xs.mean() + 0.5 - bx * N) < 1.5 and abs(ys.mean() + 0.5 - by * N) < 1.5
     # held block shows up in the holding gripper's wrist camera
     assert _red_mask(frames[-1]["hand_right"]).sum() > 100

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from adv_pipeline.checkpoints import Checkpoint
 from adv_pipeline.configs import from_params
-from adv_pipeline.estimator.config import EstimatorConfig
 from adv_pipeline.errors import InputError
+from adv_pipeline.estimator.config import EstimatorConfig
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.schema import STAGE_PROGRESS
 

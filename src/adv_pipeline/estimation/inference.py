@@ -221,9 +221,7 @@ def _predict_factorized(
             nxt = int(idx[-1]) + 1
             window, base = window[nxt - base :], nxt
     distributional = config.model.value_head == "distributional"
-    return EpisodeValues(
-        absolute, relative, peak, spread if distributional else None, image_tokens
-    )
+    return EpisodeValues(absolute, relative, peak, spread if distributional else None, image_tokens)
 
 
 def predict_episode(

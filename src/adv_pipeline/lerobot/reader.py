@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 
 from .format import (
     CODEBASE_VERSION,
-    EPISODES_PATH,
     ENCODERS_DIR,
+    EPISODES_PATH,
     EPISODES_STATS_PATH,
     INFO_PATH,
     REQUIRED_INFO_FIELDS,
@@ -659,7 +659,9 @@ class LeRobotDatasetReader:
         root = self.root / ENCODERS_DIR
         out = {}
         for col in sorted(p.name for p in root.iterdir()) if root.is_dir() else []:
-            steps = sorted((p for p in (root / col).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+            steps = sorted(
+                (p for p in (root / col).iterdir() if p.name.isdigit()), key=lambda p: int(p.name)
+            )
             if col in self.features and steps:
                 out[col] = steps[-1]
         return out

@@ -65,10 +65,6 @@ class DataConfig:
             task text for every frame (plain behaviour cloning).
         prompt_dropout: probability that a training sample's prompt loses its advantage
             part (classifier-free guidance training); 0 disables.
-        state_noise: standard deviation of Gaussian noise added to each training sample's
-            normalised state (robustness to the small shift between image features of
-            recorded video and of live frames, and to drifting off the demonstrations);
-            0 disables.
         normalization: of the actions: ``quantile`` (q01/q99 -> [-1, 1], openpi's pi0.5
             default) or ``mean_std``; statistics from the training episodes.
         state_normalization: of the state, the same choices.
@@ -88,7 +84,6 @@ class DataConfig:
     action_key: str = "action"
     prompt_from_task: bool = True
     prompt_dropout: float = 0.1
-    state_noise: float = 0.0
     normalization: Literal["quantile", "mean_std"] = "quantile"
     state_normalization: Literal["quantile", "mean_std"] = "mean_std"
     val_fraction: float = 0.1

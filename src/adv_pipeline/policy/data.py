@@ -431,7 +431,6 @@ def training_batch(
     prompt_dropout: float,
     rank: int = 0,
     world_size: int = 1,
-    state_noise: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """This process's part of the batch of ``step``, normalised, with its random parts
     drawn for the whole global batch from ``(seed, step)`` and sliced (so they do not
@@ -449,13 +448,9 @@ def training_batch(
     # pi0's time distribution: Beta(1.5, 1) favours the noisier end (t -> 1)
     time = (rng.beta(1.5, 1.0, batch_size) * 0.999 + 0.001).astype(np.float32)[mine]
     rows = np.where(drop, data.prompts.uncond[samples.prompt], samples.prompt)
-    state = data.state_stats.normalize(samples.state)
-    if state_noise > 0:  # drawn last: the other draws stay as without it
-        ds = state.shape[1]
-        state = state + state_noise * rng.standard_normal((batch_size, ds)).astype(np.float32)[mine]
     return {
         "images": samples.images,
-        "state": state,
+        "state": data.state_stats.normalize(samples.state),
         "actions": data.action_stats.normalize(samples.actions),
         "mask": samples.mask,
         "tokens": data.prompts.ids[rows],

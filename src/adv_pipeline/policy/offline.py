@@ -91,9 +91,7 @@ def predict(policy: Policy, samples: Samples, prompts: Sequence[str], seed: int)
         part = samples[i : i + BATCH]
         images = {k: part.images[:, c] for c, k in enumerate(policy.camera_keys)}
         out.append(
-            policy.act_batch(
-                images, part.state, list(prompts[i : i + BATCH]), complete_states=True
-            )
+            policy.act_batch(images, part.state, list(prompts[i : i + BATCH]), complete_states=True)
         )
     return np.concatenate(out) if out else np.zeros((0, policy.horizon, policy.action_dim))
 

@@ -365,9 +365,8 @@ def _train_loop(
     try:
         for step in range(start, end):
             local = training_batch(
-                next(batches), data, step, cfg.batch_size, cfg.seed, dropout, rank, world,
-                dc.state_noise,
-            )  # fmt: skip
+                next(batches), data, step, cfg.batch_size, cfg.seed, dropout, rank, world
+            )
             batch = shard_batch(local, mesh, cfg.batch_size)
             params, opt_state, m = train_step(params, opt_state, batch)
             pending.append(m)
