@@ -20,4 +20,6 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     "custom_resolvers": {"stage_nums_for": _stage_nums_for},
+    # an environment's parameters (conf/local, conf/privileged) override single nested keys
+    "merge_strategy": {"parameters": "soft"},
 }
