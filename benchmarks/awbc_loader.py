@@ -53,7 +53,8 @@ CAMERAS = ("top_head", "hand_left", "hand_right")
 POLICY = PolicyConfig(
     model=ModelConfig(conv_channels=(16, 32, 32), image_features=64, width=256, depth=3),
     data=DataConfig(
-        cameras=CAMERAS, image_size=48, episodes_per_chunk=4, frames_per_episode=16,
+        cameras=CAMERAS, state_key="observation.state", image_size=48, episodes_per_chunk=4,
+        frames_per_episode=16,
         val_fraction=0.0,
     ),
     tokenizer=TokenizerConfig(),

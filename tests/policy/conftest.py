@@ -48,6 +48,7 @@ def tiny_policy_config(prompt_from_task: bool = True, head: str = "flow") -> Pol
         ),
         data=DataConfig(
             cameras=("top_head", "hand_left"),
+            state_key=("observation.state",),
             image_size=16,
             horizon=4,
             prompt_from_task=prompt_from_task,

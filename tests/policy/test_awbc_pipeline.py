@@ -16,7 +16,9 @@ from .conftest import REPO
 
 def tiny_params(run_root) -> dict:
     params = yaml.safe_load((REPO / "conf" / "base" / "parameters_awbc.yml").read_text())["awbc"]
-    params["data"].update(cameras=["top_head"], image_size=16, horizon=4)
+    params["data"].update(
+        cameras=["top_head"], state_key=["observation.state"], image_size=16, horizon=4
+    )
     params["model"].update(
         conv_channels=[8], image_features=16, text_dim=16, width=32, depth=1, flow_steps=2
     )

@@ -17,7 +17,8 @@ from ..conftest import doctor_failures, mlflow_runs
 from ..robot_fixtures import CAMERAS, TASKS, robot_dataset
 
 TINY = {
-    "data": {"cameras": list(CAMERAS), "image_size": 32, "horizon": 4, "val_fraction": 0.25},
+    "data": {"cameras": list(CAMERAS), "state_key": ["observation.state"], "image_size": 32,
+             "horizon": 4, "val_fraction": 0.25},
     "model": {"conv_channels": [8], "image_features": 16, "text_dim": 16, "width": 32,
               "depth": 1, "flow_steps": 2},
     "train": {"steps": 4, "batch_size": 8, "warmup_steps": 1, "save_interval": 4,

@@ -247,6 +247,7 @@ def test_policy_killed_mid_checkpoint_then_resumed(robot_source, project, tmp_pa
     awbc = {
         "awbc_dataset_path": robot_source,
         "awbc.data.cameras": "[]",
+        "awbc.data.state_key": "observation.state",
         "awbc.data.horizon": 4,
         "awbc.data.prompt_from_task": "false",
         "awbc.model.width": 32,

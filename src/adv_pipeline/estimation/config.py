@@ -34,7 +34,7 @@ class EstimationConfig:
     decode_threads: int = 1
     overwrite: bool = False
     threads: int = 0
-    image_features: str | None = None
+    image_features: str | None = "observation.image_features"
     launch: LaunchConfig = field(default_factory=LaunchConfig)
 
     def __post_init__(self) -> None:

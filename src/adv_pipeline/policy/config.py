@@ -80,7 +80,7 @@ class DataConfig:
     cameras: tuple[str, ...] = ()
     image_size: int = 48
     horizon: int = 16
-    state_key: str | tuple[str, ...] = ("observation.state",)
+    state_key: str | tuple[str, ...] = ("observation.state", "observation.image_features")
     action_key: str = "action"
     prompt_from_task: bool = True
     prompt_dropout: float = 0.1

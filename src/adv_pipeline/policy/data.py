@@ -155,9 +155,13 @@ def dataset_spec(reader: LeRobotDatasetReader, config: DataConfig) -> DatasetSpe
         *((k, "awbc.data.state_key") for k in config.state_key),
         (config.action_key, "awbc.data.action_key"),
     ):
-        reader.require_column(
-            key, f", needed because {option}={key}", f"set {option} to one of the dataset's columns"
-        )
+        fix = f"set {option} to one of the dataset's columns"
+        if option.endswith("state_key"):
+            fix += (
+                " (camera features come with a dataset labelled by Stage 2 with "
+                "estimation.image_features; without them: awbc.data.state_key: observation.state)"
+            )
+        reader.require_column(key, f", needed because {option}={key}", fix)
         shape = list(features[key].get("shape", []))
         if len(shape) != 1 or not reader.is_vector_column(key):
             raise DatasetFormatError(
