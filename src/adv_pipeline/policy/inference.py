@@ -197,9 +197,14 @@ class Policy:
         self, observation, prompt: str | None = None, guidance_scale: float = 1.0
     ) -> np.ndarray:
         """One chunk (horizon, D_action) for an observation with ``.images`` and ``.state``
-        (e.g. :class:`adv_pipeline.sim.Observation`) or a dict with those keys."""
-        images = observation["images"] if isinstance(observation, Mapping) else observation.images
-        state = observation["state"] if isinstance(observation, Mapping) else observation.state
+        or a dict with those keys (``state``: the :attr:`observed_state_keys` side by side),
+        or a simulator :class:`adv_pipeline.sim.Observation` (its columns picked by name)."""
+        if isinstance(observation, Mapping):
+            images, state = observation["images"], observation["state"]
+        elif hasattr(observation, "vector"):
+            images, state = observation.images, observation.vector(self.observed_state_keys)
+        else:
+            images, state = observation.images, observation.state
         batch_images = {k: np.asarray(v)[None] for k, v in images.items()}
         return self.act_batch(
             batch_images, np.asarray(state)[None], [prompt or self.default_prompt], guidance_scale
