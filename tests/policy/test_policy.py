@@ -330,6 +330,9 @@ class ScriptedPolicy:
     policy interface, to show that the rollouts measure what a policy does."""
 
     horizon, camera_keys, default_prompt = 8, (), "scripted"
+    input_cameras: dict[str, str] = {}
+    # the scripted expert reads where the block and goal are (privileged state)
+    observed_state_keys = ("observation.state", "observation.environment_state")
 
     def __init__(self, act: bool):
         self.act = act

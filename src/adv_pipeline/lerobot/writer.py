@@ -472,7 +472,9 @@ class DatasetWriter:
         )
         for column, step_dir in self.encoders.items():
             if column in self.features:  # a derived column keeps the model that computes it
-                shutil.copytree(step_dir, self.staging / ENCODERS_DIR / column / step_dir.name)
+                dst = self.staging / ENCODERS_DIR / column
+                shutil.rmtree(dst, ignore_errors=True)  # a finalize killed halfway left some
+                shutil.copytree(step_dir, dst / step_dir.name)
         failpoint("dataset.finalize")
         if extra is not None:
             extra(self.staging)
