@@ -13,7 +13,7 @@ import torch
 from adv_pipeline.checkpoints import load_checkpoint
 from adv_pipeline.estimator.evaluate import load_estimator
 from adv_pipeline.estimator.model import to_model_input
-from adv_pipeline.lerobot import resize_with_pad
+from adv_pipeline.lerobot import camera_name, resize_with_pad
 
 
 class ImageFeatures:
@@ -25,7 +25,7 @@ class ImageFeatures:
         dim: feature length (cameras x token width).
     """
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
         self.model, self.config = load_estimator(
             load_checkpoint(self.path.parent, int(self.path.name))
@@ -35,10 +35,9 @@ class ImageFeatures:
                 f"{self.path}: backbone {self.config.model.backbone!r} has no one-token-per-"
                 f"image encoder, so it cannot compute image features"
             )
-        self.cameras = tuple(c.rsplit(".", 1)[-1] for c in self.config.data.cameras)
+        self.cameras = tuple(camera_name(c) for c in self.config.data.cameras)
         self.size = tuple(self.config.data.image_size)
         self.dim = len(self.cameras) * self.model.token_width
-        self.threads = threads
 
     def __call__(self, images: Mapping[str, np.ndarray]) -> np.ndarray:
         """``{camera name or video key: uint8 (B, H, W, 3)}`` -> float32 (B, dim), the
@@ -47,7 +46,7 @@ class ImageFeatures:
         for cam in self.cameras:
             img = images.get(cam)
             if img is None:
-                img = next((v for k, v in images.items() if k.rsplit(".", 1)[-1] == cam), None)
+                img = next((v for k, v in images.items() if camera_name(k) == cam), None)
             if img is None:
                 raise KeyError(
                     f"the image features of {self.path} need camera {cam!r}; the observation "

@@ -105,8 +105,8 @@ class StateEncoder(nn.Module):
 
 class ActionHead(nn.Module):
     """The auxiliary action head: the current frame's L tokens (B, L, w), flattened, ->
-    (B, A) action, trained with MSE on the action normalised by the training data's mean
-    and std (buffers, saved with the weights)."""
+    (B, A) normalised action; :meth:`loss` is the MSE to the action normalised by the
+    training data's mean and std (buffers, saved with the weights)."""
 
     def __init__(self, tokens: int, width: int, action_dim: int):
         super().__init__()
@@ -119,10 +119,6 @@ class ActionHead(nn.Module):
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.std.copy_(torch.as_tensor(std, dtype=torch.float32))
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, L, w) -> (B, A) in dataset units."""
-        return self.net(tokens.flatten(1)) * self.std + self.mean
 
     def loss(self, tokens: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         pred = self.net(tokens.flatten(1)).float()
@@ -202,9 +198,14 @@ class AdvantageEstimator(nn.Module):
         """(B, w) summary the value head reads (arguments as :meth:`forward`)."""
         if not self.factorized:
             return self.backbone(images)
+        return self._fuse(self._frame_tokens(images, state), text)
+
+    def _frame_tokens(self, images: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, K, 3, H, W) images and (B, T, S) state -> (B, T, L, w) tokens of every
+        frame (:meth:`encode`; factorized backbones)."""
         b, t = images.shape[:2]
         tokens = self.encode(images.flatten(0, 1), None if state is None else state.flatten(0, 1))
-        return self._fuse(tokens.view(b, t, *tokens.shape[1:]), text)
+        return tokens.view(b, t, *tokens.shape[1:])
 
     def outputs(
         self, images: torch.Tensor, state: torch.Tensor | None = None, text: Text | None = None
@@ -229,9 +230,7 @@ class AdvantageEstimator(nn.Module):
             return self.value_head(self.summary(images, state, text))
         if self.action_head is None or action is None:
             return weights[0] * self.value_head.loss(self.summary(images, state, text), target)
-        b, t = images.shape[:2]
-        tokens = self.encode(images.flatten(0, 1), None if state is None else state.flatten(0, 1))
-        tokens = tokens.view(b, t, *tokens.shape[1:])
+        tokens = self._frame_tokens(images, state)
         value = self.value_head.loss(self._fuse(tokens, text), target)
         return weights[0] * value + weights[1] * self.action_head.loss(tokens[:, -1], action)
 

@@ -6,7 +6,7 @@ episodes) and :class:`DerivedDataset` (changed columns of an existing dataset). 
 outside this package imports from here, never from its modules.
 """
 
-from .format import CODEBASE_VERSION, IMAGE_KEY_PREFIX, INFO_PATH, DatasetFormatError
+from .format import CODEBASE_VERSION, IMAGE_KEY_PREFIX, INFO_PATH, DatasetFormatError, camera_name
 from .reader import EpisodeMeta, LeRobotDatasetReader, column_to_numpy
 from .video import (
     VideoDecodeError,
@@ -50,6 +50,7 @@ __all__ = [
     "VideoReader",
     "VideoWriter",
     "base_info",
+    "camera_name",
     "column_to_numpy",
     "encode_video",
     "feature_spec",

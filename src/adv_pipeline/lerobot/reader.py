@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from adv_pipeline.checkpoints import list_steps
+
 from .format import (
     CODEBASE_VERSION,
     ENCODERS_DIR,
@@ -659,11 +661,9 @@ class LeRobotDatasetReader:
         root = self.root / ENCODERS_DIR
         out = {}
         for col in sorted(p.name for p in root.iterdir()) if root.is_dir() else []:
-            steps = sorted(
-                (p for p in (root / col).iterdir() if p.name.isdigit()), key=lambda p: int(p.name)
-            )
+            steps = list_steps(root / col)
             if col in self.features and steps:
-                out[col] = steps[-1]
+                out[col] = root / col / str(steps[-1])
         return out
 
     def fingerprint(self) -> str:

@@ -287,26 +287,26 @@ SIDECARS = "meta/episodes.pending"  # per-episode meta of a resumable write, unt
 class DatasetWriter:
     """The one writer of the LeRobot v2.1 format (every dataset the project writes).
 
-        Episodes are written one at a time, each atomically, into a staging folder beside the
-        destination; :meth:`finalize` writes ``meta/`` from what was written (totals, tasks,
-        episodes, per-episode and aggregate stats) and publishes the folder at the
-        destination with one rename, so a half dataset is never visible there.
+    Episodes are written one at a time, each atomically, into a staging folder beside the
+    destination; :meth:`finalize` writes ``meta/`` from what was written (totals, tasks,
+    episodes, per-episode and aggregate stats) and publishes the folder at the
+    destination with one rename, so a half dataset is never visible there.
 
-        The destination is checked first (:func:`adv_pipeline.outputs.check_output`: never an
-        input, replaced only if this project wrote it or with ``overwrite``) and locked while
-        writing. With an ``identity`` (what decides the episodes' content) the staging folder
-        is ``.<name>.work/`` and resumable: a writer opened again with the same identity keeps
-        the episodes written before (:meth:`done`), a different identity (or ``restart``)
-        starts afresh; the published dataset keeps the identity (:func:`written_by`).
-        Without one, it is a temporary folder that the next writer sweeps once its process is
-        dead. ``joined=True`` opens the staging folder of a writer that another process (the
-        parent of torchrun ranks) opened, without checking or locking again. ``encoders``
+    The destination is checked first (:func:`adv_pipeline.outputs.check_output`: never an
+    input, replaced only if this project wrote it or with ``overwrite``) and locked while
+    writing. With an ``identity`` (what decides the episodes' content) the staging folder
+    is ``.<name>.work/`` and resumable: a writer opened again with the same identity keeps
+    the episodes written before (:meth:`done`), a different identity (or ``restart``)
+    starts afresh; the published dataset keeps the identity (:func:`written_by`).
+    Without one, it is a temporary folder that the next writer sweeps once its process is
+    dead. ``joined=True`` opens the staging folder of a writer that another process (the
+    parent of torchrun ranks) opened, without checking or locking again. ``encoders``
     (``{column: checkpoint step folder}``) are copied to ``meta/encoders/<column>/<step>/``
     for the columns the dataset has: the models that compute derived columns (Stage 2's
     image features) travel with them.
 
-        Use it as a context manager; leaving the block without :meth:`finalize` releases the
-        lock (a resumable staging folder stays for the next run).
+    Use it as a context manager; leaving the block without :meth:`finalize` releases the
+    lock (a resumable staging folder stays for the next run).
     """
 
     def __init__(

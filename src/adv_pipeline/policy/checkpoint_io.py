@@ -21,7 +21,7 @@ import numpy as np
 from flax import traverse_util
 from safetensors.numpy import load_file, save_file
 
-from adv_pipeline.checkpoints import Checkpoint, write_checkpoint
+from adv_pipeline.checkpoints import Checkpoint, list_steps, write_checkpoint
 from adv_pipeline.configs import from_params, to_params
 
 from .config import PolicyConfig, TrainConfig
@@ -127,12 +127,9 @@ def load_assets(ckpt: Checkpoint) -> PolicyAssets:
     assets = PolicyAssets.from_json(json.loads(path.read_text()))
     encoders = {}
     for column in assets.config.data.state_key:
-        steps = sorted(
-            (p for p in (ckpt.path / ENCODERS / column).glob("*") if p.name.isdigit()),
-            key=lambda p: int(p.name),
-        )
+        steps = list_steps(ckpt.path / ENCODERS / column)
         if steps:
-            encoders[column] = steps[-1]
+            encoders[column] = ckpt.path / ENCODERS / column / str(steps[-1])
     return dataclasses.replace(assets, encoders=encoders)
 
 

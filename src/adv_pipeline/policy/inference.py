@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adv_pipeline.checkpoints import Checkpoint, load_checkpoint
-from adv_pipeline.lerobot import IMAGE_KEY_PREFIX
+from adv_pipeline.lerobot import IMAGE_KEY_PREFIX, camera_name
 from adv_pipeline.schema import base_task, default_prompt
 
 from .checkpoint_io import PolicyAssets, load_assets, unflatten_params
@@ -74,16 +74,16 @@ class Policy:
     @property
     def observed_state_dim(self) -> int:
         """Length of an observation's state: its :attr:`observed_state_keys` side by side."""
-        dims = dict(zip(self.state_keys, self.assets.state_dims))
         if not self.assets.encoders:
             return int(self.assets.state_stats.mean.shape[0])
+        dims = dict(zip(self.state_keys, self.assets.state_dims))
         return sum(dims[k] for k in self.observed_state_keys)
 
     @property
     def input_cameras(self) -> dict[str, str]:
         """``{camera name: video key}`` of every camera an observation must give: the
         network's own and those the image-feature encoders read."""
-        out = {k.rsplit(".", 1)[-1]: k for k in self.camera_keys}
+        out = {camera_name(k): k for k in self.camera_keys}
         for encoder in self.encoders.values():
             for cam in encoder.cameras:
                 out.setdefault(cam, IMAGE_KEY_PREFIX + cam)
@@ -139,7 +139,7 @@ class Policy:
             return np.zeros((batch, 0, size, size, 3), np.uint8)
         out = []
         for key in self.camera_keys:
-            short = key.rsplit(".", 1)[-1]
+            short = camera_name(key)
             img = images.get(key, images.get(short))
             if img is None:
                 raise KeyError(
