@@ -355,3 +355,21 @@ def test_two_hot_target_and_the_distributional_head_learn_a_value():
         opt.step()
     value, spread = head.outputs(x)
     assert (value - y).abs().max() < 0.05 and (spread < 0.1).all()
+
+
+def test_spatial_softmax_keypoints_are_where_the_feature_peaks():
+    """A keypoint is the softmax-weighted mean position of its map, in [-1, 1] image
+    coordinates (x right, y down): a sharp peak at row 3, column 12 of a 16x16 map."""
+    from adv_pipeline.estimator.backbones import SpatialSoftmax
+
+    ssm = SpatialSoftmax(channels=2, keypoints=2)
+    with torch.no_grad():
+        ssm.maps.weight.zero_()
+        ssm.maps.bias.zero_()
+        ssm.maps.weight[0, 0] = 50.0  # keypoint 0 follows channel 0; keypoint 1 sees nothing
+    x = torch.zeros(1, 2, 16, 16)
+    x[0, 0, 3, 12] = 1.0
+    kp = ssm(x).view(2, 2)
+    expected = torch.tensor([-1 + 2 * 12 / 15, -1 + 2 * 3 / 15])
+    torch.testing.assert_close(kp[0], expected, atol=1e-4, rtol=0)
+    torch.testing.assert_close(kp[1], torch.zeros(2), atol=1e-6, rtol=0)  # uniform: the centre

@@ -77,3 +77,66 @@ def test_awbc_pipeline_on_a_real_robot_shaped_dataset(robot_480, session_run, ke
     stats = policy.assets.action_stats
     assert chunk.shape == (4, 14) and (chunk >= stats.min).all() and (chunk <= stats.max).all()
     assert np.abs(chunk).max() > 0  # in joint units, not a clipped [-1, 1] box
+
+
+FEATURES = "observation.image_features"
+
+
+def test_policy_on_stage2_image_features_of_a_real_robot_shaped_dataset(
+    robot_480, session_run, kedro_project
+):
+    """The default seeing path on a user's recording: Stage 1 (small_cnn) on the 480x640
+    AV1 cameras, Stage 2 writes each frame's camera tokens and the encoder, and the
+    default policy (state_key [observation.state, observation.image_features], no CNN of
+    its own) trains on them and acts from what the robot gives: 14-D joints and the three
+    full-resolution frames."""
+    labeled = kedro_project / "labeled"
+    session_run(
+        "gt_labeling",
+        raw_dataset_path=str(robot_480),
+        gt_labeled_dataset_path=str(labeled),
+        gt_labeling={"stage_nums": 2},
+    )
+    estimator = {
+        "model": {"width": 16, "backbone_kwargs": {"depth": 1, "heads": 2, "channels": [8, 8]}},
+        "data": {"image_size": 32, "samples_per_episode": 8, "num_workers": 0,
+                 "val_fraction": 0.25, "val_frame_stride": 6},
+        "train": {"steps": 4, "batch_size": 4, "warmup_steps": 1, "save_interval": 4,
+                  "eval_interval": 4, "log_interval": 2},
+    }  # fmt: skip
+    session_run("estimator", gt_labeled_dataset_path=str(labeled), estimator=estimator)
+    estimated, awbc_data = kedro_project / "estimated", kedro_project / "awbc"
+    session_run(
+        "estimation",
+        target_dataset_path=str(robot_480),
+        estimated_dataset_path=str(estimated),
+        awbc_dataset_path=str(awbc_data),
+        estimator=estimator,
+        estimation={"batch_size": 16},  # image_features: its default column
+    )
+    for root in (estimated, awbc_data):
+        assert doctor_failures(root) == []
+        ds = LeRobotDatasetReader(root)
+        assert ds.features[FEATURES]["shape"] == [3 * 16]  # a 16-wide token per camera
+        assert list(ds.encoders()) == [FEATURES]
+
+    seeing = {**TINY, "data": {k: v for k, v in TINY["data"].items() if k != "state_key"}}
+    seeing["data"]["cameras"] = []  # the defaults: state_key = [observation.state, FEATURES]
+    session_run("awbc", awbc_dataset_path=str(awbc_data), awbc=seeing)
+    policy = load_policy(load_checkpoint(kedro_project / "data" / "06_models" / "awbc"))
+    assert policy.state_keys == ("observation.state", FEATURES) and policy.camera_keys == ()
+    assert policy.observed_state_keys == ("observation.state",)
+    assert policy.observed_state_dim == 14 and list(policy.input_cameras) == list(CAMERAS)
+
+    # live full-resolution frames give the column Stage 2 wrote (same resize), and a chunk
+    ds = LeRobotDatasetReader(awbc_data)
+    ep = 1
+    frames = ds.get_frames(ep, [0, 7])
+    assert frames[f"observation.images.{CAMERAS[0]}"].shape == (2, 480, 640, 3)
+    cols = ds.read_episode(ep, ["observation.state", FEATURES])
+    full = policy.full_state(frames, cols["observation.state"][[0, 7]])
+    np.testing.assert_allclose(full[:, 14:], cols[FEATURES][[0, 7]], atol=1e-4)
+    chunk = policy.act(
+        {"images": {k: v[0] for k, v in frames.items()}, "state": cols["observation.state"][0]}
+    )
+    assert chunk.shape == (4, 14) and np.isfinite(chunk).all()

@@ -70,12 +70,36 @@ def build_backbone(
     )
 
 
+class SpatialSoftmax(nn.Module):
+    """Keypoints of a feature map: a 1x1 convolution to ``keypoints`` maps, each turned
+    into the expected (x, y) of its softmax over positions, in [-1, 1] image coordinates.
+    (N, C, h, w) -> (N, 2 * keypoints)."""
+
+    def __init__(self, channels: int, keypoints: int):
+        super().__init__()
+        self.maps = nn.Conv2d(channels, keypoints, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.maps(x)
+        n, k, h, w = logits.shape
+        attn = torch.softmax(logits.flatten(2), dim=-1)  # (N, K, h*w)
+        ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=attn.dtype)
+        xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=attn.dtype)
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(h * w, 2)
+        return (attn @ grid).flatten(1)
+
+
 class ConvEncoder(nn.Module):
-    """Shared image encoder: 4 stride-2 convolutions, then the (H/16, W/16) feature map
-    flattened and projected to ``width`` (keeps where things are, unlike pooling)."""
+    """Shared image encoder: stride-2 convolutions, then either the (H/2^n, W/2^n) feature
+    map flattened (keeps where things are, unlike pooling) or, with ``keypoints`` > 0,
+    its spatial-softmax keypoints (where each learned feature peaks), projected to ``width``."""
 
     def __init__(
-        self, width: int, image_size: tuple[int, int], channels: tuple[int, ...] = (32, 48, 64, 64)
+        self,
+        width: int,
+        image_size: tuple[int, int],
+        channels: tuple[int, ...] = (32, 48, 64, 64),
+        keypoints: int = 0,
     ):
         super().__init__()
         layers: list[nn.Module] = []
@@ -87,9 +111,11 @@ class ConvEncoder(nn.Module):
                 nn.SiLU(),
             ]
             c_in = c
+        if keypoints:
+            layers.append(SpatialSoftmax(c_in, keypoints))
         self.conv = nn.Sequential(*layers)
         with torch.no_grad():
-            n = self.conv(torch.zeros(1, 3, *image_size)).numel()
+            n = self.conv(torch.zeros(1, 3, *image_size)).flatten(1).shape[1]
         self.proj = nn.Sequential(
             nn.Flatten(), nn.Linear(n, width), nn.SiLU(), nn.Linear(width, width)
         )
@@ -154,9 +180,10 @@ class SmallCNNBackbone(TokenFusion):
         depth: int = 2,
         heads: int = 4,
         channels: tuple[int, ...] = (32, 48, 64, 64),
+        keypoints: int = 0,
     ):
         super().__init__()
-        self.encoder = ConvEncoder(width, image_size, tuple(channels))
+        self.encoder = ConvEncoder(width, image_size, tuple(channels), keypoints)
         self._build_fusion(width, timesteps, num_cameras, depth, heads)
 
     # encode/fuse split: inference encodes each frame once and reuses its tokens in

@@ -103,6 +103,11 @@ def padded_resize_plan(src: Size, dst: Size) -> tuple[Size, tuple[int, int]]:
 def _frame_to_array(frame: av.VideoFrame, size: Size | None) -> np.ndarray:
     if size is None or (frame.height, frame.width) == tuple(size):
         return frame.to_ndarray(format="rgb24")
+    if frame.format.name != "rgb24":
+        # RGB at full size first, then the resize: a decoded frame then gets exactly the
+        # pixels resize_with_pad gives a live camera's RGB image (scaling the YUV planes
+        # directly differs by a few levels, and models see the difference)
+        frame = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
     (nh, nw), (top, left) = padded_resize_plan((frame.height, frame.width), size)
     img = frame.to_ndarray(format="rgb24", width=nw, height=nh, interpolation="AREA")
     if (nh, nw) == tuple(size):
