@@ -200,8 +200,10 @@ def test_paligemma_trains_and_labels_through_the_pipelines(
             "num_workers": 0,
             "val_fraction": 0.25,
             "val_frame_stride": 6,
+            "action": None,  # paligemma: no token per camera for the auxiliary action head
         },
         "train": {
+            "loss_action_weight": 0.0,
             "steps": 4,
             "batch_size": 4,
             "warmup_steps": 1,

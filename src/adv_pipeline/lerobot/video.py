@@ -7,6 +7,7 @@ LeRobot video is the frame whose timestamp is ``i / fps``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from .format import DatasetFormatError
 
@@ -100,16 +102,28 @@ def padded_resize_plan(src: Size, dst: Size) -> tuple[Size, tuple[int, int]]:
     return (nh, nw), ((H - nh) // 2, (W - nw) // 2)
 
 
+_SCALERS = threading.local()
+
+
+def _scalers() -> tuple[VideoReformatter, VideoReformatter]:
+    """This thread's two reusable scalers (to RGB, then resize). PyAV otherwise builds a new
+    scaling context for every frame, which costs more than decoding a small frame."""
+    pair = getattr(_SCALERS, "pair", None)
+    if pair is None:
+        pair = _SCALERS.pair = (VideoReformatter(), VideoReformatter())
+    return pair
+
+
 def _frame_to_array(frame: av.VideoFrame, size: Size | None) -> np.ndarray:
+    # RGB at full size first, then the resize: a decoded frame gets exactly the pixels
+    # resize_with_pad gives a live camera's RGB image (scaling the YUV planes directly
+    # differs by a few levels, and models see the difference)
+    to_rgb, resize = _scalers()
+    frame = to_rgb.reformat(frame, format="rgb24")
     if size is None or (frame.height, frame.width) == tuple(size):
-        return frame.to_ndarray(format="rgb24")
-    if frame.format.name != "rgb24":
-        # RGB at full size first, then the resize: a decoded frame then gets exactly the
-        # pixels resize_with_pad gives a live camera's RGB image (scaling the YUV planes
-        # directly differs by a few levels, and models see the difference)
-        frame = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+        return frame.to_ndarray()
     (nh, nw), (top, left) = padded_resize_plan((frame.height, frame.width), size)
-    img = frame.to_ndarray(format="rgb24", width=nw, height=nh, interpolation="AREA")
+    img = resize.reformat(frame, width=nw, height=nh, interpolation="AREA").to_ndarray()
     if (nh, nw) == tuple(size):
         return img
     out = np.zeros((size[0], size[1], 3), dtype=np.uint8)

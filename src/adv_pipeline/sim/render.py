@@ -89,7 +89,9 @@ def _background(
 
 
 _CACHE: OrderedDict = OrderedDict()
-_CACHE_SIZE = 64
+# bounded in bytes, not entries: a closed-loop evaluation renders 100+ episodes in lock
+# step, each with its own goal, and an LRU smaller than that re-renders every frame
+_CACHE_BYTES = 256 * 2**20
 
 
 def _backgrounds(
@@ -110,8 +112,10 @@ def _backgrounds(
     wrist = _background(config, gx, gy, wrist_ppm, -pad, big)
     hit = (top, wrist, top_ppm, wrist_ppm, -pad)
     _CACHE[key] = hit
-    if len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    used = sum(v[0].nbytes + v[1].nbytes for v in _CACHE.values())
+    while used > _CACHE_BYTES and len(_CACHE) > 1:
+        _, (old_top, old_wrist, *_) = _CACHE.popitem(last=False)
+        used -= old_top.nbytes + old_wrist.nbytes
     return hit
 
 
