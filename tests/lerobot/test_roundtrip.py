@@ -99,6 +99,30 @@ def test_resize_with_pad_keeps_aspect(tiny_dataset):
     assert frames.shape == (1, 64, 48, 3)
 
 
+def test_decoded_frames_resize_exactly_as_live_images(tiny_dataset):
+    """A frame decoded at a size equals the full-size decoded RGB frame passed through
+    resize_with_pad (what a policy does with a live camera image): no train/serve skew."""
+    path = tiny_dataset.video_path(0, "observation.images.top_head")
+    small = VideoReader(path, size=(20, 24)).get([0, 3, 7])
+    full = VideoReader(path).get([0, 3, 7])
+    np.testing.assert_array_equal(small, resize_with_pad(full, (20, 24)))
+
+
+def _decode_all(path) -> int:
+    return len(VideoReader(path, size=(16, 16)).get(list(range(5))))
+
+
+def test_a_forked_worker_decodes_after_its_parent_did(tiny_dataset):
+    """The reusable scalers are per process: a loader worker forked after the parent
+    decoded (as Stage 1's and the policy's loaders do) must not hang on the parent's."""
+    import multiprocessing
+
+    path = tiny_dataset.video_path(0, "observation.images.top_head")
+    assert _decode_all(path) == 5
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_decode_all, (path,)).get(timeout=60) == 5
+
+
 def test_derived_dataset_links_videos_and_updates_metadata(tiny_dataset, tmp_path):
     src = tiny_dataset
     before = {p: p.read_bytes() for p in src.root.rglob("*") if p.is_file()}

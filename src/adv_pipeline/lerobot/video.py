@@ -7,6 +7,7 @@ LeRobot video is the frame whose timestamp is ``i / fps``.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -107,10 +108,12 @@ _SCALERS = threading.local()
 
 def _scalers() -> tuple[VideoReformatter, VideoReformatter]:
     """This thread's two reusable scalers (to RGB, then resize). PyAV otherwise builds a new
-    scaling context for every frame, which costs more than decoding a small frame."""
-    pair = getattr(_SCALERS, "pair", None)
-    if pair is None:
-        pair = _SCALERS.pair = (VideoReformatter(), VideoReformatter())
+    scaling context for every frame, which costs more than decoding a small frame. Per
+    process too: a forked loader worker must not use its parent's scaling context."""
+    pid, pair = getattr(_SCALERS, "owned", (None, None))
+    if pid != os.getpid():
+        pair = (VideoReformatter(), VideoReformatter())
+        _SCALERS.owned = (os.getpid(), pair)
     return pair
 
 
@@ -119,11 +122,11 @@ def _frame_to_array(frame: av.VideoFrame, size: Size | None) -> np.ndarray:
     # resize_with_pad gives a live camera's RGB image (scaling the YUV planes directly
     # differs by a few levels, and models see the difference)
     to_rgb, resize = _scalers()
-    frame = to_rgb.reformat(frame, format="rgb24")
+    frame = to_rgb.reformat(frame, format="rgb24", threads=1)
     if size is None or (frame.height, frame.width) == tuple(size):
         return frame.to_ndarray()
     (nh, nw), (top, left) = padded_resize_plan((frame.height, frame.width), size)
-    img = resize.reformat(frame, width=nw, height=nh, interpolation="AREA").to_ndarray()
+    img = resize.reformat(frame, width=nw, height=nh, interpolation="AREA", threads=1).to_ndarray()
     if (nh, nw) == tuple(size):
         return img
     out = np.zeros((size[0], size[1], 3), dtype=np.uint8)
