@@ -174,6 +174,19 @@ def write_column_dataset(root: Path, episodes: list[dict[str, np.ndarray]]):
     return plan.write(root)
 
 
+def stage0_labelled(session_run, raw: Path, project: Path) -> Path:
+    """Stage 0 (two annotated stages) of the robot-shaped dataset ``raw`` by a real
+    ``gt_labeling`` run of ``project``; returns the labelled dataset's path."""
+    labeled = project / "labeled"
+    session_run(
+        "gt_labeling",
+        raw_dataset_path=str(raw),
+        gt_labeled_dataset_path=str(labeled),
+        gt_labeling={"stage_nums": 2},
+    )
+    return labeled
+
+
 def mlflow_runs(project: Path) -> list:
     """The MLflow runs a Kedro run of ``project`` recorded (none if there is no database)."""
     import mlflow

@@ -203,9 +203,13 @@ def test_auxiliary_action_loss_reads_the_current_frames_tokens(dataset, tmp_path
         tokens = model.encode(images.flatten(0, 1), state.flatten(0, 1)).view(4, 2, 3, -1)
         act = model.action_head.loss(tokens[:, -1], action)
     assert float(total) == pytest.approx(2.0 * float(value) + 0.5 * float(act), rel=1e-5)
+    no_weight = dataclasses.replace(base.train, loss_action_weight=0.0)
     with pytest.raises(ValueError, match=r"needs both"):
-        dataclasses.replace(config, train=base.train)  # an action column without a weight
-    no_action = train(dataset.root, tmp_path / "plain", base)
+        dataclasses.replace(config, train=no_weight)  # an action column without a weight
+    seed_like = dataclasses.replace(  # the seed: no action loss
+        base, data=dataclasses.replace(base.data, action=None), train=no_weight
+    )
+    no_action = train(dataset.root, tmp_path / "plain", seed_like)
     assert not any(k.startswith("action_head") for k in no_action.load_weights())
 
 

@@ -17,7 +17,7 @@ from adv_pipeline.estimator.model import AdvantageEstimator, TaskPrompts, to_mod
 from adv_pipeline.estimator.pretrained import map_key
 from adv_pipeline.lerobot import LeRobotDatasetReader
 
-from ..conftest import doctor_failures, mlflow_runs
+from ..conftest import doctor_failures, mlflow_runs, stage0_labelled
 from ..paligemma_fixtures import (
     IMAGE,
     TINY_CONFIG,
@@ -177,13 +177,7 @@ def test_freeze_options_leave_the_pretrained_weights_untrained(checkpoints):
 def test_paligemma_trains_and_labels_through_the_pipelines(
     fmt, checkpoints, robot_source, session_run, kedro_project
 ):
-    labeled = kedro_project / "labeled"
-    session_run(
-        "gt_labeling",
-        raw_dataset_path=str(robot_source),
-        gt_labeled_dataset_path=str(labeled),
-        gt_labeling={"stage_nums": 2},
-    )
+    labeled = stage0_labelled(session_run, robot_source, kedro_project)
     model = {"backbone": "paligemma", "pretrained": str(checkpoints[fmt]), "width": 32}
     if fmt == "pi05":
         model |= {

@@ -13,7 +13,7 @@ from adv_pipeline.checkpoints import load_checkpoint
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.policy import load_policy
 
-from ..conftest import doctor_failures, mlflow_runs
+from ..conftest import doctor_failures, mlflow_runs, stage0_labelled
 from ..robot_fixtures import CAMERAS, TASKS, robot_dataset
 
 TINY = {
@@ -34,13 +34,7 @@ def robot_480(tmp_path_factory):
 
 
 def test_awbc_pipeline_on_a_real_robot_shaped_dataset(robot_480, session_run, kedro_project):
-    labeled = kedro_project / "labeled"
-    session_run(
-        "gt_labeling",
-        raw_dataset_path=str(robot_480),
-        gt_labeled_dataset_path=str(labeled),
-        gt_labeling={"stage_nums": 2},
-    )
+    labeled = stage0_labelled(session_run, robot_480, kedro_project)
     assert doctor_failures(robot_480) == [] and doctor_failures(labeled) == []
     session_run("awbc", awbc_dataset_path=str(labeled), awbc=TINY)
 
@@ -90,13 +84,7 @@ def test_policy_on_stage2_image_features_of_a_real_robot_shaped_dataset(
     default policy (state_key [observation.state, observation.image_features], no CNN of
     its own) trains on them and acts from what the robot gives: 14-D joints and the three
     full-resolution frames."""
-    labeled = kedro_project / "labeled"
-    session_run(
-        "gt_labeling",
-        raw_dataset_path=str(robot_480),
-        gt_labeled_dataset_path=str(labeled),
-        gt_labeling={"stage_nums": 2},
-    )
+    labeled = stage0_labelled(session_run, robot_480, kedro_project)
     estimator = {
         "model": {"width": 16, "backbone_kwargs": {"depth": 1, "heads": 2, "channels": [8, 8]}},
         "data": {"image_size": 32, "samples_per_episode": 8, "num_workers": 0,

@@ -96,7 +96,7 @@ class DataConfig:
         action: the action column an auxiliary head predicts from the current frame's
             image and state tokens, with weight ``train.loss_action_weight`` (it makes the
             image tokens carry what acting needs, for a policy reading them through
-            Stage 2's ``image_features``); None: no action loss.
+            Stage 2's ``image_features``); None: no action loss (the seed).
         image_size: (height, width) the frames are resized to (with padding), in pixels;
             one number n means (n, n) (so that ``--params estimator.data.image_size=224``
             works on the command line).
@@ -117,7 +117,7 @@ class DataConfig:
 
     cameras: tuple[str, ...] = ("top_head", "hand_left", "hand_right")
     state: str | tuple[str, ...] | None = ("observation.state",)
-    action: str | None = None
+    action: str | None = "action"
     image_size: tuple[int, int] | int = (64, 64)
     samples_per_episode: int = 128
     first_frame_fraction: float = 0.5
@@ -181,7 +181,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
     loss_value_weight: float = 1.0
-    loss_action_weight: float = 0.0
+    loss_action_weight: float = 1.0
     bf16: bool = True
     save_interval: int = 200
     keep_period: int | None = None
