@@ -20,6 +20,7 @@ from adv_pipeline.estimator import (
     TrainConfig,
     run_training,
 )
+from adv_pipeline.estimator.backbones import SpatialSoftmax
 from adv_pipeline.estimator.data import (
     TrainLoader,
     decode_chunk,
@@ -364,8 +365,6 @@ def test_two_hot_target_and_the_distributional_head_learn_a_value():
 def test_spatial_softmax_keypoints_are_where_the_feature_peaks():
     """A keypoint is the softmax-weighted mean position of its map, in [-1, 1] image
     coordinates (x right, y down): a sharp peak at row 3, column 12 of a 16x16 map."""
-    from adv_pipeline.estimator.backbones import SpatialSoftmax
-
     ssm = SpatialSoftmax(channels=2, keypoints=2)
     with torch.no_grad():
         ssm.maps.weight.zero_()

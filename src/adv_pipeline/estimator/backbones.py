@@ -98,8 +98,8 @@ class ConvEncoder(nn.Module):
         self,
         width: int,
         image_size: tuple[int, int],
-        channels: tuple[int, ...] = (32, 48, 64, 64),
-        keypoints: int = 0,
+        channels: tuple[int, ...],
+        keypoints: int,
     ):
         super().__init__()
         layers: list[nn.Module] = []
