@@ -200,8 +200,9 @@ def mlflow_runs(project: Path) -> list:
 
 @pytest.fixture
 def session_run(kedro_project, monkeypatch):
-    """``session_run(pipeline, **runtime_params)``: a real ``kedro run`` of the project copy,
-    in this process (seconds faster than the CLI; the CLI is tested elsewhere)."""
+    """``session_run(pipeline, env=None, **runtime_params)``: a real ``kedro run --env env``
+    of the project copy, in this process (seconds faster than the CLI; the CLI is tested
+    elsewhere)."""
     import mlflow
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
@@ -212,14 +213,17 @@ def session_run(kedro_project, monkeypatch):
     # an absolute URI: MLflow caches its store by URI, so the relative default of an
     # earlier test's session in this process would receive this project's runs
     server = yaml.safe_load((kedro_project / "conf/base/mlflow.yml").read_text())["server"]
-    (kedro_project / "conf/local/mlflow.yml").write_text(
-        yaml.safe_dump({"server": {**server, "mlflow_tracking_uri": uri}})
-    )
+    mlflow_yml = yaml.safe_dump({"server": {**server, "mlflow_tracking_uri": uri}})
+    (kedro_project / "conf/local/mlflow.yml").write_text(mlflow_yml)
 
-    def run(pipeline: str, **params):
+    def run(pipeline: str, env: str | None = None, **params):
+        if env is not None:  # an environment replaces conf/local
+            (kedro_project / "conf" / env / "mlflow.yml").write_text(mlflow_yml)
         bootstrap_project(kedro_project)
         try:
-            with KedroSession.create(project_path=kedro_project, runtime_params=params) as session:
+            with KedroSession.create(
+                project_path=kedro_project, env=env, runtime_params=params
+            ) as session:
                 return session.run(pipeline_names=[pipeline])
         finally:  # as a new process would start: no MLflow run left open
             while mlflow.active_run():

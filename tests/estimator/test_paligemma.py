@@ -144,6 +144,10 @@ def test_clear_errors_before_any_work(checkpoints, tmp_path):
         )
     with pytest.raises(InputError, match="no such directory"):
         AdvantageEstimator(ModelConfig(backbone="paligemma", pretrained=str(tmp_path / "x")), DATA)
+    with pytest.raises(InputError, match=r"no such encoder.*kedro run --env pi05"):
+        AdvantageEstimator(  # refused before the weights are read
+            ModelConfig(backbone="paligemma", pretrained=str(tmp_path / "x"), action_dim=14), DATA
+        )
     with pytest.raises(InputError, match="trains from scratch"):
         AdvantageEstimator(ModelConfig(pretrained=str(checkpoints["hf"])), DATA)
 
@@ -194,10 +198,8 @@ def test_paligemma_trains_and_labels_through_the_pipelines(
             "num_workers": 0,
             "val_fraction": 0.25,
             "val_frame_stride": 6,
-            "action": None,  # paligemma: no token per camera for the auxiliary action head
         },
         "train": {
-            "loss_action_weight": 0.0,
             "steps": 4,
             "batch_size": 4,
             "warmup_steps": 1,
@@ -206,15 +208,17 @@ def test_paligemma_trains_and_labels_through_the_pipelines(
             "log_interval": 2,
         },
     }
-    session_run("estimator", gt_labeled_dataset_path=str(labeled), estimator=estimator)
+    # conf/pi05 sets what goes with the backbone (no action head, no image features, ...)
+    session_run("estimator", "pi05", gt_labeled_dataset_path=str(labeled), estimator=estimator)
     out = kedro_project / "estimated"
     session_run(
         "estimation",
+        "pi05",
         target_dataset_path=str(robot_source),
         estimated_dataset_path=str(out),
         awbc_dataset_path=str(kedro_project / "awbc"),
         estimator=estimator,
-        estimation={"batch_size": 16, "image_features": None},  # paligemma: many tokens per image
+        estimation={"batch_size": 16},
     )
     assert doctor_failures(out) == []
     ds = LeRobotDatasetReader(out)
@@ -222,6 +226,7 @@ def test_paligemma_trains_and_labels_through_the_pipelines(
     assert np.isfinite(cols["absolute_value"]).all() and np.ptp(cols["absolute_value"]) > 0
     if fmt == "pi05":
         assert "absolute_value_spread" in ds.features
+    assert "observation.image_features" not in ds.features  # conf/pi05: none to write
 
     # the checkpoint is self-contained (architecture + tokenizer in its assets), and
     # Stage 2's streamed values equal the model's on the episode's own task text

@@ -99,3 +99,24 @@ def test_every_parameters_file_parses_with_the_one_config_path(session_run, kedr
         from_params(NAMESPACES["estimator"], params["estimator"], "estimator").launch.nproc_per_node
         == 1
     )
+
+
+@pytest.mark.parametrize("env", ["privileged", "pi05"])
+def test_every_conf_environment_parses_with_the_one_config_path(env, session_run, kedro_project):
+    """The documented environments (``kedro run --env privileged | pi05``) hold only known
+    keys, and their options fit together: the estimator's config checks pass, and the
+    policy reads only columns Stage 2 writes."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    session_run  # noqa: B018 (the fixture enters the project copy)
+    bootstrap_project(kedro_project)
+    with KedroSession.create(project_path=kedro_project, env=env) as session:
+        params = session.load_context().params
+    check_parameters(params, set())
+    configs = {namespace: parse(namespace, params[namespace]) for namespace in NAMESPACES}
+    assert configs["estimator"].data != NAMESPACES["estimator"]().data  # the env applies
+    state_key = configs["awbc"].data.state_key
+    features = configs["estimation"].image_features
+    reads = {state_key} if isinstance(state_key, str) else set(state_key)
+    assert features in reads or "observation.image_features" not in reads

@@ -44,6 +44,28 @@ def available_backbones() -> list[str]:
     return sorted({*_REGISTRY, *_LAZY})
 
 
+def backbone_factory(name: str) -> BackboneFactory:
+    """The registered factory (usually the class) of backbone ``name``."""
+    if name not in _REGISTRY and name in _LAZY:
+        importlib.import_module(_LAZY[name])
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"unknown estimator backbone {name!r}; available: {available_backbones()}. Fix: set "
+            f"estimator.model.backbone"
+        )
+    return _REGISTRY[name]
+
+
+def gives_image_tokens(backbone: nn.Module | BackboneFactory) -> bool:
+    """Whether a backbone (or its class) encodes each camera image into one token
+    (``encode``/``fuse`` and ``tokens_per_image == 1``: small_cnn, siglip, not paligemma)."""
+    return (
+        hasattr(backbone, "encode")
+        and hasattr(backbone, "fuse")
+        and getattr(backbone, "tokens_per_image", None) == 1
+    )
+
+
 def build_backbone(
     name: str,
     *,
@@ -54,14 +76,7 @@ def build_backbone(
     **kwargs,
 ) -> nn.Module:
     """Instantiate a registered backbone."""
-    if name not in _REGISTRY and name in _LAZY:
-        importlib.import_module(_LAZY[name])
-    if name not in _REGISTRY:
-        raise ValueError(
-            f"unknown estimator backbone {name!r}; available: {available_backbones()}. Fix: set "
-            f"estimator.model.backbone"
-        )
-    return _REGISTRY[name](
+    return backbone_factory(name)(
         width=width,
         timesteps=timesteps,
         num_cameras=num_cameras,

@@ -9,7 +9,7 @@ from torch import nn
 
 from adv_pipeline.errors import InputError
 
-from .backbones import PRETRAINED_BACKBONES, build_backbone
+from .backbones import PRETRAINED_BACKBONES, backbone_factory, build_backbone, gives_image_tokens
 from .config import DataConfig, ModelConfig
 
 Text = tuple[torch.Tensor, torch.Tensor]  # token ids (B, L) long, mask (B, L) bool
@@ -159,6 +159,13 @@ class AdvantageEstimator(nn.Module):
                 f"trains from scratch. Fix: set estimator.model.backbone to one of "
                 f"{sorted(PRETRAINED_BACKBONES)}, or pretrained: null"
             )
+        if model.action_dim and not gives_image_tokens(backbone_factory(model.backbone)):
+            raise InputError(
+                f"estimator.data.action: the action loss reads the current frame's tokens, "
+                f"one per camera; backbone {model.backbone!r} has no such encoder. Fix: set "
+                f"estimator.data.action: null and train.loss_action_weight: 0 (conf/pi05 "
+                f"does: kedro run --env pi05)"
+            )
         self.backbone = build_backbone(
             model.backbone,
             width=model.width,
@@ -178,12 +185,6 @@ class AdvantageEstimator(nn.Module):
             )
         self.action_head = None
         if model.action_dim:
-            if not self.image_tokens:
-                raise ValueError(
-                    f"estimator.data.action: the action loss reads the current frame's "
-                    f"tokens, one per camera; backbone {model.backbone!r} has no such encoder. "
-                    f"Fix: set estimator.data.action: null and train.loss_action_weight: 0"
-                )
             tokens = len(data.cameras) + (1 if model.state_dim else 0)
             self.action_head = ActionHead(tokens, token_width, model.action_dim)
         self.value_head = (
@@ -243,7 +244,7 @@ class AdvantageEstimator(nn.Module):
     def image_tokens(self) -> bool:
         """Whether :meth:`encode` gives one token per camera image (small_cnn, siglip):
         then those tokens can serve as a frame's image features (Stage 2)."""
-        return self.factorized and getattr(self.backbone, "tokens_per_image", None) == 1
+        return gives_image_tokens(self.backbone)
 
     @property
     def takes_text(self) -> bool:

@@ -137,7 +137,7 @@ class PaliGemmaBackbone(nn.Module):
         elif freeze == "backbone":
             _freeze(self.vlm)
         if gradient_checkpointing:
-            self.vlm.gradient_checkpointing_enable({"use_reentrant": False})
+            self.vlm.activation_checkpointing_enable({"use_reentrant": False})
 
     def save_assets(self, directory: Path) -> None:
         """What rebuilding this model needs besides its weights: architecture, tokenizer."""
@@ -221,7 +221,7 @@ class SiglipBackbone(TokenFusion):
         if freeze != "none":
             _freeze(self.tower)
         if gradient_checkpointing:
-            self.tower.gradient_checkpointing_enable({"use_reentrant": False})
+            self.tower.activation_checkpointing_enable({"use_reentrant": False})
 
     def save_assets(self, directory: Path) -> None:
         (directory / BACKBONE_CONFIG_FILE).write_text(self.vision_config.to_json_string())
