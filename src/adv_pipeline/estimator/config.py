@@ -181,7 +181,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
     loss_value_weight: float = 1.0
-    loss_action_weight: float = 1.0
+    loss_action_weight: float = 0.5
     bf16: bool = True
     save_interval: int = 200
     keep_period: int | None = None
