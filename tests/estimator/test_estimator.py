@@ -220,6 +220,29 @@ def _weights(run_dir, step=None):
     return load_checkpoint(run_dir, step).load_weights()
 
 
+def test_checkpoints_hold_the_moving_average_and_training_is_unchanged(dataset, tmp_path):
+    """``ema_decay`` d: each checkpoint holds e_k = d e_(k-1) + (1 - d) w_k; the raw weights
+    w_k (kept in optimizer.pt for resuming) are those of a run without the average."""
+    d = 0.6
+
+    def config(ema_decay):
+        c = tiny_config(steps=2, ema_decay=ema_decay)
+        return dataclasses.replace(c, train=dataclasses.replace(c.train, save_interval=1))
+
+    train(dataset.root, tmp_path / "raw", config(None))
+    train(dataset.root, tmp_path / "avg", config(d))
+    w1, w2 = _weights(tmp_path / "raw", 1), _weights(tmp_path / "raw", 2)
+    e1, e2 = _weights(tmp_path / "avg", 1), _weights(tmp_path / "avg", 2)
+    kept = torch.load(tmp_path / "avg" / "2" / "optimizer.pt", weights_only=False)["model"]
+    assert e2.keys() == w2.keys() == kept.keys()
+    for k in w2:
+        np.testing.assert_allclose(kept[k].numpy(), w2[k], rtol=1e-6, atol=1e-7, err_msg=k)
+        np.testing.assert_allclose(e2[k], d * e1[k] + (1 - d) * w2[k], rtol=1e-5, atol=1e-6)
+    assert max(np.abs(e2[k] - w2[k]).max() for k in w2) > 1e-4  # the average is not w_2
+    with pytest.raises(ValueError, match=r"ema_decay=1.0: a decay is in \(0, 1\)"):
+        TrainConfig(ema_decay=1.0)
+
+
 @pytest.mark.parametrize("variant", ["KAI0", "PI06"])
 def test_resume_equals_uninterrupted(dataset, tmp_path, variant):
     full = train(dataset.root, tmp_path / "full", tiny_config(variant, steps=6))

@@ -156,6 +156,10 @@ class TrainConfig:
         lr, weight_decay, warmup_steps, min_lr_ratio: AdamW with linear warmup then
             cosine decay to ``lr * min_lr_ratio``.
         grad_clip: max global gradient norm.
+        ema_decay: exponential moving average of the weights (openpi's ``ema_decay``):
+            after each step ``ema = decay * ema + (1 - decay) * weights``; checkpoints,
+            validation and Stage 2 use the average (the raw weights, for resuming, are kept
+            in ``optimizer.pt``). None: no average (the seed's).
         loss_value_weight, loss_action_weight: weights of the value loss and of the
             auxiliary action loss (``data.action``; the seed's action loss is 0 and its
             column unused).
@@ -180,6 +184,7 @@ class TrainConfig:
     warmup_steps: int = 50
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
+    ema_decay: float | None = None
     loss_value_weight: float = 1.0
     loss_action_weight: float = 0.5
     bf16: bool = True
@@ -193,6 +198,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_resume(self.resume, "estimator.train.resume")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(
+                f"estimator.train.ema_decay={self.ema_decay}: a decay is in (0, 1). Fix: set "
+                f"it to e.g. 0.99, or null for no weight average"
+            )
 
 
 @dataclass(frozen=True)

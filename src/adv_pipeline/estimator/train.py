@@ -16,6 +16,7 @@ metrics: ``<run_dir>/metrics.jsonl`` (one ``{"step", "name", "value"}`` per line
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import math
@@ -59,6 +60,26 @@ METRICS_FILE = "metrics.jsonl"
 OPTIMIZER_FILE = "optimizer.pt"
 
 
+class WeightAverage:
+    """Exponential moving average of a model's weights: after each optimiser step,
+    ``average = decay * average + (1 - decay) * weights``; buffers (e.g. normalisation
+    statistics) are copied. ``model`` is the averaged copy, in eval mode."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        torch._foreach_lerp_(
+            list(self.model.parameters()),
+            [p.detach() for p in model.parameters()],
+            1.0 - self.decay,
+        )
+        for mine, theirs in zip(self.model.buffers(), model.buffers()):
+            mine.copy_(theirs)
+
+
 def lr_lambda(config) -> callable:
     """Linear warmup to 1, then cosine decay to ``min_lr_ratio`` at ``steps``."""
     warm, total, floor = config.warmup_steps, config.steps, config.min_lr_ratio
@@ -90,6 +111,7 @@ def validate(
     """MSE of the absolute value and mean per-episode Spearman correlation between the
     predicted absolute value (KAI0: V(frame 0 -> n); PI06: V(n)) and stage progress.
     ``prompts`` gives the task text of text-taking models."""
+    was_training = model.training
     model.eval()
     preds, sq, rhos = [], [], []
     with torch.no_grad():
@@ -118,7 +140,7 @@ def validate(
             if np.ptp(sp) > 0 and np.ptp(v) > 0:
                 rhos.append(spearmanr(v, sp).statistic)
             preds.append(v)
-    model.train()
+    model.train(was_training)
     metrics = {
         "val_mse": float(np.concatenate(sq).mean()) if sq else float("nan"),
         "val_spearman": float(np.mean(rhos)) if rhos else float("nan"),
@@ -251,16 +273,20 @@ def _train(
         model.action_head.set_normalization(*action_norm)
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc))
-    start = 0
+    start, saved = 0, None
     steps = list_steps(run_dir) if tc.resume else []
     if steps:
         ckpt = load_checkpoint(run_dir)
-        weights = ckpt.load_weights()
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+        saved = {k: torch.from_numpy(v) for k, v in ckpt.load_weights().items()}
         state = torch.load(ckpt.path / OPTIMIZER_FILE, map_location=device, weights_only=False)
+        model.load_state_dict(state.get("model", saved))  # the raw weights, when averaged
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start = ckpt.step
+    average = WeightAverage(model, tc.ema_decay) if tc.ema_decay is not None else None
+    if average is not None and saved is not None:
+        average.model.load_state_dict(saved)
+    final = model if average is None else average.model  # what is validated and saved
     if env.is_main:
         _truncate_metrics(run_dir, start)  # rows of steps after the last checkpoint (a killed run)
     ddp = DistributedDataParallel(model) if env.world_size > 1 else model
@@ -286,17 +312,17 @@ def _train(
             return
 
         def extra(tmp: Path) -> None:
-            torch.save(
-                {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-                tmp / OPTIMIZER_FILE,
-            )
+            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+            if average is not None:
+                state["model"] = model.state_dict()
+            torch.save(state, tmp / OPTIMIZER_FILE)
             (tmp / "assets").mkdir()
             (tmp / "assets" / "estimator_config.json").write_text(
                 json.dumps(to_params(config), indent=2)
             )
             model.save_assets(tmp / "assets")
 
-        tensors = {k: v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
+        tensors = {k: v.detach().float().cpu().numpy() for k, v in final.state_dict().items()}
         write_checkpoint(run_dir, step, tensors, {**meta, "rank_param_checksums": sums}, extra)
         prune_checkpoints(run_dir, tc.keep_period)
 
@@ -305,7 +331,7 @@ def _train(
 
     def evaluate(step: int) -> None:
         if val is not None:
-            metrics, _ = validate(model, val, paired, device, prompts=prompts)
+            metrics, _ = validate(final, val, paired, device, prompts=prompts)
             _log(run_dir, step, metrics)
 
     loader = TrainLoader(
@@ -357,6 +383,8 @@ def _train(
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update(model)
             step += 1
             seen += len(y)
             if env.is_main and (step % tc.log_interval == 0 or step == tc.steps):
