@@ -26,6 +26,7 @@ from adv_pipeline.estimator.data import (
     decode_chunk,
     episode_progress,
     plan_stream,
+    sample_pairs,
 )
 from adv_pipeline.estimator.evaluate import evaluate_checkpoint, load_estimator
 from adv_pipeline.estimator.model import AdvantageEstimator, to_model_input
@@ -95,6 +96,44 @@ def test_sampler_never_pairs_a_frame_with_itself_nor_crosses_episodes(dataset):
         )
         np.testing.assert_array_equal(batch.images[i, 0, 1], ref["observation.images.hand_left"][0])
         np.testing.assert_array_equal(batch.images[i, 1, 0], ref["observation.images.top_head"][1])
+
+
+def test_end_frames_are_drawn_for_the_absolute_value_samples_only():
+    def shares(paired: bool, end_fraction: float) -> tuple[float, float]:
+        rng = np.random.default_rng(0)
+        t, c = sample_pairs(rng, 200, 40_000, paired, 0.5, end_fraction, end_frames=10)
+        assert (t != c).all() if paired else (t == c).all()
+        absolute = c == 0 if paired else np.ones(len(t), bool)
+        last = t >= 190
+        return last[absolute].mean(), last[~absolute].mean() if paired else float("nan")
+
+    # uniform: 10 of 199 (KAI0 frame-0 pairs, t >= 1) or 10 of 200 frames land in the last 10
+    for paired in (True, False):
+        base, rest = shares(paired, 0.0)
+        assert base == pytest.approx(10 / 200, abs=0.005)
+        absolute, rest_end = shares(paired, 0.2)
+        assert absolute == pytest.approx(0.2 + 0.8 * base, abs=0.01)
+        if paired:  # pairs with a uniform comparison frame are drawn as before
+            assert rest_end == pytest.approx(rest, abs=0.005)
+    # the end draw only replaces current frames of frame-0 pairs, after everything else
+    (t0, c0), (t1, c1) = (
+        sample_pairs(np.random.default_rng(5), 50, 300, True, 0.5, f) for f in (0.0, 0.2)
+    )
+    np.testing.assert_array_equal(c0, c1)
+    moved = t0 != t1
+    assert moved.any() and (c1[moved] == 0).all() and (t1[moved] >= 40).all()
+    with pytest.raises(ValueError, match=r"end_frame_fraction=0.2 with first_frame_fraction=0"):
+        from_params(EstimatorConfig, {"data": {"first_frame_fraction": 0}}, "estimator")
+    with pytest.raises(ValueError, match=r"end_frame_fraction=1.5: a share is in \[0, 1\]"):
+        DataConfig(end_frame_fraction=1.5)
+    assert (
+        from_params(
+            EstimatorConfig,
+            {"model": {"variant": "PI06"}, "data": {"first_frame_fraction": 0}},
+            "x",
+        ).data.end_frame_fraction
+        == 0.2
+    )
 
 
 def test_split_is_by_episode_and_seeded():

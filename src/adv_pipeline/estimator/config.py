@@ -105,6 +105,12 @@ class DataConfig:
         first_frame_fraction: share of KAI0 samples whose comparison frame is frame 0
             (the pair V(0 -> n) that Stage 2's absolute value uses; uniform pairs alone
             rarely span the whole episode). 0 reproduces the seed's sampling.
+        end_frame_fraction: share of the samples that train Stage 2's absolute value
+            (KAI0: the pairs compared with frame 0; PI06: all) whose current frame is drawn
+            from the episode's last ``end_frames`` frames, where Stage 2's
+            ``absolute_advantage`` multiplies value differences by I / (fut - n) (up to I
+            on the second-to-last frame). 0 reproduces the seed's sampling.
+        end_frames: how many of an episode's last frames ``end_frame_fraction`` draws from.
         episodes_per_chunk: episodes decoded together and shuffled across (shuffle buffer
             of ``episodes_per_chunk * samples_per_episode`` samples).
         num_workers: decoding processes (0 decodes in the training process).
@@ -121,6 +127,8 @@ class DataConfig:
     image_size: tuple[int, int] | int = (64, 64)
     samples_per_episode: int = 128
     first_frame_fraction: float = 0.5
+    end_frame_fraction: float = 0.2
+    end_frames: int = 10
     episodes_per_chunk: int = 4
     num_workers: int = 1
     prefetch_chunks: int = 2
@@ -142,6 +150,13 @@ class DataConfig:
             )
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        for name in ("first_frame_fraction", "end_frame_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(
+                    f"estimator.data.{name}={getattr(self, name)}: a share is in [0, 1]"
+                )
+        if self.end_frames < 1:
+            raise ValueError(f"estimator.data.end_frames={self.end_frames}: must be >= 1")
         if self.samples_per_episode < 1 or self.episodes_per_chunk < 1:
             raise ValueError("samples_per_episode and episodes_per_chunk must be >= 1")
 
@@ -217,6 +232,14 @@ class EstimatorConfig:
     launch: LaunchConfig = field(default_factory=LaunchConfig)
 
     def __post_init__(self) -> None:
+        d = self.data
+        if self.model.variant == "KAI0" and d.end_frame_fraction > 0 and not d.first_frame_fraction:
+            raise ValueError(
+                f"estimator.data.end_frame_fraction={d.end_frame_fraction} with "
+                f"first_frame_fraction=0: for KAI0 it draws the end frames of the pairs "
+                f"compared with frame 0, and there are none. Fix: set first_frame_fraction "
+                f"> 0 (e.g. 0.5), or end_frame_fraction: 0"
+            )
         if (self.data.action is None) != (self.train.loss_action_weight == 0):
             raise ValueError(
                 f"estimator.data.action={self.data.action} with estimator.train."

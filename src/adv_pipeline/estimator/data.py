@@ -170,20 +170,36 @@ def episode_inputs(
 
 
 def sample_pairs(
-    rng: np.random.Generator, length: int, n: int, paired: bool, first_frame_fraction: float = 0.0
+    rng: np.random.Generator,
+    length: int,
+    n: int,
+    paired: bool,
+    first_frame_fraction: float = 0.0,
+    end_frame_fraction: float = 0.0,
+    end_frames: int = 10,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """n current frames uniform in [0, length) and, if paired, comparison frames uniform
+    """n (current, comparison) frame indices of an episode of ``length`` frames.
+
+    Current frames are uniform in [0, length) and, if paired, comparison frames uniform
     over the other frames of the episode (never equal to the current frame); a share
     ``first_frame_fraction`` of the pairs compares with frame 0 instead (current frame
-    uniform in [1, length))."""
+    uniform in [1, length)). A share ``end_frame_fraction`` of the samples that train
+    Stage 2's ``absolute_value`` (paired: those compared with frame 0; unpaired: all)
+    takes its current frame uniformly from the last ``end_frames`` frames instead.
+    """
     t = rng.integers(0, length, n)
     if not paired:
-        return t, t.copy()
-    compare = (t + rng.integers(1, length, n)) % length
-    from_first = rng.random(n) < first_frame_fraction
-    t[from_first] = rng.integers(1, length, int(from_first.sum()))
-    compare[from_first] = 0
-    return t, compare
+        absolute = np.ones(n, dtype=bool)
+        compare = None
+    else:
+        compare = (t + rng.integers(1, length, n)) % length
+        absolute = rng.random(n) < first_frame_fraction
+        t[absolute] = rng.integers(1, length, int(absolute.sum()))
+        compare[absolute] = 0
+    if end_frame_fraction > 0:  # drawn only when asked: the seed's stream stays the same
+        end = absolute & (rng.random(n) < end_frame_fraction)
+        t[end] = rng.integers(max(int(paired), length - end_frames), length, int(end.sum()))
+    return t, (t.copy() if compare is None else compare)
 
 
 def targets(
@@ -223,7 +239,13 @@ def plan_stream(
             for ep in mine[j : j + config.episodes_per_chunk]:
                 sp = progress[int(ep)]
                 t, tc = sample_pairs(
-                    rng, len(sp), config.samples_per_episode, paired, config.first_frame_fraction
+                    rng,
+                    len(sp),
+                    config.samples_per_episode,
+                    paired,
+                    config.first_frame_fraction,
+                    config.end_frame_fraction,
+                    config.end_frames,
                 )
                 eps.append(np.full(len(t), ep, dtype=np.int64))
                 cur.append(t)
