@@ -101,8 +101,9 @@ def test_sampler_never_pairs_a_frame_with_itself_nor_crosses_episodes(dataset):
 def test_end_frames_are_drawn_for_the_absolute_value_samples_only():
     def shares(paired: bool, end_fraction: float) -> tuple[float, float]:
         rng = np.random.default_rng(0)
-        t, c = sample_pairs(rng, 200, 40_000, paired, 0.5, end_fraction, end_frames=10)
+        t, c, end = sample_pairs(rng, 200, 40_000, paired, 0.5, end_fraction, end_frames=10)
         assert (t != c).all() if paired else (t == c).all()
+        assert (t[end] >= 190).all() and (end.mean() > 0) == (end_fraction > 0)
         absolute = c == 0 if paired else np.ones(len(t), bool)
         last = t >= 190
         return last[absolute].mean(), last[~absolute].mean() if paired else float("nan")
@@ -116,12 +117,13 @@ def test_end_frames_are_drawn_for_the_absolute_value_samples_only():
         if paired:  # pairs with a uniform comparison frame are drawn as before
             assert rest_end == pytest.approx(rest, abs=0.005)
     # the end draw only replaces current frames of frame-0 pairs, after everything else
-    (t0, c0), (t1, c1) = (
+    (t0, c0, _), (t1, c1, end) = (
         sample_pairs(np.random.default_rng(5), 50, 300, True, 0.5, f) for f in (0.0, 0.2)
     )
     np.testing.assert_array_equal(c0, c1)
     moved = t0 != t1
     assert moved.any() and (c1[moved] == 0).all() and (t1[moved] >= 40).all()
+    assert (end >= moved).all() and (c1[end] == 0).all()  # a redraw may land on the same t
     with pytest.raises(ValueError, match=r"end_frame_fraction=0.2 with first_frame_fraction=0"):
         from_params(EstimatorConfig, {"data": {"first_frame_fraction": 0}}, "estimator")
     with pytest.raises(ValueError, match=r"end_frame_fraction=1.5: a share is in \[0, 1\]"):
@@ -242,7 +244,13 @@ def test_auxiliary_action_loss_reads_the_current_frames_tokens(dataset, tmp_path
         value = model(images, state, y, weights=(1.0, 0.0))
         tokens = model.encode(images.flatten(0, 1), state.flatten(0, 1)).view(4, 2, 3, -1)
         act = model.action_head.loss(tokens[:, -1], action)
+        # samples the end draw moved carry no action loss; the mean still divides by B
+        keep = torch.tensor([1.0, 0.0, 1.0, 1.0])
+        masked = model(images, state, y, action=action, weights=(2.0, 0.5), action_weight=keep)
+        kept = model.action_head.loss(tokens[[0, 2, 3], -1], action[[0, 2, 3]])
     assert float(total) == pytest.approx(2.0 * float(value) + 0.5 * float(act), rel=1e-5)
+    assert float(masked) == pytest.approx(2.0 * float(value) + 0.5 * 0.75 * float(kept), rel=1e-5)
+    np.testing.assert_array_equal(batch.action_weight, (~plan.end).astype(np.float32))
     no_weight = dataclasses.replace(base.train, loss_action_weight=0.0)
     with pytest.raises(ValueError, match=r"needs both"):
         dataclasses.replace(config, train=no_weight)  # an action column without a weight

@@ -109,7 +109,8 @@ class DataConfig:
             (KAI0: the pairs compared with frame 0; PI06: all) whose current frame is drawn
             from the episode's last ``end_frames`` frames, where Stage 2's
             ``absolute_advantage`` multiplies value differences by I / (fut - n) (up to I
-            on the second-to-last frame). 0 reproduces the seed's sampling.
+            on the second-to-last frame). The auxiliary action loss leaves these samples
+            out. 0 reproduces the seed's sampling.
         end_frames: how many of an episode's last frames ``end_frame_fraction`` draws from.
         episodes_per_chunk: episodes decoded together and shuffled across (shuffle buffer
             of ``episodes_per_chunk * samples_per_episode`` samples).

@@ -35,6 +35,9 @@ class ChunkPlan:
         current: (n,) current frame t.
         compare: (n,) comparison frame t' (= t for single-timestep models).
         target: (n,) float32 regression target.
+        end: (n,) bool, samples whose current frame ``end_frame_fraction`` drew from the
+            episode's last frames (the auxiliary action loss leaves them out, so that what
+            acting learns sees the frames as drawn before); None: none.
     """
 
     index: int
@@ -42,6 +45,7 @@ class ChunkPlan:
     current: np.ndarray
     compare: np.ndarray
     target: np.ndarray
+    end: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.current)
@@ -52,13 +56,15 @@ class Batch:
     """images: (B, T, K, H, W, 3) uint8 (T = comparison, current); target: (B,) float32;
     state: (B, T, S) float32 at the same frames, or None without a state input;
     task: (B,) int64 ``task_index`` of the current frame; action: (B, A) float32 at the
-    current frame (the auxiliary action loss), or None."""
+    current frame (the auxiliary action loss), or None; action_weight: (B,) float32 weight
+    of each sample in the action loss (0 for :attr:`ChunkPlan.end` samples), or None (1)."""
 
     images: np.ndarray
     target: np.ndarray
     state: np.ndarray | None = None
     task: np.ndarray | None = None
     action: np.ndarray | None = None
+    action_weight: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.target)
@@ -73,6 +79,7 @@ class Batch:
             part(self.state),
             part(self.task),
             part(self.action),
+            part(self.action_weight),
         )
 
 
@@ -84,7 +91,8 @@ def concat_batches(batches: Sequence[Batch]) -> Batch:
         parts = [getattr(b, name) for b in batches]
         return None if parts[0] is None else np.concatenate(parts)
 
-    return Batch(cat("images"), cat("target"), cat("state"), cat("task"), cat("action"))
+    names = ("images", "target", "state", "task", "action", "action_weight")
+    return Batch(*(cat(name) for name in names))
 
 
 def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
@@ -177,7 +185,7 @@ def sample_pairs(
     first_frame_fraction: float = 0.0,
     end_frame_fraction: float = 0.0,
     end_frames: int = 10,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n (current, comparison) frame indices of an episode of ``length`` frames.
 
     Current frames are uniform in [0, length) and, if paired, comparison frames uniform
@@ -186,6 +194,9 @@ def sample_pairs(
     uniform in [1, length)). A share ``end_frame_fraction`` of the samples that train
     Stage 2's ``absolute_value`` (paired: those compared with frame 0; unpaired: all)
     takes its current frame uniformly from the last ``end_frames`` frames instead.
+
+    Returns (current, comparison, end): (n,) int64 each and the (n,) bool mask of the
+    samples the end draw moved.
     """
     t = rng.integers(0, length, n)
     if not paired:
@@ -196,10 +207,11 @@ def sample_pairs(
         absolute = rng.random(n) < first_frame_fraction
         t[absolute] = rng.integers(1, length, int(absolute.sum()))
         compare[absolute] = 0
+    end = np.zeros(n, dtype=bool)
     if end_frame_fraction > 0:  # drawn only when asked: the seed's stream stays the same
         end = absolute & (rng.random(n) < end_frame_fraction)
         t[end] = rng.integers(max(int(paired), length - end_frames), length, int(end.sum()))
-    return t, (t.copy() if compare is None else compare)
+    return t, (t.copy() if compare is None else compare), end
 
 
 def targets(
@@ -235,10 +247,10 @@ def plan_stream(
         mine = perm[rank::world_size]
         for j in range(0, len(mine), config.episodes_per_chunk):
             rng = np.random.default_rng([seed, epoch, rank, j])
-            eps, cur, cmp, tgt = [], [], [], []
+            eps, cur, cmp, tgt, end = [], [], [], [], []
             for ep in mine[j : j + config.episodes_per_chunk]:
                 sp = progress[int(ep)]
-                t, tc = sample_pairs(
+                t, tc, te = sample_pairs(
                     rng,
                     len(sp),
                     config.samples_per_episode,
@@ -251,6 +263,7 @@ def plan_stream(
                 cur.append(t)
                 cmp.append(tc)
                 tgt.append(targets(sp, t, tc, paired))
+                end.append(te)
             order = rng.permutation(sum(len(t) for t in cur))
             yield ChunkPlan(
                 index,
@@ -258,6 +271,7 @@ def plan_stream(
                 np.concatenate(cur)[order],
                 np.concatenate(cmp)[order],
                 np.concatenate(tgt)[order],
+                np.concatenate(end)[order],
             )
             index += 1
         epoch += 1
@@ -297,7 +311,10 @@ def decode_chunk(
             if paired:
                 state[rows, 0] = ep_state[plan.compare[rows]]
             state[rows, t_steps - 1] = ep_state[plan.current[rows]]
-    return Batch(images, plan.target.copy(), state, task, action)
+    weight = None
+    if action is not None and plan.end is not None:
+        weight = (~plan.end).astype(np.float32)
+    return Batch(images, plan.target.copy(), state, task, action, weight)
 
 
 def TrainLoader(

@@ -120,9 +120,13 @@ class ActionHead(nn.Module):
         self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.std.copy_(torch.as_tensor(std, dtype=torch.float32))
 
-    def loss(self, tokens: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        pred = self.net(tokens.flatten(1)).float()
-        return ((pred - (action - self.mean) / self.std) ** 2).mean()
+    def loss(
+        self, tokens: torch.Tensor, action: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Mean squared error over the batch and action dimensions; ``weight`` (B,)
+        scales each sample's terms (the mean still divides by B)."""
+        err = (self.net(tokens.flatten(1)).float() - (action - self.mean) / self.std) ** 2
+        return err.mean() if weight is None else (err * weight[:, None]).mean()
 
 
 class AdvantageEstimator(nn.Module):
@@ -222,18 +226,21 @@ class AdvantageEstimator(nn.Module):
         text: Text | None = None,
         action: torch.Tensor | None = None,
         weights: tuple[float, float] = (1.0, 0.0),
+        action_weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B,) value; with ``target`` (B,), the training loss instead (one call, so that
         DistributedDataParallel sees the whole computation): ``weights[0]`` x the value
         head's loss, plus ``weights[1]`` x the action head's on ``action`` (B, A) at the
-        current frame, when the model has one."""
+        current frame, when the model has one (``action_weight`` (B,): each sample's
+        weight in it, None: 1)."""
         if target is None:
             return self.value_head(self.summary(images, state, text))
         if self.action_head is None or action is None:
             return weights[0] * self.value_head.loss(self.summary(images, state, text), target)
         tokens = self._frame_tokens(images, state)
         value = self.value_head.loss(self._fuse(tokens, text), target)
-        return weights[0] * value + weights[1] * self.action_head.loss(tokens[:, -1], action)
+        action_loss = self.action_head.loss(tokens[:, -1], action, action_weight)
+        return weights[0] * value + weights[1] * action_loss
 
     @property
     def factorized(self) -> bool:

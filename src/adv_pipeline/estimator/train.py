@@ -377,6 +377,9 @@ def _train(
                     prompts(batch.task),
                     None if action is None else action.to(device),
                     (tc.loss_value_weight, tc.loss_action_weight),
+                    None
+                    if batch.action_weight is None
+                    else torch.from_numpy(batch.action_weight).to(device),
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
