@@ -13,7 +13,7 @@ stream is the same whatever the number of workers.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import partial
 
 import numpy as np
@@ -73,14 +73,7 @@ class Batch:
         def part(x: np.ndarray | None) -> np.ndarray | None:
             return None if x is None else x[rows]
 
-        return Batch(
-            self.images[rows],
-            self.target[rows],
-            part(self.state),
-            part(self.task),
-            part(self.action),
-            part(self.action_weight),
-        )
+        return Batch(*(part(getattr(self, f.name)) for f in fields(Batch)))
 
 
 def concat_batches(batches: Sequence[Batch]) -> Batch:
@@ -91,8 +84,7 @@ def concat_batches(batches: Sequence[Batch]) -> Batch:
         parts = [getattr(b, name) for b in batches]
         return None if parts[0] is None else np.concatenate(parts)
 
-    names = ("images", "target", "state", "task", "action", "action_weight")
-    return Batch(*(cat(name) for name in names))
+    return Batch(*(cat(f.name) for f in fields(Batch)))
 
 
 def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
