@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from adv_pipeline.checkpoints import list_steps
+from adv_pipeline.checkpoints import list_steps, load_checkpoint
 from adv_pipeline.figures import results_figure
 from adv_pipeline.lerobot import DatasetFormatError
 from adv_pipeline.policy import (
@@ -208,6 +208,28 @@ def test_resume_equals_uninterrupted_run(labeled_dataset, run_root):
     assert [e["step"] for e in full.metrics["loss"]] == [2, 4, 6]
     again = train_policy(labeled_dataset, pc, tc, run_root / "full")  # finished: nothing to do
     assert again.checkpoint.step == 6 and again.start_step == 6
+
+
+def test_weight_average_is_saved_for_inference_and_resumes_exactly(labeled_dataset, run_root):
+    pc = tiny_policy_config()
+    # every step saved: the raw parameters p_1..p_6 of a run without the average
+    raw = train_policy(labeled_dataset, pc, tiny_train_config(save_interval=1), run_root / "raw")
+    p = [load_checkpoint(raw.checkpoint.path.parent, s).load_weights() for s in range(1, 7)]
+    tc = tiny_train_config(ema_decay=0.5)
+    full = train_policy(labeled_dataset, pc, tc, run_root / "ema")
+    ema = {k: np.asarray(v) for k, v in weights(full).items()}
+    init = train_policy(labeled_dataset, pc, tiny_train_config(steps=1, lr=0.0), run_root / "p0")
+    expected = init.checkpoint.load_weights()  # p_0: the seed's initial parameters (lr 0)
+    for step in p:
+        expected = {k: 0.5 * expected[k] + 0.5 * step[k] for k in expected}
+    assert_same_weights(ema, expected, rtol=1e-5, atol=1e-6)
+    assert max(np.abs(ema[k] - p[-1][k]).max() for k in ema) > 1e-4  # not the last step's
+    half = train_policy(labeled_dataset, pc, tc, run_root / "ema_split", stop_at=4)
+    resumed = train_policy(labeled_dataset, pc, tc, run_root / "ema_split")
+    assert half.checkpoint.step == 4 and resumed.start_step == 4
+    assert_same_weights(ema, weights(resumed), rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"awbc.train.ema_decay=1.0 is outside \[0, 1\)"):
+        tiny_train_config(ema_decay=1.0)
 
 
 _PROCESS_SCRIPT = textwrap.dedent(

@@ -129,6 +129,10 @@ class TrainConfig:
             only, not on the number of workers or processes).
         num_workers: decoding processes of the loader (0: decode in the training process);
             prefetch_chunks: chunks in flight per worker. Neither changes the batches.
+        ema_decay: exponential moving average of the parameters (openpi's ``ema_decay``):
+            after each step ``ema = decay * ema + (1 - decay) * params``; checkpoints'
+            ``model.safetensors`` (inference, evaluation) hold the average, the raw
+            parameters ride with the optimizer state for resuming. None: no average.
     """
 
     steps: int = 10000
@@ -146,9 +150,15 @@ class TrainConfig:
     progress_bar: bool = True
     num_workers: int = 1
     prefetch_chunks: int = 2
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         check_resume(self.resume, "awbc.train.resume")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(
+                f"awbc.train.ema_decay={self.ema_decay} is outside [0, 1). "
+                f"Fix: e.g. 0.999, or null for no average"
+            )
 
 
 @dataclass(frozen=True)

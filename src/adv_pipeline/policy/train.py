@@ -145,28 +145,36 @@ def cached_train_step(
         action_dim,
     )
     return make_train_step(
-        model, make_optimizer(train_config)[0], Mesh(np.asarray(devices), ("data",))
+        model,
+        make_optimizer(train_config)[0],
+        Mesh(np.asarray(devices), ("data",)),
+        train_config.ema_decay,
     )
 
 
-def make_train_step(model: ActionPolicy, tx: optax.GradientTransformation, mesh: Mesh) -> Callable:
-    """The jitted ``(params, opt_state, batch) -> (params, opt_state, {"loss", "grad_norm"})``."""
+def make_train_step(
+    model: ActionPolicy,
+    tx: optax.GradientTransformation,
+    mesh: Mesh,
+    ema_decay: float | None = None,
+) -> Callable:
+    """The jitted ``(params, opt_state, ema, batch) -> (params, opt_state, ema, {"loss",
+    "grad_norm"})``; ``ema`` (the parameters' moving average) is None without ``ema_decay``."""
     replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
 
-    def step(params, opt_state, batch):
+    def step(params, opt_state, ema, batch):
         loss, grads = jax.value_and_grad(lambda p: training_loss(model, p, batch))(params)
         updates, opt_state = tx.update(grads, opt_state, params)
-        return (
-            optax.apply_updates(params, updates),
-            opt_state,
-            {"loss": loss, "grad_norm": optax.tree.norm(grads)},
-        )
+        params = optax.apply_updates(params, updates)
+        if ema_decay is not None:
+            ema = optax.incremental_update(params, ema, 1.0 - ema_decay)
+        return params, opt_state, ema, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
     return jax.jit(
         step,
-        in_shardings=(replicated, replicated, sharded),
-        out_shardings=(replicated, replicated, replicated),
-        donate_argnums=(0, 1),
+        in_shardings=(replicated, replicated, replicated, sharded),
+        out_shardings=(replicated, replicated, replicated, replicated),
+        donate_argnums=(0, 1, 2),
     )
 
 
@@ -183,7 +191,8 @@ def _append(metrics: Metrics, name: str, value: float, step: int) -> None:
     metrics.setdefault(name, []).append({"value": float(value), "step": int(step)})
 
 
-# TrainConfig fields that change the trained weights (the others may differ when resuming)
+# TrainConfig fields that change the trained weights (the others may differ when resuming);
+# ema_decay joins them when set, so runs made before it existed still resume without it
 _RESULT_FIELDS = (
     "steps",
     "batch_size",
@@ -202,11 +211,12 @@ def run_identity(
     """What a run trains on: the training arrays' hash, the dataset's fingerprint, the
     policy config and the training settings that change the weights."""
     train = to_params(train_config)
+    fields = _RESULT_FIELDS + (("ema_decay",) if train_config.ema_decay is not None else ())
     return {
         "data_hash": dhash,
         "dataset_fingerprint": reader.fingerprint(),
         "policy_config": to_params(policy_config),
-        "train_config": {k: train.get(k) for k in _RESULT_FIELDS},
+        "train_config": {k: train.get(k) for k in fields},
     }
 
 
@@ -293,12 +303,18 @@ def _train_loop(
     end = cfg.steps if stop_at is None else min(int(stop_at), cfg.steps)
     params = init_params(model, policy_config, data, cfg.seed)
     opt_state = tx.init(params)
+    averaged = cfg.ema_decay is not None
+    ema = params if averaged else None
     metrics: Metrics = {}
     start = 0
     resume = load_checkpoint(run_dir) if resumed else None
     if resume is not None:
-        params = jax.tree_util.tree_map(jnp.asarray, unflatten_params(resume.load_weights()))
-        opt_state = load_optimizer_state(resume, opt_state)
+        weights = jax.tree_util.tree_map(jnp.asarray, unflatten_params(resume.load_weights()))
+        if averaged:  # the weights are the average; the raw parameters follow the optimizer's
+            ema = weights
+            opt_state, params = load_optimizer_state(resume, (opt_state, params))
+        else:
+            params, opt_state = weights, load_optimizer_state(resume, opt_state)
         metrics = {
             k: [e for e in v if e["step"] <= resume.step] for k, v in load_metrics(resume).items()
         }
@@ -329,7 +345,9 @@ def _train_loop(
 
     mesh = data_mesh()
     replicated = NamedSharding(mesh, P())
-    params, opt_state = jax.device_put((params, opt_state), replicated)
+    params, opt_state, ema = jax.device_put((params, opt_state, ema), replicated)
+    if averaged:  # its own buffers: the step donates both
+        ema = jax.tree_util.tree_map(jnp.copy, ema)
     train_step = cached_train_step(
         policy_config, data.spec.action_dim, train_config, tuple(jax.devices())
     )
@@ -337,8 +355,9 @@ def _train_loop(
     def save(step: int) -> Checkpoint | None:
         ckpt = None
         if jax.process_index() == 0:
+            weights, state = (ema, (opt_state, params)) if averaged else (params, opt_state)
             ckpt = save_policy_checkpoint(
-                run_dir, step, params, opt_state, assets, train_config, metrics, metadata
+                run_dir, step, weights, state, assets, train_config, metrics, metadata
             )
             prune_checkpoints(run_dir, cfg.keep_period)
         if jax.process_count() > 1:  # the others wait until the checkpoint is on disk
@@ -368,7 +387,7 @@ def _train_loop(
                 next(batches), data, step, cfg.batch_size, cfg.seed, dropout, rank, world
             )
             batch = shard_batch(local, mesh, cfg.batch_size)
-            params, opt_state, m = train_step(params, opt_state, batch)
+            params, opt_state, ema, m = train_step(params, opt_state, ema, batch)
             pending.append(m)
             done = step + 1
             if t_compiled is None:
