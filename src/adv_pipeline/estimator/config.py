@@ -112,6 +112,8 @@ class DataConfig:
             on the second-to-last frame). The auxiliary action loss leaves these samples
             out. 0 reproduces the seed's sampling.
         end_frames: how many of an episode's last frames ``end_frame_fraction`` draws from.
+            Few: the last frame's value enters the advantage of every one of the last I
+            frames (fut = the last frame), so it needs the most precision.
         episodes_per_chunk: episodes decoded together and shuffled across (shuffle buffer
             of ``episodes_per_chunk * samples_per_episode`` samples).
         num_workers: decoding processes (0 decodes in the training process).
@@ -129,7 +131,7 @@ class DataConfig:
     samples_per_episode: int = 128
     first_frame_fraction: float = 0.5
     end_frame_fraction: float = 0.2
-    end_frames: int = 10
+    end_frames: int = 3
     episodes_per_chunk: int = 4
     num_workers: int = 1
     prefetch_chunks: int = 2

@@ -176,7 +176,7 @@ def sample_pairs(
     paired: bool,
     first_frame_fraction: float = 0.0,
     end_frame_fraction: float = 0.0,
-    end_frames: int = 10,
+    end_frames: int = 3,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n (current, comparison) frame indices of an episode of ``length`` frames.
 

@@ -135,7 +135,7 @@ class TrainConfig:
             parameters ride with the optimizer state for resuming. None: no average.
     """
 
-    steps: int = 10000
+    steps: int = 15000
     batch_size: int = 64
     lr: float = 1e-3
     warmup_steps: int = 100
