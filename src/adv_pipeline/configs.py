@@ -100,3 +100,12 @@ def check_resume(value: Any, name: str) -> None:
     """``resume`` options of the trainers: true, false or "auto"."""
     if value not in (True, False, "auto"):
         raise ConfigError(f"{name} must be true, false or auto, got {value!r}")
+
+
+def check_ema_decay(value: float | None, name: str) -> None:
+    """``ema_decay`` of the trainers' weight averages: None (no average) or in (0, 1)."""
+    if value is not None and not 0 < value < 1:
+        raise ConfigError(
+            f"{name}={value}: a decay is in (0, 1). Fix: set it to e.g. 0.99, or null for "
+            f"no weight average"
+        )

@@ -228,7 +228,7 @@ def test_weight_average_is_saved_for_inference_and_resumes_exactly(labeled_datas
     resumed = train_policy(labeled_dataset, pc, tc, run_root / "ema_split")
     assert half.checkpoint.step == 4 and resumed.start_step == 4
     assert_same_weights(ema, weights(resumed), rtol=0, atol=0)
-    with pytest.raises(ValueError, match=r"awbc.train.ema_decay=1.0 is outside \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"awbc.train.ema_decay=1.0: a decay is in \(0, 1\)"):
         tiny_train_config(ema_decay=1.0)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from adv_pipeline.configs import check_resume
+from adv_pipeline.configs import check_ema_decay, check_resume
 from adv_pipeline.distributed import LaunchConfig
 
 VARIANTS = ("KAI0", "PI06")
@@ -216,11 +216,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_resume(self.resume, "estimator.train.resume")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise ValueError(
-                f"estimator.train.ema_decay={self.ema_decay}: a decay is in (0, 1). Fix: set "
-                f"it to e.g. 0.99, or null for no weight average"
-            )
+        check_ema_decay(self.ema_decay, "estimator.train.ema_decay")
 
 
 @dataclass(frozen=True)

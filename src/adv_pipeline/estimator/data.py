@@ -37,7 +37,7 @@ class ChunkPlan:
         target: (n,) float32 regression target.
         end: (n,) bool, samples whose current frame ``end_frame_fraction`` drew from the
             episode's last frames (the auxiliary action loss leaves them out, so that what
-            acting learns sees the frames as drawn before); None: none.
+            acting learns sees the frames as drawn before).
     """
 
     index: int
@@ -45,7 +45,7 @@ class ChunkPlan:
     current: np.ndarray
     compare: np.ndarray
     target: np.ndarray
-    end: np.ndarray | None = None
+    end: np.ndarray
 
     def __len__(self) -> int:
         return len(self.current)
@@ -303,9 +303,7 @@ def decode_chunk(
             if paired:
                 state[rows, 0] = ep_state[plan.compare[rows]]
             state[rows, t_steps - 1] = ep_state[plan.current[rows]]
-    weight = None
-    if action is not None and plan.end is not None:
-        weight = (~plan.end).astype(np.float32)
+    weight = None if action is None else (~plan.end).astype(np.float32)
     return Batch(images, plan.target.copy(), state, task, action, weight)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from adv_pipeline.configs import check_resume, from_params
+from adv_pipeline.configs import check_ema_decay, check_resume, from_params
 from adv_pipeline.distributed import LaunchConfig
 
 
@@ -154,11 +154,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_resume(self.resume, "awbc.train.resume")
-        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(
-                f"awbc.train.ema_decay={self.ema_decay} is outside [0, 1). "
-                f"Fix: e.g. 0.999, or null for no average"
-            )
+        check_ema_decay(self.ema_decay, "awbc.train.ema_decay")
 
 
 @dataclass(frozen=True)
