@@ -45,8 +45,10 @@ def serve(argv: list[str]) -> None:
     policy over openpi's websocket protocol (``openpi_client.WebsocketClientPolicy``)."""
     import argparse
     import logging
+    import typing
 
     from adv_pipeline.errors import InputError
+    from adv_pipeline.policy.config import GuidanceReference
     from adv_pipeline.policy.serve import DEFAULT_PORT, serve
 
     parser = argparse.ArgumentParser(
@@ -70,6 +72,13 @@ def serve(argv: list[str]) -> None:
         help="classifier-free guidance weight w (1: the plain conditional prompt)",
     )
     parser.add_argument(
+        "--guidance-reference",
+        choices=typing.get_args(GuidanceReference),
+        default="negative",
+        help="what guidance extrapolates away from: the task with the worst advantage label "
+        "(default) or the plain task text",
+    )
+    parser.add_argument(
         "--prompt",
         help="default prompt of requests without one: a task text (its top advantage prompt) "
         "or a full '<task>, Advantage: <label>' prompt (default: the policy's)",
@@ -89,6 +98,7 @@ def serve(argv: list[str]) -> None:
             guidance_scale=args.guidance_scale,
             prompt=args.prompt,
             seed=args.seed,
+            guidance_reference=args.guidance_reference,
         )
     except InputError as exc:
         sys.exit(f"Error: {exc}")

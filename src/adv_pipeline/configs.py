@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -96,10 +97,46 @@ def to_params(config: Any) -> Any:
     return config
 
 
-def check_resume(value: Any, name: str) -> None:
-    """``resume`` options of the trainers: true, false or "auto"."""
-    if value not in (True, False, "auto"):
-        raise ConfigError(f"{name} must be true, false or auto, got {value!r}")
+def _choices(annotation: Any) -> tuple | None:
+    """The values an annotation allows when it is a ``Literal`` or a union of Literals,
+    ``bool`` and ``None`` (``bool | Literal["auto"]`` -> ``(True, False, "auto")``); None
+    for any other annotation."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return typing.get_args(annotation)
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return None
+    out: list = []
+    for arg in typing.get_args(annotation):
+        if typing.get_origin(arg) is typing.Literal:
+            out += typing.get_args(arg)
+        elif arg is bool:
+            out += [True, False]
+        elif arg is type(None):
+            out.append(None)
+        else:
+            return None
+    return tuple(out) if any(isinstance(v, str) for v in out) else None
+
+
+def check_choices(config: Any, where: str = "") -> None:
+    """Refuse a field of the dataclass ``config`` whose value is not one its ``Literal``
+    annotation allows, naming it as ``<where><field>`` (call from ``__post_init__``)."""
+    for name, annotation in typing.get_type_hints(type(config)).items():
+        choices = _choices(annotation)
+        value = getattr(config, name, None)
+        # bool is an int: 1 would pass as True, "true" would not pass at all
+        if choices is not None and not any(
+            value is c or (type(value) is type(c) and value == c) for c in choices
+        ):
+            allowed = ", ".join(_yaml(c) for c in choices)
+            raise ValueError(f"{where}{name} must be one of {allowed}, got {value!r}")
+
+
+def _yaml(value: Any) -> str:
+    """A choice as it is written in a parameters file (true, null, auto)."""
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def check_ema_decay(value: float | None, name: str) -> None:

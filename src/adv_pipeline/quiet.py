@@ -2,7 +2,9 @@
 
 - Kedro and kedro-mlflow still call OmegaConf's deprecated ``register_new_resolver()``;
 - mlflow asks for type hints on kedro-mlflow's ``PythonModel`` when kedro-mlflow loads;
-- mlflow's SQLAlchemy tracking store uses a deprecated ``noload`` loader strategy.
+- mlflow's SQLAlchemy tracking store uses a deprecated ``noload`` loader strategy;
+- kedro-viz logs a warning that it does not record its run events on every run with
+  ``--nodes``, ``--tags`` or ``--from-nodes`` (a notice about its own feature).
 
 Installed as a ``kedro.init`` entry point (pyproject.toml), which Kedro's CLI calls before
 it loads any plugin, and again from the project settings. mlflow re-enables its own
@@ -20,7 +22,10 @@ MESSAGES = (
     r"register_new_resolver\(\) is deprecated",
     r"Add type hints to the `predict` method",
     r"The ``noload`` loader strategy is deprecated",
+    r"Workflow tracking is disabled",
 )
+# loggers whose records are filtered by message (captured warnings; kedro-viz's run hooks)
+LOGGERS = ("py.warnings", "kedro_viz.integrations.kedro.run_hooks")
 
 
 class _DropMessages(logging.Filter):
@@ -34,6 +39,7 @@ class _DropMessages(logging.Filter):
 def silence_third_party() -> None:
     for message in MESSAGES:
         warnings.filterwarnings("ignore", message=".*" + message)
-    captured = logging.getLogger("py.warnings")
-    if not any(isinstance(f, _DropMessages) for f in captured.filters):
-        captured.addFilter(_DropMessages())
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessages) for f in logger.filters):
+            logger.addFilter(_DropMessages())

@@ -120,3 +120,31 @@ def test_every_conf_environment_parses_with_the_one_config_path(env, session_run
     features = configs["estimation"].image_features
     reads = {state_key} if isinstance(state_key, str) else set(state_key)
     assert features in reads or "observation.image_features" not in reads
+
+
+@pytest.mark.parametrize(
+    "namespace, values, message",
+    [
+        ("awbc", {"model": {"head": "diffusion"}}, "awbc.model.head must be one of flow, mse"),
+        (
+            "awbc",
+            {"data": {"normalization": "minmax"}},
+            "awbc.data.normalization must be one of quantile, mean_std, got 'minmax'",
+        ),
+        (
+            "awbc",
+            {"eval": {"guidance_reference": "worst"}},
+            "awbc.eval.guidance_reference must be one of negative, unconditional",
+        ),
+        ("awbc", {"eval": {"closed_loop": 1}}, "closed_loop must be one of true, false, auto"),
+        ("estimator", {"train": {"resume": "yes"}}, "estimator.train.resume must be one of"),
+        ("estimator", {"model": {"variant": "kai0"}}, "variant must be one of KAI0, PI06"),
+        ("gt_labeling", {"threshold_scope": "task"}, "threshold_scope must be one of stage,"),
+    ],
+)
+def test_a_value_outside_its_choices_is_refused_naming_them(namespace, values, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        parse(namespace, values)
+    assert f"Fix: change it in --params or conf/base/parameters_{namespace}.yml" in str(err.value)
+    # the same field accepts each of its choices
+    assert parse("awbc", {"eval": {"closed_loop": "auto", "guidance_reference": "unconditional"}})

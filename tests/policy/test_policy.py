@@ -322,6 +322,44 @@ def test_checkpoint_round_trip_and_unseen_prompt(labeled_dataset, run_root):
     assert batch.shape == (3, 4, 6)
 
 
+def test_guidance_extrapolates_away_from_the_chosen_reference_prompt(labeled_dataset, run_root):
+    awbc = load_policy(
+        train_policy(
+            labeled_dataset, tiny_policy_config(), tiny_train_config(), run_root / "guide"
+        ).checkpoint
+    )
+    positive, negative = TASKS[-1], TASKS[0]
+    assert awbc.reference_prompt(positive) == negative  # the default: the worst label
+    assert awbc.reference_prompt("stack cups, Advantage: positive") == (
+        "stack cups, Advantage: negative"
+    )  # the prompt's own task, the training tasks' worst label
+    assert awbc.reference_prompt(positive, "unconditional") == TASK_TEXT
+    obs = DemoTask(DemoTaskConfig(image_size=32)).reset(5)
+
+    def act(prompt, w=1.0, reference="negative"):
+        awbc.reseed(3)  # the same flow noise for every call
+        return awbc.act(obs, prompt, w, reference)
+
+    # v = v_ref + w (v - v_ref): guiding a prompt away from itself is the prompt alone
+    np.testing.assert_allclose(act(negative, 2.0), act(negative), atol=1e-5)
+    np.testing.assert_allclose(act(TASK_TEXT, 2.0, "unconditional"), act(TASK_TEXT), atol=1e-5)
+    # ... and each reference moves the positive prompt's chunk its own way
+    guided = {r: act(positive, 2.0, r) for r in ("negative", "unconditional")}
+    assert not np.allclose(guided["negative"], act(positive), atol=1e-4)
+    assert not np.allclose(guided["negative"], guided["unconditional"], atol=1e-4)
+    with pytest.raises(ValueError, match="guidance reference 'worst'"):
+        act(positive, 2.0, "worst")
+
+    bc = load_policy(
+        train_policy(
+            labeled_dataset, tiny_policy_config(False), tiny_train_config(), run_root / "guide_bc"
+        ).checkpoint
+    )
+    assert bc.act(obs).shape == (4, ACTION_DIM)  # unguided: fine
+    with pytest.raises(ValueError, match=r"trained on the plain task text \(BC\)"):
+        bc.act(obs, guidance_scale=2.0)
+
+
 def test_mse_head_learns_the_action_chunks(labeled_dataset, run_root):
     result = train_policy(
         labeled_dataset,
@@ -359,7 +397,7 @@ class ScriptedPolicy:
     def __init__(self, act: bool):
         self.act = act
 
-    def act_batch(self, images, states, prompts=None, guidance_scale=1.0):
+    def act_batch(self, images, states, prompts=None, guidance_scale=1.0, **_):
         rng = np.random.default_rng(0)
         actions = (
             np.stack([expert_action(s, rng, noise=0.0) for s in states])
@@ -409,6 +447,7 @@ def test_batched_evaluation_report(labeled_dataset, run_root):
         "awbc_positive", "awbc_negative", "bc", "awbc_guided_w2", "expert",
     ]  # fmt: skip
     assert table["prompt"].tolist()[:4] == [TASKS[1], TASKS[0], TASK_TEXT, TASKS[1]]
+    assert table["guidance_reference"].tolist() == ["", "", "", "negative", ""]
     # the scripted demonstrator on the same seeds: the ceiling (6 steps finish no episode)
     assert results[-1].seeds.tolist() == results[0].seeds.tolist()
     assert (results[-1].steps == 6).all() and (results[-1].final_progress > 0).all()

@@ -72,6 +72,7 @@ def test_openpi_client_gets_the_policys_actions_and_readable_errors(run_dir, obs
             "tasks": TASKS,
             "default_prompt": TASKS[-1],
             "guidance_scale": W,
+            "guidance_reference": "negative",
             "checkpoint": str(run_dir / "2"),
             "step": 2,
         }

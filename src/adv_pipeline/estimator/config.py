@@ -6,10 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from adv_pipeline.configs import check_ema_decay, check_resume
+from adv_pipeline.configs import check_choices, check_ema_decay
 from adv_pipeline.distributed import LaunchConfig
 
-VARIANTS = ("KAI0", "PI06")
 FREEZE = ("none", "vision", "backbone")  # what of a pretrained backbone is not trained
 
 
@@ -61,14 +60,11 @@ class ModelConfig:
     max_text_tokens: int = 48
 
     def __post_init__(self) -> None:
-        if self.freeze not in FREEZE:
-            raise ValueError(f"estimator.model.freeze={self.freeze!r}: one of {FREEZE}")
-        if self.variant not in VARIANTS:
-            raise ValueError(f"estimator variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.value_head not in ("tanh", "distributional") or self.value_bins < 2:
+        check_choices(self, "estimator.model.")
+        if self.value_bins < 2:
             raise ValueError(
-                f"estimator.model.value_head={self.value_head!r}, value_bins={self.value_bins}: "
-                f"the head is tanh or distributional, with at least 2 bins"
+                f"estimator.model.value_bins={self.value_bins}: the distributional head needs "
+                f"at least 2 bins"
             )
 
     @property
@@ -215,7 +211,7 @@ class TrainConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        check_resume(self.resume, "estimator.train.resume")
+        check_choices(self, "estimator.train.")
         check_ema_decay(self.ema_decay, "estimator.train.ema_decay")
 
 

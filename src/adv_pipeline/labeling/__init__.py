@@ -4,8 +4,6 @@ episode keeps its own task (docs/semantics.md, "Stage 0"). Pure numpy over whole
 datasets; no Kedro here."""
 
 from .labels import (
-    DISCRETIZATIONS,
-    THRESHOLD_SCOPES,
     LabelGroups,
     LabelingConfig,
     LabelInputs,
@@ -23,8 +21,6 @@ from .labels import (
 )
 
 __all__ = [
-    "DISCRETIZATIONS",
-    "THRESHOLD_SCOPES",
     "LabelGroups",
     "LabelInputs",
     "LabelingConfig",

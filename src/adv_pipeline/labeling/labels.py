@@ -22,9 +22,9 @@ from typing import Literal
 
 import numpy as np
 
+from adv_pipeline.configs import check_choices
 from adv_pipeline.lerobot import DatasetFormatError, DerivedDataset, LeRobotDatasetReader
 from adv_pipeline.schema import (
-    ADVANTAGE_SOURCES,
     INTERVENTION,
     PROGRESS,
     STAGE_PROGRESS,
@@ -35,8 +35,6 @@ from adv_pipeline.schema import (
 
 log = logging.getLogger(__name__)
 
-DISCRETIZATIONS = ("binary", "n_slices")
-THRESHOLD_SCOPES = ("stage", "task_stage")
 DECILES = tuple(range(0, 101, 10))
 
 
@@ -73,6 +71,7 @@ class LabelingConfig:
     workers: int = 2
 
     def __post_init__(self) -> None:
+        check_choices(self)
         if not 0 < float(self.threshold) <= 100:
             raise ValueError(
                 f"threshold must be in (0, 100] (percent of frames labelled positive), got "
@@ -80,23 +79,10 @@ class LabelingConfig:
             )
         if int(self.chunk_size) < 1:
             raise ValueError(f"chunk_size must be >= 1 frame, got {self.chunk_size}")
-        if self.discretization not in DISCRETIZATIONS:
-            raise ValueError(
-                f"discretization must be one of {DISCRETIZATIONS}, got {self.discretization!r}"
-            )
         if int(self.n_slices) < 2:
             raise ValueError(f"n_slices must be >= 2, got {self.n_slices}")
-        if self.advantage_source not in ADVANTAGE_SOURCES:
-            raise ValueError(
-                f"advantage_source must be one of {ADVANTAGE_SOURCES}, got "
-                f"{self.advantage_source!r}"
-            )
         if int(self.stage_nums) < 1:
             raise ValueError(f"stage_nums must be >= 1, got {self.stage_nums}")
-        if self.threshold_scope not in THRESHOLD_SCOPES:
-            raise ValueError(
-                f"threshold_scope must be one of {THRESHOLD_SCOPES}, got {self.threshold_scope!r}"
-            )
         if self.task_text is not None and not str(self.task_text).strip():
             raise ValueError("task_text must be null (each episode's own task) or a non-empty text")
 

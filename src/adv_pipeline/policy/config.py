@@ -11,8 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from adv_pipeline.configs import check_ema_decay, check_resume, from_params
+from adv_pipeline.configs import check_choices, check_ema_decay, from_params
 from adv_pipeline.distributed import LaunchConfig
+
+# classifier-free guidance: v = v_ref + w (v_prompt - v_ref), the reference prompt being the
+# prompt's task with the worst advantage label (negative) or its plain text (unconditional)
+GuidanceReference = Literal["negative", "unconditional"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class ModelConfig:
     width: int = 256
     depth: int = 3
     flow_steps: int = 10
+
+    def __post_init__(self) -> None:
+        check_choices(self, "awbc.model.")
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class DataConfig:
     frames_per_episode: int | None = 64
 
     def __post_init__(self) -> None:
+        check_choices(self, "awbc.data.")
         if isinstance(self.state_key, str):
             object.__setattr__(self, "state_key", (self.state_key,))
         if not self.state_key:
@@ -153,7 +161,7 @@ class TrainConfig:
     ema_decay: float | None = None
 
     def __post_init__(self) -> None:
-        check_resume(self.resume, "awbc.train.resume")
+        check_choices(self, "awbc.train.")
         check_ema_decay(self.ema_decay, "awbc.train.ema_decay")
 
 
@@ -172,6 +180,9 @@ class EvalConfig:
             demo dataset's seeds).
         replan_every: actions of each predicted chunk executed open-loop before re-planning.
         guidance_scale: classifier-free guidance weight of the guided condition (w > 1).
+        guidance_reference: what the guided condition extrapolates away from:
+            ``negative`` (the prompt's task with the worst advantage label) or
+            ``unconditional`` (the plain task text, learnt through ``prompt_dropout``).
         max_steps: rollout time limit (steps); None = the task's default.
         task: extra :class:`~adv_pipeline.sim.DemoTaskConfig` fields.
         sample_seed: seed of the flow's initial noise.
@@ -182,6 +193,7 @@ class EvalConfig:
     n_episodes: int = 100
     replan_every: int = 8
     guidance_scale: float = 2.0
+    guidance_reference: GuidanceReference = "negative"
     seed_offset: int = 10_000
     max_steps: int | None = None
     image_size: int = 96
@@ -194,10 +206,7 @@ class EvalConfig:
     expert: bool = True
 
     def __post_init__(self) -> None:
-        if self.closed_loop not in (True, False, "auto"):
-            raise ValueError(
-                f"awbc.eval.closed_loop={self.closed_loop!r} must be auto, true or false"
-            )
+        check_choices(self, "awbc.eval.")
 
 
 @dataclass(frozen=True)

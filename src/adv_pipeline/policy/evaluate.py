@@ -18,27 +18,29 @@ import pandas as pd
 
 from adv_pipeline.sim import DemoTask, DemoTaskConfig, ExpertOperator, render, rollout
 
-from .config import EvalConfig
+from .config import EvalConfig, GuidanceReference
 
 if TYPE_CHECKING:  # the policy (and JAX) load only when a policy is rolled out
     from .inference import Policy
 
 # the closed-loop table's columns (:func:`results_table`)
 RESULT_COLUMNS = [
-    "condition", "prompt", "guidance_scale", "n_episodes", "successes", "success_rate",
-    "success_ci_low", "success_ci_high", "mean_final_progress", "mean_steps", "seconds",
+    "condition", "prompt", "guidance_scale", "guidance_reference", "n_episodes", "successes",
+    "success_rate", "success_ci_low", "success_ci_high", "mean_final_progress", "mean_steps",
+    "seconds",
 ]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class EvalCondition:
     """One evaluated setting: a policy queried with a prompt (None: its default) and a
-    guidance weight."""
+    guidance weight (and the reference prompt it extrapolates away from)."""
 
     name: str
     policy: Policy
     prompt: str | None = None
     guidance_scale: float = 1.0
+    guidance_reference: GuidanceReference = "negative"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class RolloutBatch:
     name: str
     prompt: str
     guidance_scale: float
+    guidance_reference: str  # "" when unguided (w = 1)
     seeds: np.ndarray
     success: np.ndarray
     final_progress: np.ndarray
@@ -82,6 +85,7 @@ def batched_rollouts(
     replan_every: int = 8,
     max_steps: int | None = None,
     name: str = "",
+    guidance_reference: GuidanceReference = "negative",
 ) -> RolloutBatch:
     """Roll out ``policy`` from ``DemoTask.reset(seed)`` for every seed, all in lock step,
     until success or ``max_steps`` (default: the task's) steps."""
@@ -107,7 +111,9 @@ def batched_rollouts(
                 frame = render(envs[i].snapshot, task)
                 for c in cameras:
                     images[c][i] = frame[c]
-        chunk = policy.act_batch(images, states, prompt, guidance_scale)
+        chunk = policy.act_batch(
+            images, states, prompt, guidance_scale, guidance_reference=guidance_reference
+        )
         for k in range(min(replan_every, limit - t)):
             for i in np.flatnonzero(active):
                 states[i] = envs[i].step(chunk[i, k]).vector(keys)
@@ -117,6 +123,7 @@ def batched_rollouts(
         name=name,
         prompt=prompt,
         guidance_scale=float(guidance_scale),
+        guidance_reference=guidance_reference if guidance_scale != 1.0 else "",
         seeds=np.asarray(seeds, np.int64),
         success=np.array([env.success for env in envs]),
         final_progress=np.array([env.progress for env in envs], np.float64),
@@ -142,6 +149,7 @@ def expert_rollouts(
         name="expert",
         prompt="(scripted demonstrator)",
         guidance_scale=float("nan"),
+        guidance_reference="",
         seeds=np.asarray(seeds, np.int64),
         success=np.array([r.success for r in runs]),
         final_progress=np.array([r.final_progress for r in runs], np.float64),
@@ -170,6 +178,7 @@ def evaluate_conditions(
                 config.replan_every,
                 config.max_steps,
                 c.name,
+                c.guidance_reference,
             )
         )
     if config.expert:
@@ -188,6 +197,7 @@ def results_table(results: Sequence[RolloutBatch]) -> pd.DataFrame:
                 "condition": r.name,
                 "prompt": r.prompt,
                 "guidance_scale": r.guidance_scale,
+                "guidance_reference": r.guidance_reference,
                 "n_episodes": n,
                 "successes": k,
                 "success_rate": k / n if n else float("nan"),
@@ -210,14 +220,26 @@ def results_metrics(table: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
-def awbc_conditions(awbc: Policy, bc: Policy, guidance_scale: float) -> list[EvalCondition]:
+def awbc_conditions(
+    awbc: Policy,
+    bc: Policy,
+    guidance_scale: float,
+    guidance_reference: GuidanceReference = "negative",
+) -> list[EvalCondition]:
     """The four standard conditions: AWBC positive / negative prompt, plain BC, guided AWBC.
 
     The positive and negative prompts are the training dataset's top and bottom tasks
-    (``tasks[-1]``, ``tasks[0]``)."""
+    (``tasks[-1]``, ``tasks[0]``); the guided condition asks for the positive prompt with
+    ``guidance_scale`` away from ``guidance_reference`` (:meth:`Policy.reference_prompt`)."""
     return [
         EvalCondition("awbc_positive", awbc, awbc.tasks[-1]),
         EvalCondition("awbc_negative", awbc, awbc.tasks[0]),
         EvalCondition("bc", bc, bc.default_prompt),
-        EvalCondition(f"awbc_guided_w{guidance_scale:g}", awbc, awbc.tasks[-1], guidance_scale),
+        EvalCondition(
+            f"awbc_guided_w{guidance_scale:g}",
+            awbc,
+            awbc.tasks[-1],
+            guidance_scale,
+            guidance_reference,
+        ),
     ]

@@ -12,9 +12,10 @@ import numpy as np
 
 from adv_pipeline.checkpoints import Checkpoint, load_checkpoint
 from adv_pipeline.lerobot import IMAGE_KEY_PREFIX, camera_name
-from adv_pipeline.schema import base_task, default_prompt
+from adv_pipeline.schema import ADVANTAGE_SEPARATOR, advantage_prompt, base_task, default_prompt
 
 from .checkpoint_io import PolicyAssets, load_assets, unflatten_params
+from .config import GuidanceReference
 from .images import downsample
 from .model import build_model, sample_actions
 from .tokenizer import HashTokenizer
@@ -129,6 +130,29 @@ class Policy:
         prompt = default_prompt(self.tasks)
         return prompt if self.config.data.prompt_from_task else base_task(prompt)
 
+    def reference_prompt(self, prompt: str, reference: GuidanceReference = "negative") -> str:
+        """The prompt classifier-free guidance extrapolates away from: ``negative``, the
+        prompt's task with the worst advantage label of the training tasks (``tasks[0]``'s,
+        e.g. ``"<task>, Advantage: negative"``); ``unconditional``, the plain task text
+        (learnt through ``awbc.data.prompt_dropout``)."""
+        if not self.config.data.prompt_from_task:
+            raise ValueError(
+                "classifier-free guidance needs a policy trained on advantage prompts; this one "
+                "was trained on the plain task text (BC). Fix: guide an AWBC policy, or use "
+                "guidance scale 1"
+            )
+        if reference == "unconditional":
+            return base_task(prompt)
+        if reference != "negative":
+            raise ValueError(f"guidance reference {reference!r}: one of negative, unconditional")
+        worst = self.tasks[0].split(ADVANTAGE_SEPARATOR, 1)
+        if len(worst) != 2:
+            raise ValueError(
+                f"guidance reference negative: the training tasks carry no advantage label "
+                f"({self.tasks[0]!r}). Fix: use the unconditional reference"
+            )
+        return advantage_prompt(base_task(prompt), worst[1])
+
     def reseed(self, seed: int) -> None:
         self._rng = np.random.default_rng(seed)
 
@@ -156,6 +180,7 @@ class Policy:
         prompts: Sequence[str] | str | None = None,
         guidance_scale: float = 1.0,
         complete_states: bool = False,
+        guidance_reference: GuidanceReference = "negative",
     ) -> np.ndarray:
         """Action chunks for B observations.
 
@@ -167,6 +192,8 @@ class Policy:
                 dataset stores them), and no encoder runs.
             prompts: one prompt per observation, one for all, or None (:attr:`default_prompt`).
             guidance_scale: classifier-free guidance weight w (1 = the plain conditional prompt).
+            guidance_reference: the prompt guidance extrapolates away from
+                (:meth:`reference_prompt`); unused when w = 1.
 
         Returns:
             float32 (B, horizon, D_action) in dataset units, within the training data's
@@ -179,14 +206,18 @@ class Policy:
         if prompts is None or isinstance(prompts, str):
             prompts = [prompts or self.default_prompt] * b
         tokens, _ = self.tokenizer.encode_batch(list(prompts))
-        uncond, _ = self.tokenizer.encode_batch([base_task(p) for p in prompts])
+        reference = tokens  # unused unguided
+        if guidance_scale != 1.0:
+            reference, _ = self.tokenizer.encode_batch(
+                [self.reference_prompt(p, guidance_reference) for p in prompts]
+            )
         noise = self._rng.standard_normal((b, self.horizon, self.action_dim)).astype(np.float32)
         out = self._sample(
             self.params,
             self._camera_images(images, b),
             self.assets.state_stats.normalize(states),
             tokens,
-            uncond,
+            reference,
             noise,
             guidance_scale=float(guidance_scale),
             steps=self.config.model.flow_steps,
@@ -194,7 +225,11 @@ class Policy:
         return self.assets.action_stats.unnormalize(np.asarray(out))
 
     def act(
-        self, observation, prompt: str | None = None, guidance_scale: float = 1.0
+        self,
+        observation,
+        prompt: str | None = None,
+        guidance_scale: float = 1.0,
+        guidance_reference: GuidanceReference = "negative",
     ) -> np.ndarray:
         """One chunk (horizon, D_action) for an observation with ``.images`` and ``.state``
         or a dict with those keys (``state``: the :attr:`observed_state_keys` side by side),
@@ -207,7 +242,11 @@ class Policy:
             images, state = observation.images, observation.state
         batch_images = {k: np.asarray(v)[None] for k, v in images.items()}
         return self.act_batch(
-            batch_images, np.asarray(state)[None], [prompt or self.default_prompt], guidance_scale
+            batch_images,
+            np.asarray(state)[None],
+            [prompt or self.default_prompt],
+            guidance_scale,
+            guidance_reference=guidance_reference,
         )[0]
 
 

@@ -142,7 +142,7 @@ def sample_actions(
     images,
     state,
     tokens,
-    uncond_tokens,
+    reference_tokens,
     noise,
     guidance_scale: float,
     steps: int,
@@ -150,9 +150,9 @@ def sample_actions(
     """Normalised action chunks (B, H, Da).
 
     Flow: Euler-integrate dx/dt = v from x_1 = noise (t = 1) to t = 0 in ``steps`` steps.
-    With ``guidance_scale`` w != 1, v = v_uncond + w (v_cond - v_uncond), the unconditional
-    prediction using ``uncond_tokens`` (the plain task text); the same mix applies to the
-    mse head's chunk.
+    With ``guidance_scale`` w != 1 (classifier-free guidance), v = v_ref + w (v - v_ref),
+    v_ref the prediction for ``reference_tokens`` (the reference prompt,
+    :meth:`Policy.reference_prompt`); the same mix applies to the mse head's chunk.
     """
     guided = guidance_scale != 1.0
     b = state.shape[0]
@@ -164,12 +164,12 @@ def sample_actions(
             {"params": params},
             jnp.concatenate([images, images]),
             jnp.concatenate([state, state]),
-            jnp.concatenate([tokens, uncond_tokens]),
+            jnp.concatenate([tokens, reference_tokens]),
             jnp.concatenate([x, x]),
             jnp.concatenate([t, t]),
         )
-        cond, uncond = both[:b], both[b:]
-        return uncond + guidance_scale * (cond - uncond)
+        cond, reference = both[:b], both[b:]
+        return reference + guidance_scale * (cond - reference)
 
     if model.config.head == "mse":
         return predict(jnp.zeros_like(noise), jnp.zeros((b,), noise.dtype))

@@ -34,6 +34,7 @@ from adv_pipeline.errors import InputError
 from adv_pipeline.schema import ADVANTAGE_SEPARATOR, base_task
 
 if TYPE_CHECKING:  # the policy (and JAX) load only with a checkpoint
+    from .config import GuidanceReference
     from .inference import Policy
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,8 @@ class PolicyServer:
     Args:
         policy: the loaded policy (its RNG draws each request's flow noise in turn).
         guidance_scale: classifier-free guidance weight w passed to ``Policy.act``.
+        guidance_reference: the prompt guidance extrapolates away from
+            (:meth:`Policy.reference_prompt`: negative | unconditional).
         prompt: the default prompt (a task text or a full advantage prompt); None: the
             policy's default prompt.
         checkpoint: the step folder the policy came from, for the metadata.
@@ -139,10 +142,14 @@ class PolicyServer:
         guidance_scale: float = 1.0,
         prompt: str | None = None,
         checkpoint: Checkpoint | None = None,
+        guidance_reference: GuidanceReference = "negative",
     ):
         self.policy = policy
         self.guidance_scale = float(guidance_scale)
+        self.guidance_reference = guidance_reference
         self.default_prompt = resolve_prompt(policy, prompt) if prompt else policy.default_prompt
+        if self.guidance_scale != 1.0:  # a policy that cannot be guided fails here, not per request
+            policy.reference_prompt(self.default_prompt, guidance_reference)
         self.state_dim = policy.observed_state_dim
         self.cameras = policy.input_cameras  # short -> key
         self.checkpoint = checkpoint
@@ -164,6 +171,7 @@ class PolicyServer:
             "tasks": list(self.policy.tasks),
             "default_prompt": self.default_prompt,
             "guidance_scale": self.guidance_scale,
+            "guidance_reference": self.guidance_reference,
             "checkpoint": str(self.checkpoint.path) if self.checkpoint else None,
             "step": self.checkpoint.step if self.checkpoint else None,
         }
@@ -262,7 +270,10 @@ class PolicyServer:
             start = time.perf_counter()
             try:
                 actions = self.policy.act(
-                    {"images": images, "state": state}, prompt, self.guidance_scale
+                    {"images": images, "state": state},
+                    prompt,
+                    self.guidance_scale,
+                    self.guidance_reference,
                 )
             except Exception as exc:
                 log.exception("inference failed")
@@ -335,6 +346,7 @@ def load_server(
     seed: int = 0,
     guidance_scale: float = 1.0,
     prompt: str | None = None,
+    guidance_reference: GuidanceReference = "negative",
 ) -> PolicyServer:
     """A :class:`PolicyServer` for a run folder (latest step, or ``step``) or a step folder;
     ``seed`` seeds the flow noise as in :func:`load_policy`."""
@@ -350,9 +362,11 @@ def load_server(
         fix = "" if "Fix:" in why else ". Fix: point to a policy run folder or step folder"
         raise InputError(f"{ckpt.path}: cannot load a policy: {why}{fix}") from exc
     try:
-        return PolicyServer(policy, guidance_scale, prompt, ckpt)
+        return PolicyServer(policy, guidance_scale, prompt, ckpt, guidance_reference)
     except RequestError as exc:
         raise InputError(f"--prompt: {exc}") from None
+    except ValueError as exc:  # a policy that cannot be guided so
+        raise InputError(f"--guidance-scale {guidance_scale:g}: {exc}") from None
 
 
 def serve(
@@ -363,14 +377,18 @@ def serve(
     guidance_scale: float = 1.0,
     prompt: str | None = None,
     seed: int = 0,
+    guidance_reference: GuidanceReference = "negative",
 ) -> None:
     """Load a checkpoint and serve it until interrupted."""
-    server = load_server(checkpoint, step, seed, guidance_scale, prompt)
+    server = load_server(checkpoint, step, seed, guidance_scale, prompt, guidance_reference)
 
     def ready(h: str, p: int) -> None:
         ckpt = server.checkpoint
         print(f"serving {ckpt.path} (step {ckpt.step}) on ws://{h}:{p}")
-        print(f"default prompt: {server.default_prompt!r}, guidance scale {server.guidance_scale}")
+        print(
+            f"default prompt: {server.default_prompt!r}, guidance scale {server.guidance_scale} "
+            f"(reference: {server.guidance_reference})"
+        )
 
     try:
         asyncio.run(server.run(host, port, ready))

@@ -80,7 +80,10 @@ def evaluate_awbc(
     from adv_pipeline.policy.inference import load_policy
 
     conditions = awbc_conditions(
-        load_policy(awbc_policy), load_policy(bc_policy), config.guidance_scale
+        load_policy(awbc_policy),
+        load_policy(bc_policy),
+        config.guidance_scale,
+        config.guidance_reference,
     )
     table = results_table(evaluate_conditions(conditions, config))
     return table, results_metrics(table), results_figure(table)
