@@ -124,7 +124,7 @@ def check_choices(config: Any, where: str = "") -> None:
     for name, annotation in typing.get_type_hints(type(config)).items():
         choices = _choices(annotation)
         value = getattr(config, name, None)
-        # bool is an int: 1 would pass as True, "true" would not pass at all
+        # compared by type too: 1 == True in Python, but 1 is not a choice of a bool field
         if choices is not None and not any(
             value is c or (type(value) is type(c) and value == c) for c in choices
         ):
