@@ -4,7 +4,8 @@
 - mlflow asks for type hints on kedro-mlflow's ``PythonModel`` when kedro-mlflow loads;
 - mlflow's SQLAlchemy tracking store uses a deprecated ``noload`` loader strategy;
 - kedro-viz logs a warning that it does not record its run events on every run with
-  ``--nodes``, ``--tags`` or ``--from-nodes`` (a notice about its own feature).
+  ``--nodes``, ``--tags`` or ``--from-nodes`` (a notice about its own feature), and its
+  ``kedro viz build`` imports FastAPI's deprecated ``ORJSONResponse``.
 
 Installed as a ``kedro.init`` entry point (pyproject.toml), which Kedro's CLI calls before
 it loads any plugin, and again from the project settings. mlflow re-enables its own
@@ -23,6 +24,7 @@ MESSAGES = (
     r"Add type hints to the `predict` method",
     r"The ``noload`` loader strategy is deprecated",
     r"Workflow tracking is disabled",
+    r"ORJSONResponse is deprecated",
 )
 # loggers whose records are filtered by message (captured warnings; kedro-viz's run hooks)
 LOGGERS = ("py.warnings", "kedro_viz.integrations.kedro.run_hooks")

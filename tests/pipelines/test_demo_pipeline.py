@@ -57,6 +57,7 @@ def test_demo_pipeline_end_to_end(kedro_project):
     assert params["demo.n_episodes"] == str(N_EPISODES) and params["demo.video.codec"] == "libx264"
     assert runs[0].data.metrics["demo_metrics.episodes"] == N_EPISODES
 
-    # kedro-viz builds a static site of the pipelines
-    run_kedro(kedro_project, "viz", "build")
+    # kedro-viz builds a static site of the pipelines, printing no warning
+    proc = run_kedro(kedro_project, "viz", "build", env={"COLUMNS": "200"})
     assert (kedro_project / "build" / "index.html").is_file()
+    assert "warning" not in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
