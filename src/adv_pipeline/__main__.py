@@ -48,7 +48,7 @@ def serve(argv: list[str]) -> None:
     import typing
 
     from adv_pipeline.errors import InputError
-    from adv_pipeline.policy.config import GuidanceReference
+    from adv_pipeline.policy.config import DEFAULT_GUIDANCE_REFERENCE, GuidanceReference
     from adv_pipeline.policy.serve import DEFAULT_PORT, serve
 
     parser = argparse.ArgumentParser(
@@ -74,7 +74,7 @@ def serve(argv: list[str]) -> None:
     parser.add_argument(
         "--guidance-reference",
         choices=typing.get_args(GuidanceReference),
-        default="negative",
+        default=DEFAULT_GUIDANCE_REFERENCE,
         help="what guidance extrapolates away from: the task with the worst advantage label "
         "(default) or the plain task text",
     )

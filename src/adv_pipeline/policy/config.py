@@ -17,6 +17,7 @@ from adv_pipeline.distributed import LaunchConfig
 # classifier-free guidance: v = v_ref + w (v_prompt - v_ref), the reference prompt being the
 # prompt's task with the worst advantage label (negative) or its plain text (unconditional)
 GuidanceReference = Literal["negative", "unconditional"]
+DEFAULT_GUIDANCE_REFERENCE: GuidanceReference = "negative"  # above unconditional on the demo
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ class EvalConfig:
     n_episodes: int = 100
     replan_every: int = 8
     guidance_scale: float = 2.0
-    guidance_reference: GuidanceReference = "negative"
+    guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE
     seed_offset: int = 10_000
     max_steps: int | None = None
     image_size: int = 96

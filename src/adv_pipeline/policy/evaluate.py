@@ -18,7 +18,7 @@ import pandas as pd
 
 from adv_pipeline.sim import DemoTask, DemoTaskConfig, ExpertOperator, render, rollout
 
-from .config import EvalConfig, GuidanceReference
+from .config import DEFAULT_GUIDANCE_REFERENCE, EvalConfig, GuidanceReference
 
 if TYPE_CHECKING:  # the policy (and JAX) load only when a policy is rolled out
     from .inference import Policy
@@ -40,7 +40,7 @@ class EvalCondition:
     policy: Policy
     prompt: str | None = None
     guidance_scale: float = 1.0
-    guidance_reference: GuidanceReference = "negative"
+    guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def batched_rollouts(
     replan_every: int = 8,
     max_steps: int | None = None,
     name: str = "",
-    guidance_reference: GuidanceReference = "negative",
+    guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
 ) -> RolloutBatch:
     """Roll out ``policy`` from ``DemoTask.reset(seed)`` for every seed, all in lock step,
     until success or ``max_steps`` (default: the task's) steps."""
@@ -224,7 +224,7 @@ def awbc_conditions(
     awbc: Policy,
     bc: Policy,
     guidance_scale: float,
-    guidance_reference: GuidanceReference = "negative",
+    guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
 ) -> list[EvalCondition]:
     """The four standard conditions: AWBC positive / negative prompt, plain BC, guided AWBC.
 

@@ -15,7 +15,7 @@ from adv_pipeline.lerobot import IMAGE_KEY_PREFIX, camera_name
 from adv_pipeline.schema import ADVANTAGE_SEPARATOR, advantage_prompt, base_task, default_prompt
 
 from .checkpoint_io import PolicyAssets, load_assets, unflatten_params
-from .config import GuidanceReference
+from .config import DEFAULT_GUIDANCE_REFERENCE, GuidanceReference
 from .images import downsample
 from .model import build_model, sample_actions
 from .tokenizer import HashTokenizer
@@ -130,7 +130,9 @@ class Policy:
         prompt = default_prompt(self.tasks)
         return prompt if self.config.data.prompt_from_task else base_task(prompt)
 
-    def reference_prompt(self, prompt: str, reference: GuidanceReference = "negative") -> str:
+    def reference_prompt(
+        self, prompt: str, reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE
+    ) -> str:
         """The prompt classifier-free guidance extrapolates away from: ``negative``, the
         prompt's task with the worst advantage label of the training tasks (``tasks[0]``'s,
         e.g. ``"<task>, Advantage: negative"``); ``unconditional``, the plain task text
@@ -180,7 +182,7 @@ class Policy:
         prompts: Sequence[str] | str | None = None,
         guidance_scale: float = 1.0,
         complete_states: bool = False,
-        guidance_reference: GuidanceReference = "negative",
+        guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
     ) -> np.ndarray:
         """Action chunks for B observations.
 
@@ -229,7 +231,7 @@ class Policy:
         observation,
         prompt: str | None = None,
         guidance_scale: float = 1.0,
-        guidance_reference: GuidanceReference = "negative",
+        guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
     ) -> np.ndarray:
         """One chunk (horizon, D_action) for an observation with ``.images`` and ``.state``
         or a dict with those keys (``state``: the :attr:`observed_state_keys` side by side),

@@ -33,6 +33,8 @@ from adv_pipeline.checkpoints import METADATA_FILE, Checkpoint, load_checkpoint
 from adv_pipeline.errors import InputError
 from adv_pipeline.schema import ADVANTAGE_SEPARATOR, base_task
 
+from .config import DEFAULT_GUIDANCE_REFERENCE
+
 if TYPE_CHECKING:  # the policy (and JAX) load only with a checkpoint
     from .config import GuidanceReference
     from .inference import Policy
@@ -142,7 +144,7 @@ class PolicyServer:
         guidance_scale: float = 1.0,
         prompt: str | None = None,
         checkpoint: Checkpoint | None = None,
-        guidance_reference: GuidanceReference = "negative",
+        guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
     ):
         self.policy = policy
         self.guidance_scale = float(guidance_scale)
@@ -346,7 +348,7 @@ def load_server(
     seed: int = 0,
     guidance_scale: float = 1.0,
     prompt: str | None = None,
-    guidance_reference: GuidanceReference = "negative",
+    guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
 ) -> PolicyServer:
     """A :class:`PolicyServer` for a run folder (latest step, or ``step``) or a step folder;
     ``seed`` seeds the flow noise as in :func:`load_policy`."""
@@ -377,7 +379,7 @@ def serve(
     guidance_scale: float = 1.0,
     prompt: str | None = None,
     seed: int = 0,
-    guidance_reference: GuidanceReference = "negative",
+    guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
 ) -> None:
     """Load a checkpoint and serve it until interrupted."""
     server = load_server(checkpoint, step, seed, guidance_scale, prompt, guidance_reference)
