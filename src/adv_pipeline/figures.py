@@ -123,7 +123,7 @@ def dataset_overview_figure(dataset: LeRobotDatasetReader, n_episodes: int = 4) 
         ax.set_title(f"episode {ep}")
         ax.set_xlabel("frame")
         ax.set_ylim(-0.05, 1.05)
-        if j == 0:
+        if j == 0 and cols:
             ax.legend(fontsize=7)
     if cams and dataset.num_episodes:
         ep = dataset.episodes[0]

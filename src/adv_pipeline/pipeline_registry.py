@@ -11,6 +11,8 @@ from kedro.pipeline import Pipeline
 from adv_pipeline.configs import closest
 from adv_pipeline.errors import InputError
 
+WHOLE_CHAINS = ("metaworld", "__default__")  # pipelines made of the others
+
 
 def pipeline_names() -> list[str]:
     """The names of the project's pipelines (the packages under ``adv_pipeline.pipelines``)."""
@@ -40,5 +42,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     """
     _check_requested()
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(pipelines.values())
+    # the metaworld chain holds the other pipelines (Stage 0 reading the annotation's
+    # output): the default run is the demo's
+    pipelines["__default__"] = sum(p for name, p in pipelines.items() if name not in WHOLE_CHAINS)
     return pipelines

@@ -14,6 +14,10 @@ import numpy as np
 STAGE_PROGRESS = "stage_progress_gt"  # in [0, 1]: stage k of K covers [k/K, (k+1)/K]
 PROGRESS = "progress"  # the default advantage source of Stage 0
 INTERVENTION = "intervention"  # 1 where a human took over (DAgger); optional
+STATE_COLUMN = "observation.state"  # what the robot records of itself (LeRobot's key)
+NEXT_SUCCESS = "next.success"  # LeRobot's key: the task is solved after this frame's action
+SUCCESS = "success"  # per frame, its episode's outcome: 1 / 0, -1 not said (annotation pipeline)
+QUALITY = "quality"  # recordings of several operators: the operator's quality (analysis only)
 
 # ---------------------------------------------------------------- columns Stage 2 writes
 RELATIVE_ADVANTAGE = "relative_advantage"  # KAI0 only: V(n -> n + I), scaled near the end

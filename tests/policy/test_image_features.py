@@ -13,6 +13,7 @@ from adv_pipeline.estimator.train import train
 from adv_pipeline.policy import DataConfig, batched_rollouts, load_policy, train_policy
 from adv_pipeline.policy.serve import PolicyServer
 from adv_pipeline.sim import DemoTask, DemoTaskConfig
+from adv_pipeline.worlds.demo import DemoWorld
 
 from ..estimator.test_estimator import tiny_config
 from .conftest import tiny_policy_config, tiny_train_config
@@ -70,7 +71,7 @@ def test_policy_on_image_features_computes_them_from_live_images(labeled_dataset
     task = DemoTaskConfig(image_size=32)
     obs = DemoTask(task).reset(3)
     assert policy.act(obs).shape == (policy.horizon, 6)
-    run = batched_rollouts(policy, [1, 2], task, replan_every=4, max_steps=8)
+    run = batched_rollouts(policy, [1, 2], DemoWorld(task), replan_every=4, max_steps=8)
     assert run.steps.tolist() == [8, 8]
     # serving asks for what a robot has: its state and the encoder's cameras
     meta = PolicyServer(policy).metadata

@@ -37,9 +37,12 @@ from adv_pipeline.policy.data import (
     prepare_policy_data,
     training_batch,
 )
+from adv_pipeline.policy.evaluate import task_config
 from adv_pipeline.policy.images import downsample
 from adv_pipeline.policy.normalize import NormStats
 from adv_pipeline.sim import ACTION_DIM, TASK_TEXT, DemoTask, DemoTaskConfig, expert_action
+from adv_pipeline.worlds import EvalTask
+from adv_pipeline.worlds.demo import DemoWorld
 
 from .conftest import TASKS, tiny_policy_config, tiny_train_config
 
@@ -391,6 +394,8 @@ class ScriptedPolicy:
 
     horizon, camera_keys, default_prompt = 8, (), "scripted"
     input_cameras: dict[str, str] = {}
+    observed_state_dim = 12
+    state_dims = {"observation.state": 6, "observation.environment_state": 6}
     # the scripted expert reads where the block and goal are (privileged state)
     observed_state_keys = ("observation.state", "observation.environment_state")
 
@@ -409,8 +414,8 @@ class ScriptedPolicy:
 
 def test_rollouts_tell_a_working_controller_from_one_that_does_nothing():
     seeds, task = [10_000, 10_001, 10_002], DemoTaskConfig(image_size=32)
-    expert = batched_rollouts(ScriptedPolicy(True), seeds, task, replan_every=1)
-    idle = batched_rollouts(ScriptedPolicy(False), seeds, task, replan_every=1)
+    expert = batched_rollouts(ScriptedPolicy(True), seeds, DemoWorld(task), replan_every=1)
+    idle = batched_rollouts(ScriptedPolicy(False), seeds, DemoWorld(task), replan_every=1)
     assert expert.success.all() and (expert.steps < task.max_steps).all()
     assert (
         not idle.success.any()
@@ -441,7 +446,8 @@ def test_batched_evaluation_report(labeled_dataset, run_root):
     config = EvalConfig(
         n_episodes=3, replan_every=2, max_steps=6, image_size=32, guidance_scale=2.0
     )
-    results = evaluate_conditions(awbc_conditions(awbc, bc, config.guidance_scale), config)
+    world = DemoWorld(task_config(config))
+    results = evaluate_conditions(awbc_conditions(awbc, bc, config.guidance_scale), config, world)
     table = results_table(results)
     assert table["condition"].tolist() == [
         "awbc_positive", "awbc_negative", "bc", "awbc_guided_w2", "expert",
@@ -451,7 +457,9 @@ def test_batched_evaluation_report(labeled_dataset, run_root):
     # the scripted demonstrator on the same seeds: the ceiling (6 steps finish no episode)
     assert results[-1].seeds.tolist() == results[0].seeds.tolist()
     assert (results[-1].steps == 6).all() and (results[-1].final_progress > 0).all()
-    full = expert_rollouts([10_000, 10_001], DemoTaskConfig(image_size=32))
+    full = expert_rollouts(
+        [10_000, 10_001], DemoWorld(DemoTaskConfig(image_size=32)), EvalTask("demo", TASK_TEXT)
+    )
     assert full.success.all() and (full.steps < DemoTaskConfig().max_steps).all()
     assert (table["n_episodes"] == 3).all() and results[0].seeds.tolist() == [
         10_000,

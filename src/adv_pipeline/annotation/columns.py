@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adv_pipeline.lerobot import DerivedDataset, LeRobotDatasetReader
-from adv_pipeline.schema import STAGE_PROGRESS
+from adv_pipeline.schema import STAGE_PROGRESS, SUCCESS
 
 from .records import AnnotationFile, FrameAnnotation, resolve_annotations
 
@@ -17,7 +17,6 @@ log = logging.getLogger(__name__)
 
 STAGE_INDEX = "stage_index_gt"
 OUTSIDE = "outside_annotation"
-SUCCESS = "success"
 
 
 @dataclass(frozen=True)

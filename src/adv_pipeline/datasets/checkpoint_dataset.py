@@ -17,7 +17,9 @@ class CheckpointDirDataset(AbstractDataset[Checkpoint, Checkpoint]):
     ``load()`` returns the :class:`~adv_pipeline.checkpoints.Checkpoint` at ``step`` of
     ``run`` (defaults: the latest run, its latest step; ``path`` may also be a run folder).
     ``save(checkpoint)`` is a no-op when the checkpoint already lives under ``path``
-    (training wrote it there) and copies it in otherwise.
+    (training wrote it there) and copies it in otherwise. With ``optional`` (a training
+    that may not run, e.g. the curated-BC baseline), ``save(None)`` writes nothing and
+    ``load()`` gives None where there is no checkpoint.
     """
 
     output_kind = RUNS
@@ -28,24 +30,30 @@ class CheckpointDirDataset(AbstractDataset[Checkpoint, Checkpoint]):
         path: str,
         run: str | None = None,
         step: int | None = None,
+        optional: bool = False,
         metadata: dict[str, Any] | None = None,
     ):
         self._path = Path(path)
         self._run = str(run) if run not in (None, "", "latest") else None
         self._step = int(step) if step not in (None, "", "latest") else None
+        self._optional = bool(optional)
         self.metadata = metadata
 
     @property
     def path(self) -> Path:
         return self._path
 
-    def load(self) -> Checkpoint:
+    def load(self) -> Checkpoint | None:
+        if self._optional and not self._exists():
+            return None
         try:
             return load_checkpoint(self._path, self._step, self._run)
         except RunError as exc:
             raise DatasetError(str(exc)) from exc
 
-    def save(self, data: Checkpoint) -> None:
+    def save(self, data: Checkpoint | None) -> None:
+        if data is None and self._optional:
+            return
         if not isinstance(data, Checkpoint):
             raise DatasetError(f"{self._path}: expected a Checkpoint, got {type(data).__name__}")
         root = resolved(self._path)
@@ -60,4 +68,9 @@ class CheckpointDirDataset(AbstractDataset[Checkpoint, Checkpoint]):
         return True
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path), "run": self._run, "step": self._step}
+        return {
+            "path": str(self._path),
+            "run": self._run,
+            "step": self._step,
+            "optional": self._optional,
+        }

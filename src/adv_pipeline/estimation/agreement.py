@@ -14,6 +14,13 @@ from adv_pipeline.schema import split_task_index
 from .columns import EpisodeValues, advantage_columns
 
 
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation; NaN (without scipy's warning) when either is constant."""
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     """Area under the ROC curve of ``scores`` for the binary ``positive`` labels (the
     Mann-Whitney U statistic with average ranks for ties); NaN if one class is empty."""
@@ -51,7 +58,7 @@ def agreement(
         "gt_positive_fraction": float(gt_pos.mean()) if len(gt_labels) else float("nan"),
     }
     if stage_progress is not None and len(stage_progress):
-        out["spearman_value_progress"] = float(spearmanr(absolute_value, stage_progress).statistic)
+        out["spearman_value_progress"] = spearman(absolute_value, stage_progress)
         per = []
         for lo, hi in zip(offsets[:-1], offsets[1:]):
             v, p = absolute_value[lo:hi], stage_progress[lo:hi]

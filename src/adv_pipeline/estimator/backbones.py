@@ -209,6 +209,9 @@ class SmallCNNBackbone(TokenFusion):
     # encode/fuse split: inference encodes each frame once and reuses its tokens in
     # every pair it belongs to (see inference.py)
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """(N, K, 3, H, W) -> per-camera tokens (N, K, w)."""
+        """(N, K, 3, H, W) -> per-camera tokens (N, K, w); K = 0 (a state-only estimator,
+        the state token alone): (N, 0, w)."""
         n, k = frames.shape[:2]
+        if k == 0:
+            return frames.new_zeros((n, 0, self.summary.shape[-1]), dtype=torch.float32)
         return self.encoder(frames.flatten(0, 1)).view(n, k, -1)

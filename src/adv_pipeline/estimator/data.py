@@ -269,6 +269,18 @@ def plan_stream(
         epoch += 1
 
 
+def camera_frames(
+    dataset: LeRobotDatasetReader, episode: int, frames: np.ndarray, config: DataConfig
+) -> np.ndarray:
+    """uint8 (m, K, H, W, 3): frames ``frames`` of ``episode`` for the K cameras of
+    ``config`` (K = 0: a state-only estimator, nothing decoded)."""
+    h, w = config.image_size
+    if not config.cameras:
+        return np.empty((len(frames), 0, h, w, 3), np.uint8)
+    decoded = dataset.get_frames(episode, frames, cameras=config.cameras, size=(h, w))
+    return np.stack([decoded[key] for key in decoded], axis=1)
+
+
 def decode_chunk(
     dataset: LeRobotDatasetReader, plan: ChunkPlan, config: DataConfig, paired: bool
 ) -> Batch:
@@ -284,8 +296,7 @@ def decode_chunk(
     for ep in np.unique(plan.episode):
         rows = np.flatnonzero(plan.episode == ep)
         wanted = np.unique(np.concatenate([plan.compare[rows], plan.current[rows]]))
-        frames = dataset.get_frames(int(ep), wanted, cameras=config.cameras, size=(h, w))
-        stacked = np.stack([frames[key] for key in frames], axis=1)  # (m, K, H, W, 3)
+        stacked = camera_frames(dataset, int(ep), wanted, config)  # (m, K, H, W, 3)
         if paired:
             images[rows, 0] = stacked[np.searchsorted(wanted, plan.compare[rows])]
         images[rows, t_steps - 1] = stacked[np.searchsorted(wanted, plan.current[rows])]
@@ -372,10 +383,7 @@ def load_validation(
     for ep in eps:
         sp = progress[ep]
         idx = np.arange(0, len(sp), config.val_frame_stride)
-        frames = dataset.get_frames(
-            ep, np.union1d(idx, [0]), cameras=config.cameras, size=tuple(config.image_size)
-        )
-        stacked = np.stack([frames[k] for k in frames], axis=1)
+        stacked = camera_frames(dataset, ep, np.union1d(idx, [0]), config)
         out.episodes.append(ep)
         out.frames.append(idx)
         out.images.append(stacked[np.searchsorted(np.union1d(idx, [0]), idx)])

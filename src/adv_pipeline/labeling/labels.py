@@ -28,6 +28,7 @@ from adv_pipeline.schema import (
     INTERVENTION,
     PROGRESS,
     STAGE_PROGRESS,
+    SUCCESS,
     advantage_labels,
     advantage_prompt,
     base_task,
@@ -56,6 +57,12 @@ class LabelingConfig:
             the task of every episode (the seed's behaviour).
         force_intervention: frames with intervention = 1 go to the top bin (after the
             thresholds are computed from all frames; false reproduces the seed).
+        failed_episodes: what the frames of failed episodes (``success`` = 0, written by
+            the annotation pipeline) get: ``negative``, the worst bin, and they take no
+            part in the thresholds (progress annotated on a failure says only that time
+            passed); ``progress``, labelled from their progress like any other frame (the
+            seed, which knows no failures). Intervention frames are forced to the top bin
+            after this rule. Datasets without a ``success`` column are not affected.
         workers: threads rewriting episode files (about one per CPU core pays best).
     """
 
@@ -68,6 +75,7 @@ class LabelingConfig:
     threshold_scope: Literal["stage", "task_stage"] = "stage"
     task_text: str | None = None
     force_intervention: bool = True
+    failed_episodes: Literal["negative", "progress"] = "negative"
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -108,6 +116,8 @@ class LabelInputs:
         task: (N,) int64 row of ``tasks`` of each frame.
         tasks: the task texts present (each source task without an advantage part, in the
             source's order), or ``(task_text,)`` when the config replaces them.
+        failed: (N,) bool, frames of failed episodes (``success`` = 0), or None when the
+            column is absent or ``failed_episodes`` is ``progress``.
     """
 
     episode_indices: np.ndarray
@@ -117,6 +127,7 @@ class LabelInputs:
     intervention: np.ndarray | None
     task: np.ndarray
     tasks: tuple[str, ...]
+    failed: np.ndarray | None = None
 
 
 def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> LabelInputs:
@@ -134,6 +145,7 @@ def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> 
         config.stage_nums,
         config.force_intervention,
         config.task_text,
+        config.failed_episodes,
     )
     return dataset.memo(key, lambda: _read_label_inputs(dataset, config))
 
@@ -170,12 +182,14 @@ def _read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) ->
             )
     use_intervention = config.force_intervention and INTERVENTION in available
     has_stage = STAGE_PROGRESS in available
+    use_success = config.failed_episodes == "negative" and SUCCESS in available
     columns = list(
         dict.fromkeys(
             [
                 *needed,
                 *([STAGE_PROGRESS] if has_stage else []),
                 *([INTERVENTION] if use_intervention else []),
+                *([SUCCESS] if use_success else []),
                 "task_index",
             ]
         )
@@ -201,6 +215,10 @@ def _read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) ->
     if use_intervention:
         flag = np.asarray(data[INTERVENTION])
         intervention = flag.reshape(len(flag), -1)[:, 0] == 1
+    failed = None
+    if use_success:
+        flag = np.asarray(data[SUCCESS])
+        failed = flag.reshape(len(flag), -1)[:, 0] == 0
     task, tasks = _frame_tasks(dataset.tasks, data["task_index"], config.task_text)
     return LabelInputs(
         dataset.episode_indices,
@@ -210,6 +228,7 @@ def _read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) ->
         intervention,
         task,
         tasks,
+        failed,
     )
 
 
@@ -291,12 +310,18 @@ class LabelGroups:
 
 
 def label_groups(inputs: LabelInputs, stage: np.ndarray, config: LabelingConfig) -> LabelGroups:
-    """The groups whose frames share a threshold (``config.threshold_scope``)."""
+    """The groups whose frames share a threshold (``config.threshold_scope``); frames of
+    failed episodes (``inputs.failed``) belong to none (index -1): they stay in the worst
+    bin and take no part in the thresholds."""
     stages = int(config.stage_nums)
     if config.threshold_scope == "stage":
-        return LabelGroups(stage, tuple((None, s) for s in range(stages)))
-    keys = tuple((t, s) for t in inputs.tasks for s in range(stages))
-    return LabelGroups(inputs.task * stages + stage, keys)
+        index, keys = stage, tuple((None, s) for s in range(stages))
+    else:
+        index = inputs.task * stages + stage
+        keys = tuple((t, s) for t in inputs.tasks for s in range(stages))
+    if inputs.failed is not None:
+        index = np.where(inputs.failed, -1, index)
+    return LabelGroups(index, keys)
 
 
 def group_cuts(adv: np.ndarray, groups: LabelGroups, config: LabelingConfig) -> list[np.ndarray]:
@@ -419,6 +444,7 @@ def label_statistics(
         "prompts": output_tasks(inputs, config),
         "task_index_layout": f"task_index = task * {config.n_bins} + label",
         "forced_frames": int(intervention.sum()) if intervention is not None else 0,
+        "failed_frames": int(inputs.failed.sum()) if inputs.failed is not None else 0,
         "positive_fraction": float((labels == top).mean()) if len(labels) else 0.0,
         "stages": entries,
     }

@@ -14,9 +14,11 @@ from adv_pipeline.estimator.config import EstimatorConfig
 from adv_pipeline.labeling import LabelingConfig
 from adv_pipeline.policy.config import AwbcParams
 from adv_pipeline.sim.dataset import DemoDatasetConfig
+from adv_pipeline.worlds.metaworld.config import MetaWorldConfig
 
 NAMESPACES: dict[str, type] = {
     "demo": DemoDatasetConfig,
+    "metaworld": MetaWorldConfig,
     "annotation": AnnotationConfig,
     "gt_labeling": LabelingConfig,
     "awbc_labeling": LabelingConfig,
@@ -24,7 +26,7 @@ NAMESPACES: dict[str, type] = {
     "estimation": EstimationConfig,
     "awbc": AwbcParams,
 }
-SHARED = ("overwrite",)  # parameters.yml: read by the hook and the trainers
+SHARED = ("overwrite", "world")  # parameters.yml: the hook and trainers; the recorded world
 
 
 def parse(namespace: str, values: Mapping[str, Any] | None):

@@ -83,6 +83,10 @@ class DataConfig:
             chunk in flight); each is decoded once per chunk.
         frames_per_episode: frames drawn from an episode per visit (without replacement);
             None: all of them (one visit per episode per epoch).
+        keep_column: train only on the episodes whose first frame has a value of this
+            integer column in ``keep_values`` (the curated-BC baseline: ``quality``, [0]);
+            None: every training episode. The held-out episodes stay the same.
+        keep_values: the values of ``keep_column`` kept.
     """
 
     cameras: tuple[str, ...] = ()
@@ -98,6 +102,8 @@ class DataConfig:
     val_seed: int = 0
     episodes_per_chunk: int = 64
     frames_per_episode: int | None = 64
+    keep_column: str | None = None
+    keep_values: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         check_choices(self, "awbc.data.")
@@ -167,14 +173,30 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class EvalConfig:
-    """Evaluation: closed-loop rollouts in the demo simulator, offline metrics on the
-    held-out episodes of any dataset.
+class CuratedConfig:
+    """The curated-BC baseline: plain BC on the episodes a perfect curator would keep.
 
     Attributes:
-        closed_loop: ``auto`` rolls out only when the dataset was recorded in the demo
-            simulator (its info.json robot_type), ``true`` insists (refused on other
-            data), ``false`` never rolls out.
+        column: integer column naming each episode's quality (e.g. Meta-World's
+            ``quality``, 0 = expert); None: no such run (the demo).
+        keep: the values of ``column`` kept.
+    """
+
+    column: str | None = None
+    keep: tuple[int, ...] = (0,)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation: closed-loop rollouts in a world (:mod:`adv_pipeline.worlds`), offline
+    metrics on the held-out episodes of any dataset.
+
+    Attributes:
+        env: the world rolled out in: ``auto`` (the world that recorded the dataset, by
+            its info.json robot_type), ``demo``, ``metaworld`` or a registered world.
+        closed_loop: ``auto`` rolls out only when a world is known for the dataset (``env``
+            named, or its robot_type recorded by one), ``true`` insists (refused when none
+            is), ``false`` never rolls out.
         val_episodes_max: held-out episodes scored offline (the first ones of the split);
             val_frame_stride: every n-th frame of each is scored.
         n_episodes: rollouts per condition (seeds ``seed_offset + i``, disjoint from the
@@ -184,8 +206,9 @@ class EvalConfig:
         guidance_reference: what the guided condition extrapolates away from:
             ``negative`` (the prompt's task with the worst advantage label) or
             ``unconditional`` (the plain task text, learnt through ``prompt_dropout``).
-        max_steps: rollout time limit (steps); None = the task's default.
-        task: extra :class:`~adv_pipeline.sim.DemoTaskConfig` fields.
+        max_steps: rollout time limit (steps); None = the world's default.
+        image_size, fps, task: the demo world's render size, frequency and extra
+            :class:`~adv_pipeline.sim.DemoTaskConfig` fields.
         sample_seed: seed of the flow's initial noise.
         expert: also roll out the scripted demonstrator on the same seeds (the row
             ``expert``: the ceiling the policies are read against).
@@ -202,6 +225,7 @@ class EvalConfig:
     task: Mapping[str, Any] = field(default_factory=dict)
     sample_seed: int = 0
     closed_loop: bool | Literal["auto"] = "auto"
+    env: str = "auto"
     val_episodes_max: int = 16
     val_frame_stride: int = 4
     expert: bool = True
@@ -229,6 +253,7 @@ class AwbcParams:
     tokenizer: TokenizerConfig = TokenizerConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    curated: CuratedConfig = CuratedConfig()
     launch: LaunchConfig = LaunchConfig()  # hosts of a multi-host run (one process each)
 
     def policy(self, prompt_from_task: bool | None = None) -> PolicyConfig:

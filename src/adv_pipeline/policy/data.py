@@ -209,21 +209,45 @@ def check_policy_inputs(reader: LeRobotDatasetReader, config: DataConfig) -> Dat
     return spec
 
 
-def closed_loop_enabled(reader: LeRobotDatasetReader, setting: bool | str) -> bool:
-    """Whether to roll policies out in the demo simulator (``awbc.eval.closed_loop``):
-    ``auto`` when the dataset was recorded in it (info.json robot_type), ``true``
-    insists and is refused on any other dataset."""
-    from adv_pipeline.sim.dataset import DEMO_ROBOT_TYPE
+def eval_world(reader: LeRobotDatasetReader, config) -> str | None:
+    """The world closed-loop rollouts run in (``awbc.eval.env``, ``closed_loop``): the one
+    named, or with ``env: auto`` the one that recorded the dataset (its info.json
+    robot_type); None: no rollouts. ``closed_loop: true`` without a world is refused."""
+    from adv_pipeline.worlds import make_world, world_for_robot_type, world_names
 
+    if config.closed_loop is False:
+        return None
     recorded = reader.info.get("robot_type")
-    if setting is True and recorded != DEMO_ROBOT_TYPE:
+    name = world_for_robot_type(recorded) if config.env == "auto" else config.env
+    if name is not None and name not in world_names():
+        make_world(name, {})  # refuses, naming the known worlds
+    if name is None and config.closed_loop is True:
         raise DatasetFormatError(
-            f"{reader.root}: awbc.eval.closed_loop=true, but the dataset was not recorded in "
-            f"the demo simulator (meta/info.json robot_type {recorded!r}, not "
-            f"{DEMO_ROBOT_TYPE!r}); the simulator cannot replay its observations. Fix: set "
-            f"awbc.eval.closed_loop to auto or false (offline metrics are reported instead)"
+            f"{reader.root}: awbc.eval.closed_loop=true, but no world recorded the dataset "
+            f"(meta/info.json robot_type {recorded!r}) and awbc.eval.env is auto; no simulator "
+            f"can replay its observations. Fix: name the world in awbc.eval.env "
+            f"({', '.join(world_names())}), or set closed_loop to auto or false (offline "
+            f"metrics are reported instead)"
         )
-    return setting is True or (setting == "auto" and recorded == DEMO_ROBOT_TYPE)
+    return name
+
+
+def curated_episodes(
+    reader: LeRobotDatasetReader, episodes: Sequence[int], config: DataConfig
+) -> list[int]:
+    """The episodes of ``episodes`` whose first frame's ``config.keep_column`` value is in
+    ``config.keep_values`` (all of them when no column is set)."""
+    if config.keep_column is None:
+        return list(episodes)
+    reader.require_column(
+        config.keep_column,
+        "awbc.curated.column names it (the curated-BC baseline)",
+        "record a per-episode quality column, or set awbc.curated.column: null",
+    )
+    values = reader.read_columns([config.keep_column], episodes)[config.keep_column]
+    firsts = np.cumsum([0, *(reader.episode(int(e)).length for e in episodes)])[:-1]
+    keep = np.isin(np.asarray(values)[firsts], np.asarray(config.keep_values))
+    return [int(e) for e, k in zip(episodes, keep) if k]
 
 
 def frame_prompts(
@@ -258,6 +282,12 @@ def prepare_policy_data(
     train, val = split_episodes(
         reader.episode_indices.tolist(), config.val_fraction, config.val_seed
     )
+    train = curated_episodes(reader, train, config)
+    if not train:
+        raise DatasetFormatError(
+            f"{reader.root}: no training episode has {config.keep_column} in "
+            f"{list(config.keep_values)} (awbc.curated). Fix: keep values the dataset has"
+        )
     prompts, task_prompt = frame_prompts(reader.tasks, config.prompt_from_task, tokenizer)
     h = hashlib.sha256()
     columns = [*config.state_key, config.action_key, TASK_INDEX]

@@ -1,4 +1,5 @@
-"""Closed-loop evaluation in the demo simulator: batched rollouts, Wilson intervals, report.
+"""Closed-loop evaluation in any world (:mod:`adv_pipeline.worlds`): batched rollouts,
+Wilson intervals, report.
 
 All environments of one condition are stepped together: the policy is called once per
 re-plan for the whole batch, and each predicted chunk's first ``replan_every`` actions are
@@ -16,29 +17,34 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from adv_pipeline.sim import DemoTask, DemoTaskConfig, ExpertOperator, render, rollout
+from adv_pipeline.schema import ADVANTAGE_SEPARATOR, advantage_prompt, base_task
+from adv_pipeline.sim import DemoTaskConfig
+from adv_pipeline.worlds import EvalTask, World, WorldEnv, check_state
 
 from .config import DEFAULT_GUIDANCE_REFERENCE, EvalConfig, GuidanceReference
+
+ALL_TASKS = "all"  # the table's rows over every task (rollouts pooled)
 
 if TYPE_CHECKING:  # the policy (and JAX) load only when a policy is rolled out
     from .inference import Policy
 
 # the closed-loop table's columns (:func:`results_table`)
 RESULT_COLUMNS = [
-    "condition", "prompt", "guidance_scale", "guidance_reference", "n_episodes", "successes",
-    "success_rate", "success_ci_low", "success_ci_high", "mean_final_progress", "mean_steps",
-    "seconds",
+    "task", "condition", "prompt", "guidance_scale", "guidance_reference", "n_episodes",
+    "successes", "success_rate", "success_ci_low", "success_ci_high", "mean_final_progress",
+    "mean_steps", "seconds",
 ]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class EvalCondition:
-    """One evaluated setting: a policy queried with a prompt (None: its default) and a
-    guidance weight (and the reference prompt it extrapolates away from)."""
+    """One evaluated setting: a policy queried, in each task, with that task's text and
+    the advantage ``label`` (None: the plain text), and a guidance weight (and the
+    reference prompt it extrapolates away from)."""
 
     name: str
     policy: Policy
-    prompt: str | None = None
+    label: str | None = None
     guidance_scale: float = 1.0
     guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE
 
@@ -57,6 +63,7 @@ class RolloutBatch:
     final_progress: np.ndarray
     steps: np.ndarray
     seconds: float
+    task: str = ""
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -76,147 +83,174 @@ def task_config(config: EvalConfig) -> DemoTaskConfig:
     return DemoTaskConfig(image_size=config.image_size, fps=config.fps, **dict(config.task))
 
 
+def _first_task(world: World, policy) -> EvalTask:
+    return world.tasks([base_task(policy.default_prompt)])[0]
+
+
+def _start(envs: Sequence[WorldEnv], seeds: Sequence[int]) -> None:
+    for env, s in zip(envs, seeds):
+        env.reset(int(s))
+
+
+def _batch(name, prompt, w, reference, task, seeds, envs, t0) -> RolloutBatch:
+    return RolloutBatch(
+        name=name,
+        prompt=prompt,
+        guidance_scale=float(w),
+        guidance_reference=reference,
+        seeds=np.asarray(seeds, np.int64),
+        success=np.array([env.success for env in envs]),
+        final_progress=np.array([env.progress for env in envs], np.float64),
+        steps=np.array([env.steps for env in envs], np.int64),
+        seconds=time.perf_counter() - t0,
+        task=task.name,
+    )
+
+
 def batched_rollouts(
     policy: Policy,
     seeds: Sequence[int],
-    task: DemoTaskConfig,
+    world: World,
     prompt: str | None = None,
     guidance_scale: float = 1.0,
     replan_every: int = 8,
     max_steps: int | None = None,
     name: str = "",
     guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
+    task: EvalTask | None = None,
 ) -> RolloutBatch:
-    """Roll out ``policy`` from ``DemoTask.reset(seed)`` for every seed, all in lock step,
-    until success or ``max_steps`` (default: the task's) steps."""
+    """Roll out ``policy`` in ``world``'s ``task`` (default: the task of the policy's
+    default prompt) from every seed's start state, all in lock step, until success or
+    ``max_steps`` (default: the world's) steps."""
     if not 1 <= replan_every <= policy.horizon:
         raise ValueError(
             f"awbc.eval.replan_every={replan_every} must be in [1, horizon={policy.horizon}]"
         )
     t0 = time.perf_counter()
-    limit = task.max_steps if max_steps is None else int(max_steps)
-    envs = [DemoTask(task, render_images=False) for _ in seeds]
+    task = task or _first_task(world, policy)
+    limit = world.max_steps(task.name) if max_steps is None else int(max_steps)
+    envs = [world.make_env(task.name) for _ in seeds]
+    _start(envs, seeds)
     keys = policy.observed_state_keys  # the simulator's columns the policy reads
-    states = np.stack([env.reset(int(s)).vector(keys) for env, s in zip(envs, seeds)])
+    states = np.stack([env.state(keys) for env in envs])
+    check_state(
+        world.name, task.name, keys, states[0], policy.observed_state_dim, policy.state_dims
+    )
     active = np.ones(len(envs), bool)
     cameras = list(policy.input_cameras)  # its own and its image features' cameras
     prompt = prompt or policy.default_prompt
-    images = {
-        c: np.zeros((len(envs), task.image_size, task.image_size, 3), np.uint8) for c in cameras
-    }
+    images: dict[str, np.ndarray] = {}
     t = 0
     while active.any() and t < limit:
         if cameras:  # finished envs keep their last frame: the batch shape stays fixed
             for i in np.flatnonzero(active):
-                frame = render(envs[i].snapshot, task)
-                for c in cameras:
-                    images[c][i] = frame[c]
+                for c, frame in envs[i].images(cameras).items():
+                    images.setdefault(c, np.zeros((len(envs), *frame.shape), np.uint8))[i] = frame
         chunk = policy.act_batch(
             images, states, prompt, guidance_scale, guidance_reference=guidance_reference
         )
         for k in range(min(replan_every, limit - t)):
             for i in np.flatnonzero(active):
-                states[i] = envs[i].step(chunk[i, k]).vector(keys)
+                envs[i].step(chunk[i, k])
+                states[i] = envs[i].state(keys)
                 active[i] = not envs[i].success
             t += 1
-    return RolloutBatch(
-        name=name,
-        prompt=prompt,
-        guidance_scale=float(guidance_scale),
-        guidance_reference=guidance_reference if guidance_scale != 1.0 else "",
-        seeds=np.asarray(seeds, np.int64),
-        success=np.array([env.success for env in envs]),
-        final_progress=np.array([env.progress for env in envs], np.float64),
-        steps=np.array([env.steps for env in envs], np.int64),
-        seconds=time.perf_counter() - t0,
-    )
+    reference = guidance_reference if guidance_scale != 1.0 else ""
+    return _batch(name, prompt, guidance_scale, reference, task, seeds, envs, t0)
 
 
 def expert_rollouts(
-    seeds: Sequence[int], task: DemoTaskConfig, max_steps: int | None = None
+    seeds: Sequence[int], world: World, task: EvalTask, max_steps: int | None = None
 ) -> RolloutBatch:
-    """The scripted expert that recorded the demo's clean episodes, closed loop from the
-    same ``DemoTask.reset(seed)`` states as the policies (its noise seeded by the episode
-    seed): the ceiling the policies' success rates are read against."""
+    """The world's scripted expert, closed loop from the same start states as the policies
+    (the demo's noise seeded by the episode seed): the ceiling the policies' success rates
+    are read against."""
     t0 = time.perf_counter()
-    runs = [
-        rollout(
-            DemoTask(task, render_images=False), ExpertOperator(int(s), task), int(s), max_steps
-        )
-        for s in seeds
-    ]
-    return RolloutBatch(
-        name="expert",
-        prompt="(scripted demonstrator)",
-        guidance_scale=float("nan"),
-        guidance_reference="",
-        seeds=np.asarray(seeds, np.int64),
-        success=np.array([r.success for r in runs]),
-        final_progress=np.array([r.final_progress for r in runs], np.float64),
-        steps=np.array([r.steps for r in runs], np.int64),
-        seconds=time.perf_counter() - t0,
-    )
+    limit = world.max_steps(task.name) if max_steps is None else int(max_steps)
+    envs = [world.make_env(task.name) for _ in seeds]
+    _start(envs, seeds)
+    for env in envs:
+        while not env.success and env.steps < limit:
+            env.step(np.asarray(env.expert_action(), np.float32))
+    return _batch("expert", "(scripted demonstrator)", float("nan"), "", task, seeds, envs, t0)
 
 
 def evaluate_conditions(
-    conditions: Sequence[EvalCondition], config: EvalConfig
+    conditions: Sequence[EvalCondition], config: EvalConfig, world: World
 ) -> list[RolloutBatch]:
-    """Every condition on the same seeds ``seed_offset + i``, i < n_episodes, then the
-    scripted expert on those seeds when ``config.expert`` (the table's ceiling)."""
+    """Every condition in every task of ``world`` the policies were trained on, on the
+    same seeds ``seed_offset + i``, i < n_episodes (paired), then the scripted expert on
+    those seeds when ``config.expert`` (the table's ceiling)."""
     seeds = [config.seed_offset + i for i in range(config.n_episodes)]
-    task = task_config(config)
+    texts = list(dict.fromkeys(base_task(p) for p in conditions[0].policy.tasks))
     out = []
-    for c in conditions:
-        c.policy.reseed(config.sample_seed)
-        out.append(
-            batched_rollouts(
-                c.policy,
-                seeds,
-                task,
-                c.prompt,
-                c.guidance_scale,
-                config.replan_every,
-                config.max_steps,
-                c.name,
-                c.guidance_reference,
+    for task in world.tasks(texts):
+        for c in conditions:
+            c.policy.reseed(config.sample_seed)
+            prompt = task.text if c.label is None else advantage_prompt(task.text, c.label)
+            out.append(
+                batched_rollouts(
+                    c.policy,
+                    seeds,
+                    world,
+                    prompt,
+                    c.guidance_scale,
+                    config.replan_every,
+                    config.max_steps,
+                    c.name,
+                    c.guidance_reference,
+                    task,
+                )
             )
-        )
-    if config.expert:
-        out.append(expert_rollouts(seeds, task, config.max_steps))
+        if config.expert:
+            out.append(expert_rollouts(seeds, world, task, config.max_steps))
     return out
 
 
+def _row(task: str, name: str, r: RolloutBatch | None, parts: Sequence[RolloutBatch]) -> dict:
+    success = np.concatenate([p.success for p in parts])
+    steps = np.concatenate([p.steps for p in parts])
+    progress = np.concatenate([p.final_progress for p in parts])
+    n, k = len(success), int(success.sum())
+    lo, hi = wilson_interval(k, n)
+    return {
+        "task": task,
+        "condition": name,
+        "prompt": r.prompt if r is not None else "",
+        "guidance_scale": parts[0].guidance_scale,
+        "guidance_reference": parts[0].guidance_reference,
+        "n_episodes": n,
+        "successes": k,
+        "success_rate": k / n if n else float("nan"),
+        "success_ci_low": lo,
+        "success_ci_high": hi,
+        "mean_final_progress": float(progress.mean()) if n else float("nan"),
+        "mean_steps": float(steps.mean()) if n else float("nan"),
+        "seconds": float(sum(p.seconds for p in parts)),
+    }
+
+
 def results_table(results: Sequence[RolloutBatch]) -> pd.DataFrame:
-    """One row per condition: success rate, its 95% Wilson interval, mean final progress."""
-    rows = []
-    for r in results:
-        n, k = len(r.success), int(r.success.sum())
-        lo, hi = wilson_interval(k, n)
-        rows.append(
-            {
-                "condition": r.name,
-                "prompt": r.prompt,
-                "guidance_scale": r.guidance_scale,
-                "guidance_reference": r.guidance_reference,
-                "n_episodes": n,
-                "successes": k,
-                "success_rate": k / n if n else float("nan"),
-                "success_ci_low": lo,
-                "success_ci_high": hi,
-                "mean_final_progress": float(r.final_progress.mean()) if n else float("nan"),
-                "mean_steps": float(r.steps.mean()) if n else float("nan"),
-                "seconds": r.seconds,
-            }
-        )
+    """One row per task and condition: success rate, its 95% Wilson interval, mean final
+    progress; with several tasks, then one row per condition over all of them (task
+    ``all``: the rollouts pooled, so the interval is that of the average success)."""
+    rows = [_row(r.task, r.name, r, [r]) for r in results]
+    if len({r.task for r in results}) > 1:
+        for name in dict.fromkeys(r.name for r in results):
+            parts = [r for r in results if r.name == name]
+            rows.append(_row(ALL_TASKS, name, None, parts))
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
 def results_metrics(table: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """kedro-mlflow metrics: ``{"<condition>.success_rate": {"value": v, "step": 0}, ...}``."""
+    """kedro-mlflow metrics: ``{"<condition>.success_rate": {"value": v, "step": 0}, ...}``
+    (one task), ``"<task>.<condition>.success_rate"`` (several; task ``all``: pooled)."""
     out = {}
+    several = table["task"].nunique() > 1
     for row in table.to_dict("records"):
+        name = f"{row['task']}.{row['condition']}" if several else row["condition"]
         for col in ("success_rate", "success_ci_low", "success_ci_high", "mean_final_progress"):
-            out[f"{row['condition']}.{col}"] = {"value": float(row[col]), "step": 0}
+            out[f"{name}.{col}"] = {"value": float(row[col]), "step": 0}
     return out
 
 
@@ -225,21 +259,33 @@ def awbc_conditions(
     bc: Policy,
     guidance_scale: float,
     guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
+    curated_bc: Policy | None = None,
 ) -> list[EvalCondition]:
-    """The four standard conditions: AWBC positive / negative prompt, plain BC, guided AWBC.
+    """The standard conditions: AWBC positive / negative prompt, plain BC, guided AWBC, and
+    BC on the curated episodes when given.
 
-    The positive and negative prompts are the training dataset's top and bottom tasks
-    (``tasks[-1]``, ``tasks[0]``); the guided condition asks for the positive prompt with
-    ``guidance_scale`` away from ``guidance_reference`` (:meth:`Policy.reference_prompt`)."""
-    return [
-        EvalCondition("awbc_positive", awbc, awbc.tasks[-1]),
-        EvalCondition("awbc_negative", awbc, awbc.tasks[0]),
-        EvalCondition("bc", bc, bc.default_prompt),
+    The positive and negative labels are the training dataset's top and bottom ones
+    (``tasks[-1]``'s, ``tasks[0]``'s); the guided condition asks for the positive prompt
+    with ``guidance_scale`` away from ``guidance_reference`` (:meth:`Policy.reference_prompt`)."""
+    top, worst = (_label(awbc.tasks[i]) for i in (-1, 0))
+    conditions = [
+        EvalCondition("awbc_positive", awbc, top),
+        EvalCondition("awbc_negative", awbc, worst),
+        EvalCondition("bc", bc, None),
         EvalCondition(
-            f"awbc_guided_w{guidance_scale:g}",
-            awbc,
-            awbc.tasks[-1],
-            guidance_scale,
-            guidance_reference,
+            f"awbc_guided_w{guidance_scale:g}", awbc, top, guidance_scale, guidance_reference
         ),
     ]
+    if curated_bc is not None:
+        conditions.append(EvalCondition("bc_curated", curated_bc, None))
+    return conditions
+
+
+def _label(prompt: str) -> str:
+    parts = prompt.split(ADVANTAGE_SEPARATOR, 1)
+    if len(parts) != 2:
+        raise ValueError(
+            f"the AWBC policy's training tasks carry no advantage label ({prompt!r}). Fix: "
+            f"train it on a dataset labelled by Stage 0 or Stage 2"
+        )
+    return parts[1]

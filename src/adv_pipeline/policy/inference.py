@@ -73,6 +73,11 @@ class Policy:
         return tuple(k for k in self.state_keys if k not in self.assets.encoders)
 
     @property
+    def state_dims(self) -> dict[str, int]:
+        """``{state column: width}`` (empty for checkpoints that did not record them)."""
+        return dict(zip(self.state_keys, self.assets.state_dims))
+
+    @property
     def observed_state_dim(self) -> int:
         """Length of an observation's state: its :attr:`observed_state_keys` side by side."""
         if not self.assets.encoders:

@@ -3,6 +3,7 @@ loads when a node runs, not when the pipelines are registered."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -15,8 +16,8 @@ from adv_pipeline.figures import offline_figure, results_figure, skipped_figure
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.pipelines.params import parse
 from adv_pipeline.pipelines.preflight import checked_by
-from adv_pipeline.policy.config import configs_from_params
-from adv_pipeline.policy.data import check_policy_inputs, closed_loop_enabled
+from adv_pipeline.policy.config import CuratedConfig, configs_from_params
+from adv_pipeline.policy.data import check_policy_inputs, eval_world
 from adv_pipeline.policy.evaluate import results_table
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def _check(
     awbc = parse("awbc", params)
     check_jax_launch(awbc.launch)
     check_policy_inputs(dataset, awbc.data)
-    closed_loop_enabled(dataset, awbc.eval.closed_loop)
+    eval_world(dataset, awbc.eval)
 
 
 def _train(
@@ -37,11 +38,17 @@ def _train(
     params: dict[str, Any],
     overwrite: bool,
     prompt_from_task: bool,
+    curated: CuratedConfig | None = None,
 ) -> tuple[Checkpoint, dict]:
     init_jax_distributed(parse("awbc", params).launch)  # several hosts: join them first
     from adv_pipeline.policy.train import train_policy_run
 
     policy_config, train_config = configs_from_params(params, prompt_from_task=prompt_from_task)
+    if curated is not None:
+        data = dataclasses.replace(
+            policy_config.data, keep_column=curated.column, keep_values=curated.keep
+        )
+        policy_config = dataclasses.replace(policy_config, data=data)
     result = train_policy_run(dataset, policy_config, train_config, runs, overwrite)
     return result.checkpoint, result.metrics
 
@@ -62,30 +69,56 @@ def train_bc_policy(
     return _train(dataset, runs, params, overwrite, prompt_from_task=False)
 
 
+@checked_by(_check)
+def train_curated_bc_policy(
+    dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool
+) -> tuple[Checkpoint | None, dict]:
+    """Curated BC: plain BC on the episodes ``awbc.curated`` keeps (what a perfect curator
+    of the data would train on); nothing when ``awbc.curated.column`` is null."""
+    curated = parse("awbc", params).curated
+    if curated.column is None:
+        return None, {}
+    return _train(dataset, runs, params, overwrite, prompt_from_task=False, curated=curated)
+
+
 def evaluate_awbc(
-    awbc_policy: Checkpoint, bc_policy: Checkpoint, dataset: LeRobotDatasetReader, params: dict
+    awbc_policy: Checkpoint,
+    bc_policy: Checkpoint,
+    curated_bc_policy: Checkpoint | None,
+    dataset: LeRobotDatasetReader,
+    params: dict,
+    metaworld: dict,
 ) -> tuple[pd.DataFrame, dict, Figure]:
-    """Closed-loop rollouts of AWBC (positive, negative, guided prompts) and BC in the demo
-    simulator, when the dataset was recorded in it (``awbc.eval.closed_loop``); otherwise
-    an empty table and a figure saying why."""
-    config = parse("awbc", params).eval
-    if not closed_loop_enabled(dataset, config.closed_loop):
+    """Closed-loop rollouts of AWBC (positive, negative, guided prompts), BC and curated
+    BC in the world of ``awbc.eval.env`` (``auto``: the one that recorded the dataset),
+    every training task on the same seeds; when there is none (``awbc.eval.closed_loop``),
+    an empty table and a figure saying why. ``metaworld``: Meta-World's parameters (its
+    tasks' texts and time limit)."""
+    awbc = parse("awbc", params)
+    config = awbc.eval
+    world_name = eval_world(dataset, config)
+    if world_name is None:
         reason = (
-            f"closed-loop evaluation skipped: {dataset.root.name} was not recorded in the demo "
-            f"simulator (robot_type {dataset.info.get('robot_type')!r}); see the offline metrics"
+            f"closed-loop evaluation skipped: no world recorded {dataset.root.name} "
+            f"(robot_type {dataset.info.get('robot_type')!r}) and awbc.eval.env is auto; "
+            f"see the offline metrics"
         )
         log.info(reason)
         return results_table([]), {}, skipped_figure(reason)
     from adv_pipeline.policy.evaluate import awbc_conditions, evaluate_conditions, results_metrics
     from adv_pipeline.policy.inference import load_policy
+    from adv_pipeline.worlds import make_world
 
+    world = make_world(world_name, {"eval": config, "metaworld": metaworld})
+    curated = curated_bc_policy if awbc.curated.column is not None else None
     conditions = awbc_conditions(
         load_policy(awbc_policy),
         load_policy(bc_policy),
         config.guidance_scale,
         config.guidance_reference,
+        load_policy(curated) if curated is not None else None,
     )
-    table = results_table(evaluate_conditions(conditions, config))
+    table = results_table(evaluate_conditions(conditions, config, world))
     return table, results_metrics(table), results_figure(table)
 
 

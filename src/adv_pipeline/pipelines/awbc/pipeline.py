@@ -1,5 +1,5 @@
-"""awbc (Stage 3): awbc_dataset -> AWBC and BC policies -> offline metrics on held-out
-episodes, and closed-loop rollouts when the dataset was recorded in the demo simulator.
+"""awbc (Stage 3): awbc_dataset -> AWBC, BC (and curated-BC) policies -> offline metrics
+on held-out episodes, and closed-loop rollouts in the world that recorded the dataset.
 
 Evaluate existing checkpoints only (the catalog loads the latest of each run)::
 
@@ -8,7 +8,13 @@ Evaluate existing checkpoints only (the catalog loads the latest of each run)::
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import evaluate_awbc, evaluate_awbc_offline, train_awbc_policy, train_bc_policy
+from .nodes import (
+    evaluate_awbc,
+    evaluate_awbc_offline,
+    train_awbc_policy,
+    train_bc_policy,
+    train_curated_bc_policy,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -27,6 +33,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="train_bc_policy",
             ),
             Node(
+                train_curated_bc_policy,
+                ["awbc_dataset", "curated_bc_runs", "params:awbc", "params:overwrite"],
+                ["curated_bc_policy", "curated_bc_train_metrics"],
+                name="train_curated_bc_policy",
+            ),
+            Node(
                 evaluate_awbc_offline,
                 ["awbc_policy", "bc_policy", "awbc_dataset", "params:awbc"],
                 ["awbc_offline_table", "awbc_offline_metrics", "awbc_offline_plot"],
@@ -34,7 +46,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 evaluate_awbc,
-                ["awbc_policy", "bc_policy", "awbc_dataset", "params:awbc"],
+                [
+                    "awbc_policy",
+                    "bc_policy",
+                    "curated_bc_policy",
+                    "awbc_dataset",
+                    "params:awbc",
+                    "params:metaworld",
+                ],
                 ["awbc_eval_table", "awbc_eval_metrics", "awbc_eval_plot"],
                 name="evaluate_awbc",
             ),

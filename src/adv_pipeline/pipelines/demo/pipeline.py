@@ -1,4 +1,5 @@
-"""demo: simulator -> raw LeRobot dataset, its boundary file -> summary report."""
+"""demo: the recording of ``world`` (the demo simulator or Meta-World) -> raw LeRobot
+dataset, its boundary file -> summary report."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -10,13 +11,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 make_demo_dataset,
-                ["params:demo", "raw_dataset_target"],
+                ["params:world", "params:demo", "params:metaworld", "raw_dataset_target"],
                 "raw_dataset",
                 name="make_demo_dataset",
             ),
             Node(
                 demo_annotation_file,
-                ["params:demo", "raw_dataset"],
+                ["params:world", "params:demo", "params:metaworld", "raw_dataset"],
                 "annotations",
                 name="write_demo_annotations",
             ),

@@ -10,10 +10,12 @@ from kedro.pipeline import Pipeline
 from adv_pipeline.pipelines.advantage_labels import labeling_pipeline
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(source: str = "raw_dataset", **kwargs) -> Pipeline:
+    """Stage 0 on the catalog dataset ``source`` (the ``metaworld`` chain: the annotation
+    pipeline's ``annotated_dataset``)."""
     return labeling_pipeline(
         namespace="gt_labeling",
-        source="raw_dataset",
+        source=source,
         output="gt_labeled_dataset",
         stats="gt_label_stats",
         metrics="gt_label_metrics",
