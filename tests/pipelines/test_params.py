@@ -70,6 +70,7 @@ OWN_VALUES = {
         "advantage_source",
         "task_text",
     },  # Stage 0's options on Stage 2's output
+    "metaworld": {"task_texts"},  # task texts live in conf only (the code derives them)
 }
 
 

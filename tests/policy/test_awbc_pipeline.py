@@ -37,6 +37,8 @@ def test_awbc_pipeline_runs(labeled_dataset, run_root):
             "bc_runs": MemoryDataset(Runs(run_root / "bc")),
             "params:awbc": MemoryDataset(tiny_params(run_root)),
             "params:overwrite": MemoryDataset(False),
+            "curated_bc_runs": MemoryDataset(Runs(run_root / "curated")),
+            "params:metaworld": MemoryDataset({}),
         }
     )
     pipeline = create_pipeline()
@@ -44,7 +46,9 @@ def test_awbc_pipeline_runs(labeled_dataset, run_root):
         "awbc_dataset",
         "awbc_runs",
         "bc_runs",
+        "curated_bc_runs",
         "params:awbc",
+        "params:metaworld",
         "params:overwrite",
     }
     out = SequentialRunner().run(pipeline, catalog)
@@ -57,6 +61,7 @@ def test_awbc_pipeline_runs(labeled_dataset, run_root):
         "awbc_offline_plot",
         "awbc_train_metrics",
         "bc_train_metrics",
+        "curated_bc_train_metrics",
     }
     awbc, bc = load_checkpoint(run_root / "awbc"), load_checkpoint(run_root / "bc")
     assert awbc.step == 3 and awbc.metadata["policy_config"]["data"]["prompt_from_task"] is True

@@ -18,7 +18,8 @@ class CheckpointDirDataset(AbstractDataset[Checkpoint, Checkpoint]):
     ``run`` (defaults: the latest run, its latest step; ``path`` may also be a run folder).
     ``save(checkpoint)`` is a no-op when the checkpoint already lives under ``path``
     (training wrote it there) and copies it in otherwise. With ``optional`` (a training
-    that may not run, e.g. the curated-BC baseline), ``save(None)`` writes nothing and
+    that may not run, e.g. the curated-BC baseline), ``save(False)`` (no checkpoint: Kedro
+    saves no None) writes nothing and
     ``load()`` gives None where there is no checkpoint.
     """
 
@@ -51,8 +52,8 @@ class CheckpointDirDataset(AbstractDataset[Checkpoint, Checkpoint]):
         except RunError as exc:
             raise DatasetError(str(exc)) from exc
 
-    def save(self, data: Checkpoint | None) -> None:
-        if data is None and self._optional:
+    def save(self, data: Checkpoint | bool) -> None:
+        if data is False and self._optional:
             return
         if not isinstance(data, Checkpoint):
             raise DatasetError(f"{self._path}: expected a Checkpoint, got {type(data).__name__}")

@@ -72,19 +72,20 @@ def train_bc_policy(
 @checked_by(_check)
 def train_curated_bc_policy(
     dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool
-) -> tuple[Checkpoint | None, dict]:
+) -> tuple[Checkpoint | bool, dict]:
     """Curated BC: plain BC on the episodes ``awbc.curated`` keeps (what a perfect curator
-    of the data would train on); nothing when ``awbc.curated.column`` is null."""
+    of the data would train on); no checkpoint (False: Kedro saves no None) when
+    ``awbc.curated.column`` is null."""
     curated = parse("awbc", params).curated
     if curated.column is None:
-        return None, {}
+        return False, {}
     return _train(dataset, runs, params, overwrite, prompt_from_task=False, curated=curated)
 
 
 def evaluate_awbc(
     awbc_policy: Checkpoint,
     bc_policy: Checkpoint,
-    curated_bc_policy: Checkpoint | None,
+    curated_bc_policy: Checkpoint | bool | None,
     dataset: LeRobotDatasetReader,
     params: dict,
     metaworld: dict,
@@ -111,6 +112,7 @@ def evaluate_awbc(
 
     world = make_world(world_name, {"eval": config, "metaworld": metaworld})
     curated = curated_bc_policy if awbc.curated.column is not None else None
+    curated = curated or None  # False / None: no curated run
     conditions = awbc_conditions(
         load_policy(awbc_policy),
         load_policy(bc_policy),
