@@ -14,7 +14,8 @@ import pytest
 from adv_pipeline.labeling import LabelingConfig, assign_labels, group_cuts, label_groups
 from adv_pipeline.labeling.labels import LabelInputs
 from adv_pipeline.lerobot import LeRobotDatasetReader
-from adv_pipeline.worlds import WorldError, check_state, make_world
+from adv_pipeline.policy import EvalConfig, batched_rollouts
+from adv_pipeline.worlds import EvalTask, WorldError, check_state, make_world, register_world
 from adv_pipeline.worlds.metaworld import (
     STATE_NAMES,
     MetaWorldConfig,
@@ -72,6 +73,35 @@ def test_the_adapter_rolls_the_expert_out_to_success():
         env.state(["observation.environment_state"])
     with pytest.raises(WorldError, match="adapter's state.*has 3 values, the policy reads 39"):
         check_state("metaworld", "reach-v3", ["observation.state"], np.zeros(3), 39, {})
+
+
+class _WrongWidth:
+    """A user's world whose adapter returns a state of the wrong width."""
+
+    name, robot_type = "wrong_width", "wrong_width_robot"
+
+    def tasks(self, texts):
+        return [EvalTask("only", texts[0])]
+
+    def make_env(self, task):
+        env = make_world("demo", {"eval": EvalConfig(image_size=32)}).make_env(task)
+        env.state = lambda keys: np.zeros(5, np.float32)
+        return env
+
+    def state_dims(self, task):
+        return {"observation.state": 5}
+
+    def max_steps(self, task):
+        return 10
+
+
+def test_an_adapter_with_the_wrong_state_width_is_refused_before_a_rollout():
+    from ..policy.test_policy import ScriptedPolicy
+
+    register_world("wrong_width", lambda params: _WrongWidth())
+    world = make_world("wrong_width", {})
+    with pytest.raises(WorldError, match="'only'.*has 5 values, the policy reads 12"):
+        batched_rollouts(ScriptedPolicy(True), [1, 2], world)
 
 
 def test_phase_boundary_from_the_object_motion():
@@ -140,6 +170,10 @@ def test_the_whole_chain_on_another_task(kedro_project):
     first = annotated.read_episode(0, ["stage_progress_gt"])["stage_progress_gt"]
     assert int(np.argmax(first >= 0.5)) == records[0]["boundaries"][0]
     assert sp.min() >= 0 and sp.max() <= 1
+    # Stage 2 on the state-only estimator: values per frame, not a constant
+    estimated = LeRobotDatasetReader(data / "07_model_output/metaworld/estimated_KAI0_20")
+    values = estimated.read_columns(["absolute_value"])["absolute_value"]
+    assert len(values) == annotated.num_frames and np.std(values) > 0
     table = pd.read_csv(data / "08_reporting/metaworld/awbc_eval.csv")
     assert set(table["condition"]) == {
         "awbc_positive", "awbc_negative", "bc", "awbc_guided_w2", "bc_curated", "expert",

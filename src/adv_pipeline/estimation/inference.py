@@ -18,7 +18,7 @@ import torch
 from adv_pipeline.estimator.config import EstimatorConfig
 from adv_pipeline.estimator.data import episode_inputs
 from adv_pipeline.estimator.model import AdvantageEstimator, TaskPrompts, to_model_input
-from adv_pipeline.lerobot import LeRobotDatasetReader
+from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
 
 from .columns import EpisodeValues, advantage_columns, future_index
 
@@ -94,7 +94,14 @@ def _frame_chunks(
     size: int,
     threads: int = 1,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, (m, K, H, W, 3) uint8) chunks of consecutive frames, cameras in lockstep."""
+    """(start, (m, K, H, W, 3) uint8) chunks of consecutive frames, cameras in lockstep
+    (K = 0, a state-only estimator: empty chunks, nothing decoded)."""
+    if not config.data.cameras:
+        n = dataset.episode(episode).length
+        h, w = config.data.image_size
+        for start in range(0, n, size):
+            yield start, np.empty((min(size, n - start), 0, h, w, 3), np.uint8)
+        return
     buf: list[np.ndarray] = []
     start = 0
     for frames in dataset.iter_frames(
@@ -220,6 +227,11 @@ def _predict_factorized(
                 spread[idx] = sd[: len(idx)].float().cpu().numpy()
             nxt = int(idx[-1]) + 1
             window, base = window[nxt - base :], nxt
+    if nxt < n:  # a decoder that stopped early must not leave zeros behind as values
+        raise DatasetFormatError(
+            f"{dataset.root}: episode {episode}: only {nxt} of its {n} frames were decoded "
+            f"for the estimator. Fix: check its video files (lerobot-doctor check)"
+        )
     distributional = config.model.value_head == "distributional"
     return EpisodeValues(absolute, relative, peak, spread if distributional else None, image_tokens)
 
