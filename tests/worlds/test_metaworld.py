@@ -181,3 +181,28 @@ def test_the_whole_chain_on_another_task(kedro_project):
     assert (table["task"] == "reach-v3").all() and (table["n_episodes"] == 3).all()
     expert = table[table["condition"] == "expert"].iloc[0]
     assert expert["success_rate"] == 1.0
+
+
+def test_a_world_that_cannot_give_the_policys_state_is_refused_before_training(tmp_path):
+    from adv_pipeline.checkpoints import Runs
+    from adv_pipeline.pipelines.awbc.nodes import train_awbc_policy
+
+    from ..conftest import write_column_dataset
+
+    rng = np.random.default_rng(0)
+    episodes = [
+        {
+            "observation.state": rng.normal(size=(20, 5)).astype(np.float32),
+            "action": rng.normal(size=(20, 4)).astype(np.float32),
+        }
+        for _ in range(4)
+    ]
+    dataset = write_column_dataset(tmp_path / "five", episodes)
+    params = {"data": {"state_key": "observation.state"}, "eval": {"env": "metaworld"}}
+    runs = Runs(tmp_path / "runs", None)
+    with pytest.raises(WorldError, match="'observation.state' has 39 values, the training"):
+        train_awbc_policy.preflight(dataset, runs, params, False)
+    params["data"]["state_key"] = ["action"]
+    with pytest.raises(WorldError, match="gives no state column 'action'"):
+        train_awbc_policy.preflight(dataset, runs, params, False)
+    assert not (tmp_path / "runs").exists()

@@ -166,11 +166,15 @@ def _read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) ->
             if column not in (PROGRESS, STAGE_PROGRESS)
             else ""
         )
-        dataset.require_column(
-            column,
-            f"{hint}, needed because {because}",
-            "choose another option or a dataset with that column",
+        fix = (
+            "choose another option or a dataset with that column"
+            if column not in (PROGRESS, STAGE_PROGRESS)
+            else "mark its stages in an annotation file and run the annotation pipeline on it "
+            "first (kedro run --pipelines annotation, annotation.progress_columns: "
+            "[progress_gt, progress]), then label its output (raw_dataset_path=<the "
+            "annotated dataset>); Meta-World: kedro run --env metaworld --pipelines metaworld"
         )
+        dataset.require_column(column, f"{hint}, needed because {because}", fix)
     why = {c: f", needed because {b}" for c, b in needed.items()}
     for column in needed:
         dtype = str(dataset.features.get(column, {}).get("dtype"))

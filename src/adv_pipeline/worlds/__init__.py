@@ -12,7 +12,7 @@ from typing import Any
 from adv_pipeline.configs import closest
 from adv_pipeline.sim.dataset import DEMO_ROBOT_TYPE
 
-from .base import EvalTask, World, WorldEnv, WorldError, check_state
+from .base import EvalTask, World, WorldEnv, WorldError, check_state, check_world_columns
 from .metaworld.env import ROBOT_TYPE as METAWORLD_ROBOT_TYPE
 
 WorldFactory = Callable[[Mapping[str, Any]], World]
@@ -77,6 +77,7 @@ __all__ = [
     "WorldEnv",
     "WorldError",
     "check_state",
+    "check_world_columns",
     "make_world",
     "register_world",
     "world_for_robot_type",

@@ -93,3 +93,30 @@ def check_state(
             f"values, the policy reads {want} ({parts}). Fix: make the adapter return those "
             f"columns as the training dataset stores them"
         )
+
+
+def check_world_columns(
+    world: World, task: str, dataset_dims: Mapping[str, int], derived: Sequence[str]
+) -> None:
+    """Refuse, before any training, a world whose adapter cannot give the policy's state:
+    each column of ``dataset_dims`` (the policy's state columns and their widths in the
+    training dataset) must be one the world gives at that width, unless it is ``derived``
+    from the cameras (Stage 2's image features)."""
+    dims = world.state_dims(task)
+    for key, width in dataset_dims.items():
+        if key in derived:
+            continue
+        if key not in dims:
+            raise WorldError(
+                f"world {world.name!r} gives no state column {key!r} (it gives "
+                f"{', '.join(f'{k}: {d}' for k, d in dims.items())}), which the policy reads "
+                f"(awbc.data.state_key). Fix: train on the columns the world gives, or make "
+                f"its adapter return {key!r}"
+            )
+        if int(dims[key]) != int(width):
+            raise WorldError(
+                f"world {world.name!r}: its adapter's {key!r} has {dims[key]} values, the "
+                f"training dataset's has {width}. Fix: make the adapter return the column as "
+                f"the dataset stores it, or evaluate in the world that recorded the dataset "
+                f"(awbc.eval.env)"
+            )

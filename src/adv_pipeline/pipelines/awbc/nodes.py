@@ -28,8 +28,14 @@ def _check(
 ) -> None:
     awbc = parse("awbc", params)
     check_jax_launch(awbc.launch)
-    check_policy_inputs(dataset, awbc.data)
-    eval_world(dataset, awbc.eval)
+    spec = check_policy_inputs(dataset, awbc.data)
+    world_name = eval_world(dataset, awbc.eval)
+    if world_name is not None:  # the closed loop's adapter gives what the policy will read
+        from adv_pipeline.worlds import check_world_columns, make_world
+
+        world = make_world(world_name, {"eval": awbc.eval, "metaworld": None})
+        dims = dict(zip(awbc.data.state_key, spec.state_dims))
+        check_world_columns(world, "", dims, list(dataset.encoders()))
 
 
 def _train(
