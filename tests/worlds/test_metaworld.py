@@ -206,3 +206,26 @@ def test_a_world_that_cannot_give_the_policys_state_is_refused_before_training(t
     with pytest.raises(WorldError, match="gives no state column 'action'"):
         train_awbc_policy.preflight(dataset, runs, params, False)
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_camera_option_records_a_video_and_renders_in_the_closed_loop(tmp_path):
+    config = MetaWorldConfig(
+        tasks=("push-v3",), episodes_per_task=1, camera="corner2", image_size=48, workers=1
+    )
+    dataset = recording_plan(config).write(tmp_path / "cam")
+    assert dataset.video_keys == ["observation.images.corner2"]
+    assert doctor_failures(dataset.root) == []
+    n = dataset.episodes[0].length
+    frames = dataset.get_frames(0, [0, n - 1])["observation.images.corner2"]
+    assert frames.shape == (2, 48, 48, 3) and np.abs(frames[0] - frames[1].astype(int)).mean() > 1
+    # the sky-grey floor of corner2 is at the top once the image is right side up: MuJoCo's
+    # buffer comes bottom row first
+    assert frames[0, :8].std() < frames[0, -16:].std()
+    world = make_world("metaworld", {"metaworld": dataclasses.asdict(config)})
+    env = world.make_env("push-v3")
+    env.reset(10_000)
+    image = env.images(["corner2"])["corner2"]
+    assert image.shape == (48, 48, 3) and image.dtype == np.uint8
+    with pytest.raises(WorldError, match="renders the camera of metaworld.camera"):
+        env.images(["topview"])
+    world.close()

@@ -126,7 +126,10 @@ def evaluate_awbc(
         config.guidance_reference,
         load_policy(curated) if curated is not None else None,
     )
-    table = results_table(evaluate_conditions(conditions, config, world))
+    try:
+        table = results_table(evaluate_conditions(conditions, config, world))
+    finally:
+        getattr(world, "close", lambda: None)()  # e.g. the cameras' GL contexts
     return table, results_metrics(table), results_figure(table)
 
 

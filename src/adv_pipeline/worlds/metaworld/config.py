@@ -21,6 +21,12 @@ QUALITIES: tuple[str, ...] = ("expert", "noisy", "detour", "dagger")
 """
 
 
+CAMERAS: tuple[str, ...] = (
+    "corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV",
+)  # fmt: skip
+"""Meta-World's named cameras."""
+
+
 @dataclass(frozen=True)
 class OperatorConfig:
     """How the worse operators perturb the expert (actions are in [-1, 1]).
@@ -73,6 +79,11 @@ class MetaWorldConfig:
         phase_move: the object must move this far (m) from its start for the second
             phase (transport) to begin: the boundary of the annotation file.
         operators: :class:`OperatorConfig`.
+        camera: None (state observations only) or one of Meta-World's cameras (e.g.
+            ``corner2``), recorded as ``observation.images.<camera>`` through MuJoCo's
+            offscreen renderer (shadows, reflections and anti-aliasing off; EGL unless
+            ``MUJOCO_GL`` says otherwise) and rendered for the closed loop.
+        image_size: side of the square camera image (pixels).
         workers: processes recording episodes.
     """
 
@@ -87,6 +98,8 @@ class MetaWorldConfig:
     fps: int = 80
     phase_move: float = 0.02
     operators: OperatorConfig = OperatorConfig()
+    camera: str | None = None
+    image_size: int = 84
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -104,6 +117,12 @@ class MetaWorldConfig:
             )
         if any(float(v) < 0 for v in self.mix.values()) or sum(self.mix.values()) <= 0:
             raise ValueError("metaworld.mix: shares must be >= 0 with a positive sum")
+        if self.camera is not None and self.camera not in CAMERAS:
+            raise ValueError(
+                f"metaworld.camera={self.camera!r}: one of {', '.join(CAMERAS)}, or null"
+            )
+        if not 16 <= int(self.image_size) <= 512:
+            raise ValueError(f"metaworld.image_size={self.image_size}: 16 to 512 pixels")
         if self.episodes_per_task < 1 or not 2 <= self.max_steps <= 500 or self.fps < 1:
             raise ValueError(
                 "metaworld: episodes_per_task >= 1, max_steps in [2, 500] (Meta-World stops "

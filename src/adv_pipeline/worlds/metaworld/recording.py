@@ -14,11 +14,25 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adv_pipeline.annotation.records import EpisodeAnnotation
-from adv_pipeline.lerobot import NewDataset, VideoOptions, feature_spec
+from adv_pipeline.lerobot import (
+    IMAGE_KEY_PREFIX,
+    NewDataset,
+    VideoOptions,
+    feature_spec,
+    video_feature_spec,
+)
 from adv_pipeline.schema import INTERVENTION, NEXT_SUCCESS, QUALITY, STATE_COLUMN
 
 from .config import QUALITIES, MetaWorldConfig, OperatorConfig
-from .env import ACTION_NAMES, ROBOT_TYPE, STATE_NAMES, check_tasks, make_expert, make_raw_env
+from .env import (
+    ACTION_NAMES,
+    ROBOT_TYPE,
+    STATE_NAMES,
+    CameraRenderer,
+    check_tasks,
+    make_expert,
+    make_raw_env,
+)
 
 # where a detour's wrong waypoint is drawn (m, Meta-World's hand workspace)
 WAYPOINT_LOW = np.array([-0.3, 0.45, 0.08])
@@ -89,13 +103,17 @@ class RecordedEpisode:
     task: str
     success: bool
     columns: Mapping[str, np.ndarray] = field(repr=False)
+    camera: str | None = None
+    frames: np.ndarray | None = field(default=None, repr=False)  # uint8 (T, H, W, 3)
 
     @property
     def length(self) -> int:
         return len(self.columns["action"])
 
     def iter_frames(self) -> Iterator[dict]:
-        return iter([{}] * self.length)  # state observations only: no camera
+        if self.frames is None:
+            return iter([{}] * self.length)  # state observations only: no camera
+        return ({self.camera: frame} for frame in self.frames)
 
 
 def record_episode(
@@ -108,9 +126,12 @@ def record_episode(
     rng = np.random.default_rng(noise_seed)
     operator = Operator(quality, config.operators, rng, config.max_steps)
     obs, _ = env.reset()
-    states, actions, succ, interv = [], [], [], []
+    camera = CameraRenderer(env, config.camera, config.image_size) if config.camera else None
+    states, actions, succ, interv, frames = [], [], [], [], []
     for _ in range(config.max_steps):
         action, intervened = operator.act(obs, expert(obs))
+        if camera is not None:
+            frames.append(camera.render())
         states.append(obs.astype(np.float32))
         actions.append(action)
         interv.append(intervened)
@@ -118,6 +139,8 @@ def record_episode(
         succ.append(bool(info["success"]))
         if succ[-1]:
             break
+    if camera is not None:
+        camera.close()
     columns = {
         STATE_COLUMN: np.stack(states),
         "action": np.stack(actions),
@@ -125,7 +148,8 @@ def record_episode(
         INTERVENTION: np.array(interv, dtype=np.int64),
         QUALITY: np.full(len(actions), QUALITIES.index(quality), dtype=np.int64),
     }
-    return RecordedEpisode(text, bool(succ[-1]), columns)
+    images = np.stack(frames) if frames else None
+    return RecordedEpisode(text, bool(succ[-1]), columns, config.camera, images)
 
 
 @dataclass(frozen=True)
@@ -159,9 +183,16 @@ def episode_recipes(config: MetaWorldConfig) -> list[EpisodeRecipe]:
     return out
 
 
-def recording_features() -> dict[str, dict]:
-    """info.json features of a Meta-World recording."""
+def recording_features(config: MetaWorldConfig) -> dict[str, dict]:
+    """info.json features of a Meta-World recording (its camera's video, if any)."""
+    video = {}
+    if config.camera:
+        size = config.image_size
+        video[IMAGE_KEY_PREFIX + config.camera] = video_feature_spec(
+            size, size, config.fps, VideoOptions()
+        )
     return {
+        **video,
         STATE_COLUMN: feature_spec(np.zeros((1, len(STATE_NAMES)), np.float32), STATE_NAMES),
         "action": feature_spec(np.zeros((1, len(ACTION_NAMES)), np.float32), ACTION_NAMES),
         NEXT_SUCCESS: feature_spec(np.zeros(1, bool)),
@@ -175,7 +206,7 @@ def recording_plan(config: MetaWorldConfig) -> NewDataset:
     check_tasks(config.tasks)
     return NewDataset(
         fps=config.fps,
-        features=recording_features(),
+        features=recording_features(config),
         episodes=episode_recipes(config),
         robot_type=ROBOT_TYPE,
         video=VideoOptions(),
