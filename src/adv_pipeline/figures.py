@@ -139,27 +139,42 @@ def dataset_overview_figure(dataset: LeRobotDatasetReader, n_episodes: int = 4) 
 
 
 def results_figure(table: pd.DataFrame) -> Figure:
-    """Success rate with 95% Wilson intervals, and mean final progress, per condition."""
-    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    """Success rate with 95% Wilson intervals, and mean final progress (mean steps where
+    the world gives no progress), per task and condition; a condition keeps its colour
+    across tasks, the scripted expert (the ceiling) is grey."""
+    several = "task" in table and table["task"].nunique() > 1
+    fig = Figure(figsize=(max(9.0, 0.9 * len(table)) if several else 9, 3.8), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     x = np.arange(len(table))
     rate = table["success_rate"].to_numpy()
     err = np.stack(
         [rate - table["success_ci_low"].to_numpy(), table["success_ci_high"].to_numpy() - rate]
     )
-    # the scripted expert (the ceiling) in grey, the policies in colour
-    colors = ["0.6" if c == "expert" else f"C{i}" for i, c in enumerate(table["condition"])]
+    order = list(dict.fromkeys(table["condition"]))
+    colors = ["0.6" if c == "expert" else f"C{order.index(c)}" for c in table["condition"]]
     ax1.bar(x, rate, yerr=err, capsize=4, color=colors)
     ax1.set_ylim(0, 1.05)
     ax1.set_ylabel("success rate (95% Wilson CI)")
-    ax2.bar(x, table["mean_final_progress"].to_numpy(), color=colors)
-    ax2.set_ylim(0, 1.05)
-    ax2.set_ylabel("mean final progress")
-    n = int(table["n_episodes"].max()) if len(table) else 0
+    progress = table["mean_final_progress"].to_numpy(dtype=float)
+    if len(table) and np.isnan(progress).all():
+        ax2.bar(x, table["mean_steps"].to_numpy(), color=colors)
+        ax2.set_ylabel("mean steps (success ends a rollout)")
+    else:
+        ax2.bar(x, progress, color=colors)
+        ax2.set_ylim(0, 1.05)
+        ax2.set_ylabel("mean final progress")
+    per_task = table[table["task"] != "all"] if "task" in table else table
+    n = int(per_task["n_episodes"].max()) if len(per_task) else 0
+    labels = table["condition"].tolist()
+    if several:  # say which task (all: the tasks pooled)
+        labels = [f"{t}: {c}" for t, c in zip(table["task"], labels)]
     for ax in (ax1, ax2):
-        ax.set_xticks(x, table["condition"].tolist(), rotation=20, ha="right")
+        ax.set_xticks(x, labels, rotation=35 if several else 20, ha="right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"closed-loop evaluation, {n} seeded rollouts per condition")
+    fig.suptitle(
+        f"closed-loop evaluation, {n} seeded rollouts per condition"
+        + (" and task" if several else "")
+    )
     return fig
 
 
