@@ -52,6 +52,13 @@ def split_task_index(task_index: np.ndarray, n_labels: int) -> tuple[np.ndarray,
     return task_index // n_labels, task_index % n_labels
 
 
+def advantage_label(prompt: str) -> str | None:
+    """The advantage label of a prompt (``"positive"`` of ``"<task>, Advantage: positive"``),
+    None when it has no advantage part."""
+    parts = prompt.split(ADVANTAGE_SEPARATOR, 1)
+    return parts[1] if len(parts) == 2 else None
+
+
 def base_task(prompt: str) -> str:
     """The plain task text of a prompt (the prompt itself when it has no advantage part)."""
     return prompt.split(ADVANTAGE_SEPARATOR, 1)[0]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from adv_pipeline.schema import ADVANTAGE_SEPARATOR, advantage_prompt, base_task
+from adv_pipeline.schema import advantage_label, advantage_prompt, base_task
 from adv_pipeline.sim import DemoTaskConfig
 from adv_pipeline.worlds import EvalTask, World, WorldEnv, check_state
 
@@ -282,10 +282,10 @@ def awbc_conditions(
 
 
 def _label(prompt: str) -> str:
-    parts = prompt.split(ADVANTAGE_SEPARATOR, 1)
-    if len(parts) != 2:
+    label = advantage_label(prompt)
+    if label is None:
         raise ValueError(
             f"the AWBC policy's training tasks carry no advantage label ({prompt!r}). Fix: "
             f"train it on a dataset labelled by Stage 0 or Stage 2"
         )
-    return parts[1]
+    return label

@@ -12,7 +12,7 @@ import numpy as np
 
 from adv_pipeline.checkpoints import Checkpoint, load_checkpoint
 from adv_pipeline.lerobot import IMAGE_KEY_PREFIX, camera_name
-from adv_pipeline.schema import ADVANTAGE_SEPARATOR, advantage_prompt, base_task, default_prompt
+from adv_pipeline.schema import advantage_label, advantage_prompt, base_task, default_prompt
 
 from .checkpoint_io import PolicyAssets, load_assets, unflatten_params
 from .config import DEFAULT_GUIDANCE_REFERENCE, GuidanceReference
@@ -152,13 +152,13 @@ class Policy:
             return base_task(prompt)
         if reference != "negative":
             raise ValueError(f"guidance reference {reference!r}: one of negative, unconditional")
-        worst = self.tasks[0].split(ADVANTAGE_SEPARATOR, 1)
-        if len(worst) != 2:
+        worst = advantage_label(self.tasks[0])
+        if worst is None:
             raise ValueError(
                 f"guidance reference negative: the training tasks carry no advantage label "
                 f"({self.tasks[0]!r}). Fix: use the unconditional reference"
             )
-        return advantage_prompt(base_task(prompt), worst[1])
+        return advantage_prompt(base_task(prompt), worst)
 
     def reseed(self, seed: int) -> None:
         self._rng = np.random.default_rng(seed)

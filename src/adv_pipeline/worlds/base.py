@@ -3,7 +3,7 @@
 A world (the demo task, Meta-World, a user's own simulator) gives environments that
 reset to seeded start states, return the policy's state columns and camera images, take
 the policy's action, and say whether the task succeeded. :func:`adv_pipeline.policy.
-evaluate.evaluate_world` rolls any policy out through it without knowing the simulator.
+evaluate.evaluate_conditions` rolls any policy out through it without knowing the simulator.
 """
 
 from __future__ import annotations

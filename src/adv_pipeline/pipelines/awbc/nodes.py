@@ -117,8 +117,8 @@ def evaluate_awbc(
     from adv_pipeline.worlds import make_world
 
     world = make_world(world_name, {"eval": config, "metaworld": metaworld})
-    curated = curated_bc_policy if awbc.curated.column is not None else None
-    curated = curated or None  # False / None: no curated run
+    # False (the node trained nothing) or None (no checkpoint): no curated run
+    curated = (curated_bc_policy or None) if awbc.curated.column is not None else None
     conditions = awbc_conditions(
         load_policy(awbc_policy),
         load_policy(bc_policy),

@@ -27,7 +27,6 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 ROBOT_TYPE = "metaworld_sawyer"
 """meta/info.json robot_type of Meta-World recordings (closed-loop evaluation replays them)."""
-META_WORLD_STEP_LIMIT = 500  # Meta-World refuses steps past its max_path_length
 
 _OBJECT = ["x", "y", "z", "qw", "qx", "qy", "qz"]
 _FRAME = [
