@@ -109,18 +109,22 @@ def doctor_failures(dataset_dir: Path) -> list[str]:
     ]
 
 
-@pytest.fixture
-def kedro_project(tmp_path: Path) -> Path:
-    """A throw-away copy of the project's configuration (source linked), so that a real
-    ``kedro run`` writes its data/ and mlflow.db under tmp_path, not into the repo."""
-    proj = tmp_path / "project"
-    proj.mkdir()
+def project_copy(proj: Path) -> Path:
+    """A throw-away copy of the project's configuration at ``proj`` (the package itself
+    is installed), where a real ``kedro run`` writes its data/ and mlflow.db."""
+    proj.mkdir(parents=True)
     for name in ("conf", "pyproject.toml", ".telemetry"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, proj / name)
-    (proj / "src").mkdir()  # the package itself is installed (editable)
+    (proj / "src").mkdir()
     (proj / "conf" / "local").mkdir(exist_ok=True)
     return proj
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path) -> Path:
+    """A copy of the project (:func:`project_copy`) under tmp_path, not the repo."""
+    return project_copy(tmp_path / "project")
 
 
 def run_kedro(
@@ -198,6 +202,23 @@ def mlflow_runs(project: Path) -> list:
     return mlflow.search_runs(search_all_experiments=True, output_format="list")
 
 
+def use_project(project: Path, monkeypatch, envs: tuple[str, ...] = ()) -> None:
+    """Make ``project`` the one that Kedro sessions of this process run (its MLflow
+    database, for conf/local and each environment of ``envs``)."""
+    from kedro.framework.startup import bootstrap_project
+
+    monkeypatch.chdir(project)
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # an absolute URI: MLflow caches its store by URI, so the relative default of an
+    # earlier test's session in this process would receive this project's runs
+    server = yaml.safe_load((project / "conf/base/mlflow.yml").read_text())["server"]
+    mlflow_yml = yaml.safe_dump({"server": {**server, "mlflow_tracking_uri": uri}})
+    for env in ("local", *envs):  # an environment replaces conf/local
+        (project / "conf" / env / "mlflow.yml").write_text(mlflow_yml)
+    bootstrap_project(project)
+
+
 @pytest.fixture
 def session_run(kedro_project, monkeypatch):
     """``session_run(pipeline, env=None, **runtime_params)``: a real ``kedro run --env env``
@@ -205,21 +226,11 @@ def session_run(kedro_project, monkeypatch):
     elsewhere)."""
     import mlflow
     from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
 
-    monkeypatch.chdir(kedro_project)
-    uri = f"sqlite:///{kedro_project / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    # an absolute URI: MLflow caches its store by URI, so the relative default of an
-    # earlier test's session in this process would receive this project's runs
-    server = yaml.safe_load((kedro_project / "conf/base/mlflow.yml").read_text())["server"]
-    mlflow_yml = yaml.safe_dump({"server": {**server, "mlflow_tracking_uri": uri}})
-    (kedro_project / "conf/local/mlflow.yml").write_text(mlflow_yml)
+    use_project(kedro_project, monkeypatch)
 
     def run(pipeline: str, env: str | None = None, **params):
-        if env is not None:  # an environment replaces conf/local
-            (kedro_project / "conf" / env / "mlflow.yml").write_text(mlflow_yml)
-        bootstrap_project(kedro_project)
+        use_project(kedro_project, monkeypatch, (env,) if env else ())
         try:
             with KedroSession.create(
                 project_path=kedro_project, env=env, runtime_params=params

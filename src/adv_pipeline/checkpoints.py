@@ -16,10 +16,10 @@ same config, and says what changed otherwise. Nothing here deletes a checkpoint 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,19 +269,34 @@ def begin_run(run_dir: str | Path, identity: Mapping, resume: bool) -> bool:
     return bool(steps) and resume
 
 
-def open_run(runs: Runs, identity: Mapping, resume: Resume, overwrite: bool = False) -> Path:
+def run_name(identity: Mapping, seed: int) -> str:
+    """The name of a new run: its training seed and a hash of its identity (dataset,
+    config), e.g. ``seed0-3f2a9c1b7e``: the same command names its run the same way."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
+    return f"seed{seed}-{digest.hexdigest()[:10]}"
+
+
+def open_run(
+    runs: Runs, identity: Mapping, resume: Resume, overwrite: bool = False, seed: int = 0
+) -> Path:
     """The run folder a new training writes into (created and marked with ``identity``).
 
-    - ``resume=False``: a new run, named ``runs.run`` or after the current UTC time. An
-      existing named run is refused unless ``overwrite``, which replaces it.
-    - ``resume=True``: the named or latest run, if it trained on the same data with the
-      same config (else refused, saying what changed); a new run if there is none.
-    - ``resume="auto"``: the named or latest run if it matches, else a new run.
+    - ``resume=False``: a new run, named ``runs.run`` or :func:`run_name` (``-2``, ``-3``
+      added while taken). An existing named run is refused unless ``overwrite``, which
+      replaces it.
+    - ``resume=True``: the named run, else the run of this identity, else the latest, if
+      it trained on the same data with the same config (else refused, saying what
+      changed); a new run if there is none.
+    - ``resume="auto"``: the same run if it matches, else a new run.
     """
     root = mark_runs(runs.root, overwrite)
+    name = runs.run or run_name(identity, seed)
     with output_lock(root):
         if resume:
-            target = root / runs.run if runs.run else next(iter(list_runs(root)[::-1]), None)
+            if runs.run or (root / name).is_dir():
+                target = root / name
+            else:
+                target = next(iter(list_runs(root)[::-1]), None)
             if target is not None and target.is_dir():
                 diffs = identity_differences((read_marker(target) or {}).get("identity"), identity)
                 if not diffs:
@@ -299,7 +314,6 @@ def open_run(runs: Runs, identity: Mapping, resume: Resume, overwrite: bool = Fa
                     target,
                     "; ".join(diffs),
                 )
-        name = runs.run or time.strftime("%Y-%m-%dT%H-%M-%SZ", time.gmtime())
         path = root / name
         if runs.run and path.exists():
             if not overwrite:
@@ -311,7 +325,7 @@ def open_run(runs: Runs, identity: Mapping, resume: Resume, overwrite: bool = Fa
             log.warning("%s: replacing this run (overwrite=true)", path)
             shutil.rmtree(path)
         suffix = 1
-        while not runs.run and path.exists():  # two runs started in the same second
+        while not runs.run and path.exists():  # a new run of the same identity
             suffix += 1
             path = root / f"{name}-{suffix}"
         path.mkdir()

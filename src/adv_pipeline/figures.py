@@ -178,6 +178,42 @@ def results_figure(table: pd.DataFrame) -> Figure:
     return fig
 
 
+def seed_sweep_figure(
+    per_seed: pd.DataFrame, summary: pd.DataFrame, differences: pd.DataFrame, metric: str
+) -> Figure:
+    """Left: each condition's mean over the training seeds with its interval, each seed's
+    value a dot. Right: the paired differences the same way, against 0. One row of panels
+    per task (``all``, the pooled row, only where the world has several tasks)."""
+    tasks = list(dict.fromkeys(summary["task"]))
+    fig = Figure(figsize=(11, 3.6 * len(tasks)), layout="constrained")
+    axes = fig.subplots(len(tasks), 2, squeeze=False)
+    n_seeds = per_seed["seed"].nunique()
+    for (ax1, ax2), task in zip(axes, tasks):
+        rows = summary[summary["task"] == task]
+        order = rows["condition"].tolist()
+        x = np.arange(len(rows))
+        colors = ["0.6" if c == "expert" else f"C{i}" for i, c in enumerate(order)]
+        for ax, frame, key, xs in (
+            (ax1, rows, "condition", x),
+            (ax2, differences[differences["task"] == task], "difference", None),
+        ):
+            xs = np.arange(len(frame)) if xs is None else xs
+            mean = frame["mean"].to_numpy(dtype=float)
+            err = np.stack([mean - frame["ci_low"], frame["ci_high"] - mean]).astype(float)
+            ax.bar(xs, mean, yerr=np.nan_to_num(err), capsize=4, color=colors[: len(frame)]
+                   if ax is ax1 else "0.75")  # fmt: skip
+            for i, values in enumerate(frame["per_seed"]):
+                dots = [float(v) for v in str(values).split(" / ") if v]
+                ax.plot(np.full(len(dots), xs[i]), dots, "k.", ms=5)
+            ax.set_xticks(xs, frame[key].tolist(), rotation=20, ha="right", fontsize=8)
+            ax.grid(axis="y", alpha=0.3)
+        ax2.axhline(0, color="k", lw=0.8)
+        ax1.set_ylabel(f"{metric}: mean, 95% interval" + (f" ({task})" if len(tasks) > 1 else ""))
+        ax2.set_ylabel("paired difference")
+    fig.suptitle(f"{n_seeds} training seeds (dots), same rollout seeds for every condition")
+    return fig
+
+
 def skipped_figure(reason: str) -> Figure:
     """A figure that says why an evaluation did not run (MLflow shows it in its place)."""
     fig = Figure(figsize=(8, 1.6), layout="constrained")

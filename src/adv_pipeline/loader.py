@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -23,6 +22,7 @@ import numpy as np
 
 from adv_pipeline.crash import die_with_parent
 from adv_pipeline.lerobot import LeRobotDatasetReader
+from adv_pipeline.quiet import jax_free_fork
 
 
 class Chunk(Protocol):
@@ -123,10 +123,7 @@ class ChunkLoader(Generic[P, C]):
         def submit(p: P) -> Future | P:
             if self._pool is None:
                 return p
-            with warnings.catch_warnings():
-                # JAX warns at every fork of a process that ran it; the workers (forked
-                # on submit) never call JAX, only numpy, pyarrow and PyAV
-                warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+            with jax_free_fork():  # the workers (forked on submit): numpy, pyarrow, PyAV
                 return self._pool.submit(_worker_decode, self._decode, p)
 
         pending.append(submit(plan))

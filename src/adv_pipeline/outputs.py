@@ -69,6 +69,17 @@ class OutputLockedError(OutputError):
     """Another live process is writing this output."""
 
 
+def shown_path(path: str | Path) -> str:
+    """``path`` as our reports and metadata record it: relative to the working directory
+    (the Kedro project) when inside it, so that the same command in another clone writes
+    the same bytes; absolute otherwise."""
+    try:
+        full, here = Path(path).resolve(), Path.cwd().resolve()
+    except OSError:
+        return str(path)
+    return full.relative_to(here).as_posix() if full.is_relative_to(here) else str(path)
+
+
 # ---------------------------------------------------------------------------- markers
 def read_marker(directory: str | Path) -> dict | None:
     """The marker of a directory this project wrote, or None."""

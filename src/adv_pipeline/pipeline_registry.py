@@ -11,7 +11,8 @@ from kedro.pipeline import Pipeline
 from adv_pipeline.configs import closest
 from adv_pipeline.errors import InputError
 
-WHOLE_CHAINS = ("metaworld", "__default__")  # pipelines made of the others
+# not part of the default run: chains made of the other pipelines, and the seed sweep's summary
+NOT_DEFAULT = ("metaworld", "seeds", "__default__")
 
 
 def pipeline_names() -> list[str]:
@@ -44,5 +45,5 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines = find_pipelines(raise_errors=True)
     # the metaworld chain holds the other pipelines (Stage 0 reading the annotation's
     # output): the default run is the demo's
-    pipelines["__default__"] = sum(p for name, p in pipelines.items() if name not in WHOLE_CHAINS)
+    pipelines["__default__"] = sum(p for name, p in pipelines.items() if name not in NOT_DEFAULT)
     return pipelines

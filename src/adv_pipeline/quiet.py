@@ -18,6 +18,8 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 MESSAGES = (
     r"register_new_resolver\(\) is deprecated",
@@ -45,3 +47,13 @@ def silence_third_party() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropMessages) for f in logger.filters):
             logger.addFilter(_DropMessages())
+
+
+@contextmanager
+def jax_free_fork() -> Iterator[None]:
+    """Around forking worker processes that never call JAX (numpy, pyarrow, PyAV, the
+    simulator only): JAX warns at every fork of a process that ran it, which a Kedro
+    session after another one in the same process (``kedro sweep``) is."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+        yield

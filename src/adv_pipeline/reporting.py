@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from adv_pipeline.lerobot import LeRobotDatasetReader
+from adv_pipeline.outputs import shown_path
 
 
 def dataset_summary(dataset: LeRobotDatasetReader) -> dict:
@@ -14,7 +15,7 @@ def dataset_summary(dataset: LeRobotDatasetReader) -> dict:
     lengths = dataset.lengths
     columns = dataset.column_names()
     summary = {
-        "path": str(dataset.root),
+        "path": shown_path(dataset.root),
         "episodes": dataset.num_episodes,
         "frames": dataset.num_frames,
         "fps": dataset.fps,

@@ -23,7 +23,13 @@ def tiny_params(run_root) -> dict:
         conv_channels=[8], image_features=16, text_dim=16, width=32, depth=1, flow_steps=2
     )
     params["train"].update(
-        steps=3, batch_size=8, warmup_steps=1, save_interval=3, log_interval=1, progress_bar=False
+        seed=0,  # conf reads the shared training seed (globals.yml), which Kedro resolves
+        steps=3,
+        batch_size=8,
+        warmup_steps=1,
+        save_interval=3,
+        log_interval=1,
+        progress_bar=False,
     )
     params["eval"].update(n_episodes=2, replan_every=2, max_steps=4, image_size=32)
     return params

@@ -25,7 +25,7 @@ from adv_pipeline.worlds.metaworld import (
     recording_plan,
 )
 
-from ..conftest import doctor_failures, run_kedro
+from ..conftest import doctor_failures
 
 
 def test_the_recording_is_the_same_for_the_same_seed():
@@ -150,15 +150,17 @@ def test_failed_episodes_are_not_positive_because_time_passed():
 
 
 @pytest.mark.slow
-def test_the_whole_chain_on_another_task(kedro_project):
-    """`kedro run --env metaworld --pipelines metaworld` on a task other than the
-    defaults, few episodes and steps: recording, annotation, Stage 0-3, closed loop."""
-    params = (
-        "metaworld.tasks=[reach-v3],metaworld.episodes_per_task=8,metaworld.max_steps=60,"
-        "estimator_steps=20,awbc.train.steps=10,awbc.eval.n_episodes=3"
+def test_the_whole_chain_on_another_task(session_run, kedro_project):
+    """`kedro run --env metaworld --pipelines metaworld` (in this process) on a task other
+    than the defaults, few episodes and steps: recording, annotation, Stage 0-3, closed
+    loop."""
+    session_run(
+        "metaworld",
+        env="metaworld",
+        metaworld={"tasks": ["reach-v3"], "episodes_per_task": 8, "max_steps": 60},
+        estimator_steps=20,
+        awbc={"train": {"steps": 10}, "eval": {"n_episodes": 3}},
     )
-    run_kedro(kedro_project, "run", "--env", "metaworld", "--pipelines", "metaworld",
-              "--params", params)  # fmt: skip
     data = kedro_project / "data"
     raw = LeRobotDatasetReader(data / "01_raw/metaworld/demo")
     assert raw.tasks == ["reach"] and raw.num_episodes == 8 and not raw.video_keys

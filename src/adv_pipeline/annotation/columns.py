@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adv_pipeline.lerobot import DerivedDataset, LeRobotDatasetReader
+from adv_pipeline.outputs import shown_path
 from adv_pipeline.schema import STAGE_PROGRESS, SUCCESS
 
 from .records import AnnotationFile, FrameAnnotation, resolve_annotations
@@ -142,7 +143,7 @@ def annotated_dataset(
     outside = columns[OUTSIDE].astype(bool)
     kept_rows = np.repeat(np.isin(dataset.episode_indices, keep), dataset.lengths)
     report = {
-        "annotations": str(annotations.path),
+        "annotations": shown_path(annotations.path),
         "episodes": len(keep),
         "skipped_episodes": len(missing),
         "skipped": missing,

@@ -120,9 +120,9 @@ def estimation_report(
     n_plot: int = 4,
     interval: int = 50,
 ) -> tuple[dict, list[dict]]:
-    """Report of a Stage 2 run: throughput (from the output's meta/estimation.json) and,
-    when the dataset has ground truth (``progress`` and ``stage_progress_gt``), agreement
-    with GT labels computed from the true ``progress`` by Stage 0's functions:
+    """Report of a Stage 2 run: throughput (from the output's meta/estimation.json and its
+    timing) and, when the dataset has ground truth (``progress`` and ``stage_progress_gt``),
+    agreement with GT labels computed from the true ``progress`` by Stage 0's functions:
 
     - ``vs_stage0_labels``: the GT labels of Stage 0's options (``stage0_params``, what
       the gt_labeling pipeline writes): ROC AUC of ``absolute_advantage`` (and, for KAI0,
@@ -138,13 +138,12 @@ def estimation_report(
     """
     import json
 
-    from .estimate import REPORT_PATH
+    from .estimate import REPORT_PATH, TIMING_PATH
 
-    run = (
-        json.loads((estimated.root / REPORT_PATH).read_text())
-        if (estimated.root / REPORT_PATH).is_file()
-        else {}
-    )
+    run = {}
+    for rel in (REPORT_PATH, TIMING_PATH):
+        if (estimated.root / rel).is_file():
+            run.update(json.loads((estimated.root / rel).read_text()))
     report: dict = {"estimation": run, "frames_labelled": estimated.num_frames}
     if not {"progress", "stage_progress_gt"} <= set(estimated.column_names()):
         report["ground_truth"] = "absent: the dataset has no progress / stage_progress_gt columns"

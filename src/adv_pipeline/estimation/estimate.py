@@ -38,7 +38,7 @@ from adv_pipeline.lerobot import (
     with_columns,
     written_by,
 )
-from adv_pipeline.outputs import DATASET, check_output, temporary_path
+from adv_pipeline.outputs import DATASET, check_output, shown_path, temporary_path
 from adv_pipeline.schema import ABSOLUTE_VALUE_SPREAD, ESTIMATED_COLUMNS, RELATIVE_ADVANTAGE
 
 from .checks import check_estimation_inputs
@@ -47,7 +47,10 @@ from .inference import advantage_columns, predict_episode
 
 logger = logging.getLogger(__name__)
 
-REPORT_PATH = "meta/estimation.json"  # our sidecar: what labelled this dataset, and how fast
+REPORT_PATH = "meta/estimation.json"  # our sidecar: what labelled this dataset
+# and how fast: hidden, like every file that says when, where or how fast (not what), so
+# that the same command writes the same visible bytes
+TIMING_PATH = "meta/.estimation_timing.json"
 
 
 def labels_identity(
@@ -189,12 +192,12 @@ def finalize(
     runs: list[dict],
 ) -> LeRobotDatasetReader:
     """Publish the labelled dataset (after every rank finished), with its report
-    ``meta/estimation.json``: what labelled it, and how fast."""
+    ``meta/estimation.json`` (what labelled it) and its timing (how fast)."""
     frames = sum(r["frames"] for r in runs)
     seconds = max((r["seconds"] for r in runs), default=0.0)
     report = {
-        "source": str(source.root),
-        "checkpoint": str(checkpoint.path),
+        "source": shown_path(source.root),
+        "checkpoint": shown_path(checkpoint.path),
         "variant": checkpoint.metadata.get("variant", "KAI0"),
         "step": checkpoint.step,
         "config": {k: v for k, v in to_params(config).items() if k != "launch"},
@@ -202,14 +205,14 @@ def finalize(
         "episodes_computed": sum(r["computed"] for r in runs),
         "episodes_skipped": sum(r["skipped"] for r in runs),
         "frames_computed": frames,
-        "seconds": seconds,
-        "frames_per_s": frames / seconds if seconds > 0 else None,
         "peak_window_frames": max((r["peak_window_frames"] for r in runs), default=0),
     }
+    timing = {"seconds": seconds, "frames_per_s": frames / seconds if seconds > 0 else None}
 
     def write_report(staging: Path) -> None:
         failpoint("estimation.finalize")
         (staging / REPORT_PATH).write_text(json.dumps(report, indent=2))
+        (staging / TIMING_PATH).write_text(json.dumps(timing, indent=2))
 
     return writer.finalize([ep.episode_index for ep in source.episodes], extra=write_report)
 

@@ -40,7 +40,7 @@ def run_training(
     if launch.node_rank > 0:  # node 0 creates the run; the others only join it
         run_dir = runs.root / str(runs.run)
     else:
-        run_dir = open_run(runs, identity, config.train.resume, overwrite)
+        run_dir = open_run(runs, identity, config.train.resume, overwrite, config.train.seed)
     if config.train.resume == "auto":  # open_run chose: continue that run if it has checkpoints
         config = dataclasses.replace(
             config, train=dataclasses.replace(config.train, resume=bool(list_steps(run_dir)))

@@ -44,7 +44,7 @@ from adv_pipeline.crash import failpoint
 from adv_pipeline.distributed import Distributed, init_distributed
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.loader import split_episodes
-from adv_pipeline.outputs import output_lock
+from adv_pipeline.outputs import output_lock, shown_path
 
 from .config import EstimatorConfig
 from .data import (
@@ -295,7 +295,7 @@ def _train(
         "config": to_params(config),
         "variant": mc.variant,
         "backbone": mc.backbone,
-        "dataset": str(dataset.root),
+        "dataset": shown_path(dataset.root),
         "dataset_fingerprint": dataset.fingerprint(),
         "train_episodes": train_eps,
         "val_episodes": val_eps,

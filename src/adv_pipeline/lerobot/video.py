@@ -7,6 +7,7 @@ LeRobot video is the frame whose timestamp is ``i / fps``.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -69,12 +70,46 @@ class VideoOptions:
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def codec_options(self) -> dict[str, str]:
-        """Options passed to the FFmpeg encoder."""
+        """Options passed to the FFmpeg encoder (x264's SIMD capped by
+        :func:`x264_asm_cap`, so that the same frames give the same bytes)."""
         opts = {"crf": str(self.crf), "g": str(self.gop)}
         if self.preset:
             opts["preset"] = str(self.preset)
         opts.update({str(k): str(v) for k, v in self.extra.items()})
+        cap = x264_asm_cap() if self.codec == "libx264" else None
+        if cap is not None:
+            params = opts.get("x264-params", "")
+            if not any(p.split("=")[0].strip() == "asm" for p in params.split(":")):
+                opts["x264-params"] = f"{params}:asm={cap}" if params else f"asm={cap}"
         return opts
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags as Linux names them (empty where /proc/cpuinfo is not)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+@functools.cache
+def x264_asm_cap() -> str | None:
+    """x264's ``asm`` setting that keeps it off its AVX-512 code, or None where the CPU has
+    no AVX-512 (x264's own choice then).
+
+    Why: on an AMD EPYC with AVX-512 (this project's machines), x264 (PyAV 18's build)
+    encodes the same frames into different bytes from one encoder to the next, and the
+    decoded pixels differ by up to 49 levels; with its AVX2 code (``asm=AVX2``, which
+    implies every older extension) the output is the same every time, at the same speed.
+    """
+    flags = _cpu_flags()
+    if "avx512f" in flags and "avx2" in flags:
+        return "AVX2"
+    return None
 
 
 def probe(path: str | Path) -> VideoInfo:

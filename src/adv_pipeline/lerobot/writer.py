@@ -38,6 +38,7 @@ from adv_pipeline.outputs import (
     temporary_path,
     write_marker,
 )
+from adv_pipeline.quiet import jax_free_fork
 
 from .format import (
     CODEBASE_VERSION,
@@ -587,12 +588,17 @@ def _in_order(fn: Callable, jobs: Sequence[tuple], workers: int) -> Iterator:
         yield from (fn(*job) for job in jobs)
         return
     with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        pending = [pool.submit(fn, *job) for job in jobs[: 2 * workers]]
+
+        def submit(job: tuple):
+            with jax_free_fork():  # workers fork on submit
+                return pool.submit(fn, *job)
+
+        pending = [submit(job) for job in jobs[: 2 * workers]]
         for k in range(len(jobs)):
             result = pending[k].result()
             pending[k] = None  # free the result
             if k + 2 * workers < len(jobs):
-                pending.append(pool.submit(fn, *jobs[k + 2 * workers]))
+                pending.append(submit(jobs[k + 2 * workers]))
             yield result
 
 

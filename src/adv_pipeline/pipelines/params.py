@@ -14,6 +14,7 @@ from adv_pipeline.estimator.config import EstimatorConfig
 from adv_pipeline.labeling import LabelingConfig
 from adv_pipeline.policy.config import AwbcParams
 from adv_pipeline.sim.dataset import DemoDatasetConfig
+from adv_pipeline.sweep import SweepConfig
 from adv_pipeline.worlds.metaworld.config import MetaWorldConfig
 
 NAMESPACES: dict[str, type] = {
@@ -25,6 +26,7 @@ NAMESPACES: dict[str, type] = {
     "estimator": EstimatorConfig,
     "estimation": EstimationConfig,
     "awbc": AwbcParams,
+    "sweep": SweepConfig,
 }
 SHARED = ("overwrite", "world")  # parameters.yml: the hook and trainers; the recorded world
 

@@ -8,6 +8,7 @@ executed open loop.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ from adv_pipeline.worlds import EvalTask, World, WorldEnv, check_state
 
 from .config import DEFAULT_GUIDANCE_REFERENCE, EvalConfig, GuidanceReference
 
+log = logging.getLogger(__name__)
+
 ALL_TASKS = "all"  # the table's rows over every task (rollouts pooled)
 
 if TYPE_CHECKING:  # the policy (and JAX) load only when a policy is rolled out
@@ -32,7 +35,7 @@ if TYPE_CHECKING:  # the policy (and JAX) load only when a policy is rolled out
 RESULT_COLUMNS = [
     "task", "condition", "prompt", "guidance_scale", "guidance_reference", "n_episodes",
     "successes", "success_rate", "success_ci_low", "success_ci_high", "mean_final_progress",
-    "mean_steps", "seconds",
+    "mean_steps",
 ]  # fmt: skip
 
 
@@ -204,6 +207,8 @@ def evaluate_conditions(
             )
         if config.expert:
             out.append(expert_rollouts(seeds, world, task, config.max_steps))
+    for r in out:  # how long, in the log: the table holds only what the same command repeats
+        log.info("%s, %s: %d rollouts in %.1f s", r.task, r.name, len(r.seeds), r.seconds)
     return out
 
 
@@ -226,7 +231,6 @@ def _row(task: str, name: str, r: RolloutBatch | None, parts: Sequence[RolloutBa
         "success_ci_high": hi,
         "mean_final_progress": float(progress.mean()) if n else float("nan"),
         "mean_steps": float(steps.mean()) if n else float("nan"),
-        "seconds": float(sum(p.seconds for p in parts)),
     }
 
 

@@ -48,7 +48,7 @@ from adv_pipeline.checkpoints import (
 from adv_pipeline.configs import to_params
 from adv_pipeline.crash import failpoint
 from adv_pipeline.lerobot import LeRobotDatasetReader
-from adv_pipeline.outputs import output_lock
+from adv_pipeline.outputs import output_lock, shown_path
 
 from .checkpoint_io import (
     PolicyAssets,
@@ -278,7 +278,7 @@ def train_policy_run(
     see :func:`adv_pipeline.checkpoints.open_run`."""
     data = prepare_policy_data(reader, policy_config.data, HashTokenizer(policy_config.tokenizer))
     identity = run_identity(reader, policy_config, train_config, data.data_hash)
-    run_dir = open_run(runs, identity, train_config.resume, overwrite)
+    run_dir = open_run(runs, identity, train_config.resume, overwrite, train_config.seed)
     resume = train_config.resume is True or (
         train_config.resume == "auto" and bool(list_steps(run_dir))
     )
@@ -332,7 +332,7 @@ def _train_loop(
     )
     metadata = {
         "data_hash": dhash,
-        "dataset": str(reader.root),
+        "dataset": shown_path(reader.root),
         "dataset_fingerprint": reader.fingerprint(),
         "policy_config": to_params(policy_config),
         "train_config": to_params(train_config),
