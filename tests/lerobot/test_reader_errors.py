@@ -161,3 +161,33 @@ def test_derived_rejects_bad_columns(tiny_dataset, tmp_path):
     with pytest.raises(ValueError, match="is equal to the input source dataset"):
         DerivedDataset(tiny_dataset, {"x": np.zeros(98)}).write(tiny_dataset.root)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_repo_id_is_found_where_lerobot_keeps_datasets(tmp_path, monkeypatch):
+    from adv_pipeline.datasets import LeRobotDataset
+    from adv_pipeline.lerobot import find_dataset, lerobot_home
+
+    home = tmp_path / "hf" / "lerobot"
+    synthetic_plan(lengths=(5, 4)).write(home / "someone" / "pick")
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("HF_LEROBOT_HOME", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # LeRobot's default: $HF_HOME/lerobot
+    assert lerobot_home() == home
+    # Kedro hands the catalog a path made absolute under the project
+    reader = LeRobotDataset(path=str(project / "someone/pick")).load()
+    assert reader.root == home / "someone/pick" and reader.num_episodes == 2
+    monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path / "elsewhere"))
+    with pytest.raises(DatasetFormatError) as err:
+        find_dataset(project / "someone/pick")
+    message = str(err.value)
+    assert f"looked in {project / 'someone/pick'} and {tmp_path / 'elsewhere/someone/pick'}" in (
+        message
+    )
+    assert "Fix:" in message
+    # a local dataset of that name comes first; a deeper path is no repo id
+    synthetic_plan(lengths=(3,)).write(project / "someone/pick")
+    assert find_dataset(project / "someone/pick") == project / "someone/pick"
+    with pytest.raises(DatasetFormatError, match=r"looked in \S+/a/b/c\)"):
+        find_dataset(project / "a/b/c")

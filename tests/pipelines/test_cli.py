@@ -30,6 +30,8 @@ def _mistake(project, *args: str) -> str:
             "unknown key gt_labeling.threshold_scop; did you mean 'threshold_scope'?",
         ),
         ("gt_labeling.threshold=130", "threshold"),
+        # Kedro wraps a dataset's load error in two of its own: still one line
+        ("raw_dataset_path=/nonexistent/dataset", "/nonexistent/dataset: no LeRobot dataset here"),
     ],
 )
 def test_a_mistyped_parameter_stops_the_run_with_one_short_error(kedro_project, params, expected):

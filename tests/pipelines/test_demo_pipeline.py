@@ -3,9 +3,12 @@ MLflow run with the parameters, and `kedro viz build`."""
 
 from __future__ import annotations
 
+import json
+
 import mlflow
 import numpy as np
 import pytest
+import yaml
 
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.sim import CAMERA_KEYS, DemoTaskConfig, generate_episode, generate_mix
@@ -61,3 +64,15 @@ def test_demo_pipeline_end_to_end(kedro_project):
     proc = run_kedro(kedro_project, "viz", "build", env={"COLUMNS": "200"})
     assert (kedro_project / "build" / "index.html").is_file()
     assert "warning" not in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
+    # every catalog dataset in its data layer, the layers in data-flow order
+    site = json.loads((kedro_project / "build/api/main").read_text())
+    assert site["layers"] == [
+        "raw", "intermediate", "primary", "estimator", "model_output", "model_input", "models",
+        "reporting",
+    ]  # fmt: skip
+    catalog = yaml.safe_load((kedro_project / "conf/base/catalog.yml").read_text())
+    unlayered = [
+        n["name"] for n in site["nodes"] if n["type"] == "data" and n["name"] in catalog
+        and not n["layer"]
+    ]  # fmt: skip
+    assert unlayered == []

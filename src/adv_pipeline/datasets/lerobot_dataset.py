@@ -7,7 +7,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from adv_pipeline.lerobot import INFO_PATH, LeRobotDatasetReader
+from adv_pipeline.lerobot import INFO_PATH, LeRobotDatasetReader, find_dataset
 from adv_pipeline.outputs import DATASET, resolved
 
 
@@ -52,14 +52,8 @@ class LeRobotDataset(AbstractDataset[LeRobotDatasetReader, LeRobotDatasetReader]
     def load(self) -> LeRobotDatasetReader:
         if self._reader is not None and self._stamp == self._info_stamp():
             return self._reader
-        if not (self._path / INFO_PATH).is_file():
-            raise DatasetError(
-                f"{self._path}: no LeRobot dataset here ({INFO_PATH} missing). Fix: run the "
-                f"pipeline "
-                "that writes it (e.g. `kedro run --pipelines demo`) or pass its path as a runtime "
-                'parameter (`--params "<dataset>_path=/path/to/dataset"`)'
-            )
-        self._reader = LeRobotDatasetReader(self._path, check_videos=self._check_videos)
+        root = find_dataset(self._path)  # or the repo id under LeRobot's home
+        self._reader = LeRobotDatasetReader(root, check_videos=self._check_videos)
         self._stamp = self._info_stamp()
         return self._reader
 

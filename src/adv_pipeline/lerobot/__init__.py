@@ -6,7 +6,15 @@ episodes) and :class:`DerivedDataset` (changed columns of an existing dataset). 
 outside this package imports from here, never from its modules.
 """
 
-from .format import CODEBASE_VERSION, IMAGE_KEY_PREFIX, INFO_PATH, DatasetFormatError, camera_name
+from .format import (
+    CODEBASE_VERSION,
+    IMAGE_KEY_PREFIX,
+    INFO_PATH,
+    DatasetFormatError,
+    camera_name,
+    find_dataset,
+    lerobot_home,
+)
 from .reader import EpisodeMeta, LeRobotDatasetReader, column_to_numpy
 from .video import (
     VideoDecodeError,
@@ -38,6 +46,8 @@ __all__ = [
     "IMAGE_KEY_PREFIX",
     "INFO_PATH",
     "DatasetFormatError",
+    "find_dataset",
+    "lerobot_home",
     "DatasetWriter",
     "DerivedDataset",
     "EpisodeData",

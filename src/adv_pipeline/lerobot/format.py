@@ -9,6 +9,7 @@ Layout (``c = episode_index // chunks_size``)::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from adv_pipeline.errors import InputError
@@ -91,3 +92,48 @@ def video_keys(features: dict) -> list[str]:
 def camera_name(video_key: str) -> str:
     """Short camera name of a video key: ``observation.images.top_head`` -> ``top_head``."""
     return video_key.rsplit(".", 1)[-1]
+
+
+def lerobot_home() -> Path:
+    """Where LeRobot keeps datasets by repo id: ``$HF_LEROBOT_HOME``, else
+    ``$HF_HOME/lerobot``, else ``~/.cache/huggingface/lerobot`` (as LeRobot resolves it)."""
+    if os.environ.get("HF_LEROBOT_HOME"):
+        return Path(os.environ["HF_LEROBOT_HOME"]).expanduser()
+    hf_home = os.environ.get("HF_HOME") or "~/.cache/huggingface"
+    return Path(hf_home).expanduser() / "lerobot"
+
+
+def find_dataset(path: str | Path, repo_id: str | None = None) -> Path:
+    """The folder of a LeRobot dataset named by ``path``, or by the repo id ``user/name``
+    under :func:`lerobot_home` when no dataset is at ``path`` (nothing is downloaded).
+
+    Args:
+        path: the dataset's folder as configured (Kedro makes a relative one absolute,
+            under the project).
+        repo_id: the ``user/name`` to look up; by default ``path`` relative to the working
+            directory when it has exactly two parts.
+
+    Raises:
+        DatasetFormatError: neither holds a dataset; the message says where it looked.
+    """
+    path = Path(path)
+    if (path / INFO_PATH).is_file():
+        return path
+    if repo_id is None:
+        try:
+            rel = path.resolve().relative_to(Path.cwd().resolve())
+        except (OSError, ValueError):
+            rel = path
+        repo_id = rel.as_posix() if len(rel.parts) == 2 and not rel.is_absolute() else None
+    looked = [str(path)]
+    if repo_id is not None:
+        cached = lerobot_home() / repo_id
+        if (cached / INFO_PATH).is_file():
+            return cached
+        looked.append(f"{cached} (repo id {repo_id} under LeRobot's home, $HF_LEROBOT_HOME)")
+    raise DatasetFormatError(
+        f"{path}: no LeRobot dataset here ({INFO_PATH} missing; looked in "
+        f"{' and '.join(looked)}). Fix: run the pipeline that writes it (e.g. `kedro run "
+        f"--pipelines demo`), or pass its folder or repo id as a runtime parameter "
+        f'(`--params "<dataset>_path=/path/to/dataset"` or `<dataset>_path=user/name`)'
+    )
