@@ -84,7 +84,14 @@ def serve(argv: list[str]) -> None:
         "or a full '<task>, Advantage: <label>' prompt (default: the policy's)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the flow noise")
+    parser.add_argument(
+        "--max-message-mb",
+        type=float,
+        help="largest request accepted, MiB (default: a Full-HD RGB frame per camera + 1)",
+    )
     args = parser.parse_args(argv)
+    if args.max_message_mb is not None and args.max_message_mb <= 0:
+        parser.error(f"--max-message-mb {args.max_message_mb}: expected > 0")
     if not 0 <= args.port <= 65535:
         parser.error(f"--port {args.port}: expected 0..65535")
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -99,6 +106,9 @@ def serve(argv: list[str]) -> None:
             prompt=args.prompt,
             seed=args.seed,
             guidance_reference=args.guidance_reference,
+            max_message_bytes=(
+                int(args.max_message_mb * 2**20) if args.max_message_mb is not None else None
+            ),
         )
     except InputError as exc:
         sys.exit(f"Error: {exc}")

@@ -31,6 +31,7 @@ from adv_pipeline.policy import (
     wilson_interval,
 )
 from adv_pipeline.policy.data import (
+    PolicyLoader,
     concat_samples,
     decode_samples,
     plan_stream,
@@ -83,6 +84,27 @@ def _all_samples(reader, config, data, **kw):
         decode_samples(reader, p, config, data.spec.camera_keys, data.task_prompt) for p in taken
     ]
     return taken, concat_samples(decoded)
+
+
+def test_loader_batches_depend_on_the_seed_not_on_the_worker_count(labeled_dataset):
+    config = dataclasses.replace(tiny_policy_config().data, episodes_per_chunk=2)
+    data = prepare_policy_data(
+        labeled_dataset, config, HashTokenizer(tiny_policy_config().tokenizer)
+    )
+
+    def batches(workers: int, seed: int = 0) -> list:
+        loader = PolicyLoader(labeled_dataset, data, config, 8, seed, workers=workers)
+        it = iter(loader)
+        out = [next(it) for _ in range(6)]
+        loader.close()
+        return out
+
+    serial, parallel = batches(0), batches(2)
+    for a, b in zip(serial, parallel):
+        for field in dataclasses.fields(a):
+            np.testing.assert_array_equal(getattr(a, field.name), getattr(b, field.name))
+    other = batches(0, seed=1)
+    assert any(not np.array_equal(a.images, b.images) for a, b in zip(serial, other))
 
 
 def test_stream_covers_each_training_frame_once_per_epoch(labeled_dataset):

@@ -73,6 +73,7 @@ def test_openpi_client_gets_the_policys_actions_and_readable_errors(run_dir, obs
             "default_prompt": TASKS[-1],
             "guidance_scale": W,
             "guidance_reference": "negative",
+            "max_message_bytes": 2 * 1920 * 1080 * 3 + 2**20,
             "checkpoint": str(run_dir / "2"),
             "step": 2,
         }
@@ -142,3 +143,46 @@ def test_cli_bad_checkpoint_is_one_line():
     assert proc.returncode != 0 and proc.stdout == ""
     assert proc.stderr.startswith("Error: /nonexistent: no such folder. Fix:")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_server_never_sends_non_finite_actions_and_limits_requests(
+    run_dir, observation, tmp_path
+):
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+    from websockets.exceptions import ConnectionClosedError
+
+    with load_server(run_dir, seed=SEED, max_message_bytes=2**20) as server:
+        _, port = server.start(port=0)
+        client = WebsocketClientPolicy(host="127.0.0.1", port=port)
+        # finite as float64, infinite as the float32 the policy computes in
+        huge = observation["state"].astype(np.float64)
+        huge[3] = 1e300
+        with pytest.raises(RuntimeError, match=r"state'\]: expected finite float32.*index 3"):
+            client.infer({**observation, "state": huge})
+        # a request over the limit closes that connection (websocket code 1009) ...
+        big = np.zeros((1024, 1024, 3), np.uint8)
+        with connect(f"ws://127.0.0.1:{port}", compression=None, max_size=None) as raw:
+            unpackb(raw.recv())
+            raw.send(packb({**observation, "images": {"top_head": big, "hand_left": big}}))
+            with pytest.raises(ConnectionClosedError) as closed:
+                raw.recv()
+            assert closed.value.rcvd.code == 1009
+        # ... and the server goes on answering
+        assert client.infer(observation)["actions"].shape == (4, 6)
+    client._ws.close()
+
+    # a checkpoint whose weights went NaN: an error text, no actions sent
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    weights = broken / "2" / "model.safetensors"
+    tensors = load_file(weights)
+    tensors = {k: np.full_like(v, np.nan) if v.dtype.kind == "f" else v for k, v in tensors.items()}
+    save_file(tensors, weights)
+    with load_server(broken, seed=SEED) as server:
+        _, port = server.start(port=0)
+        client = WebsocketClientPolicy(host="127.0.0.1", port=port)
+        with pytest.raises(RuntimeError, match=r"non-finite actions.*nothing sent"):
+            client.infer(observation)
+    client._ws.close()

@@ -1,7 +1,8 @@
 """Serve a trained policy over openpi's websocket policy-server protocol, so that robots
 running ``openpi-client`` (``WebsocketClientPolicy``) connect unchanged.
 
-Protocol (one websocket, binary msgpack-numpy frames, no compression, no size limit):
+Protocol (one websocket, binary msgpack-numpy frames, no compression; a request may hold
+at most :func:`default_max_message_bytes` unless the server is started with more):
 
 * on connect the server sends :attr:`PolicyServer.metadata`;
 * each request is an observation ``{"state": (D_state,) floats in dataset units,
@@ -9,7 +10,9 @@ Protocol (one websocket, binary msgpack-numpy frames, no compression, no size li
   (``top_head``) or full video keys (``observation.images.top_head``);
 * each reply is ``{"actions": float32 (horizon, action_dim) in dataset units,
   "server_timing": {"infer_ms": float}}``, or an error text (a text frame), which the
-  client raises as ``RuntimeError``; the connection keeps serving after an error.
+  client raises as ``RuntimeError``; the connection keeps serving after an error. Images
+  of any size are resized to the policy's input (as in training); states and actions are
+  finite float32 (a value that is not, e.g. ``1e300`` cast to float32, is an error).
 """
 
 from __future__ import annotations
@@ -42,6 +45,15 @@ if TYPE_CHECKING:  # the policy (and JAX) load only with a checkpoint
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8000  # openpi's
+# a request's size: a Full-HD RGB frame per camera (the largest a robot camera usually
+# sends), plus room for the state, the prompt and msgpack's framing
+FRAME_BYTES = 1920 * 1080 * 3
+OVERHEAD_BYTES = 2**20
+
+
+def default_max_message_bytes(n_cameras: int) -> int:
+    """The largest request a server for a policy with ``n_cameras`` cameras accepts."""
+    return n_cameras * FRAME_BYTES + OVERHEAD_BYTES
 
 
 # ---------------------------------------------------------------------------- codec
@@ -145,6 +157,7 @@ class PolicyServer:
         prompt: str | None = None,
         checkpoint: Checkpoint | None = None,
         guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
+        max_message_bytes: int | None = None,
     ):
         self.policy = policy
         self.guidance_scale = float(guidance_scale)
@@ -154,6 +167,10 @@ class PolicyServer:
             policy.reference_prompt(self.default_prompt, guidance_reference)
         self.state_dim = policy.observed_state_dim
         self.cameras = policy.input_cameras  # short -> key
+        # larger requests are refused by the websocket layer (close code 1009)
+        self.max_message_bytes = int(
+            max_message_bytes or default_max_message_bytes(len(self.cameras))
+        )
         self.checkpoint = checkpoint
         self._act_lock = threading.Lock()  # one inference at a time: the RNG draws in order
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -174,6 +191,7 @@ class PolicyServer:
             "default_prompt": self.default_prompt,
             "guidance_scale": self.guidance_scale,
             "guidance_reference": self.guidance_reference,
+            "max_message_bytes": self.max_message_bytes,
             "checkpoint": str(self.checkpoint.path) if self.checkpoint else None,
             "step": self.checkpoint.step if self.checkpoint else None,
         }
@@ -212,9 +230,16 @@ class PolicyServer:
             raise RequestError(
                 f"observation['state']: expected {expected}, received {_received(raw)}"
             )
-        if not np.isfinite(state).all():
-            raise RequestError(f"observation['state']: expected finite values, received {state}")
-        return state.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            state32 = state.astype(np.float32)
+        bad = np.flatnonzero(~np.isfinite(state32))
+        if len(bad):
+            raise RequestError(
+                f"observation['state']: expected finite float32 values, received "
+                f"{state[bad[0]]!r} at index {int(bad[0])} (beyond float32's range of "
+                f"+-3.4e38, or not a number)"
+            )
+        return state32
 
     def _images(self, obs: Mapping) -> dict[str, np.ndarray]:
         images = obs.get("images")
@@ -282,6 +307,12 @@ class PolicyServer:
                 return f"inference failed: {type(exc).__name__}: {exc}"
             infer_ms = (time.perf_counter() - start) * 1e3
         actions = np.ascontiguousarray(actions, dtype=np.float32)
+        if not np.isfinite(actions).all():  # never sent to a robot
+            log.error("inference gave non-finite actions for prompt %r", prompt)
+            return (
+                f"inference failed: the policy gave non-finite actions for prompt {prompt!r} "
+                f"(nothing sent); the checkpoint {self.metadata['checkpoint']} may be broken"
+            )
         return packb({"actions": actions, "server_timing": {"infer_ms": infer_ms}})
 
     async def _handle(self, conn: ServerConnection) -> None:
@@ -303,7 +334,9 @@ class PolicyServer:
         """Serve until :meth:`stop` (or cancellation); ``on_ready(host, port)`` once
         listening (port 0 picks a free port)."""
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        async with ws_serve(self._handle, host, port, compression=None, max_size=None) as server:
+        async with ws_serve(
+            self._handle, host, port, compression=None, max_size=self.max_message_bytes
+        ) as server:
             self.listening = True
             if on_ready:
                 on_ready(*server.sockets[0].getsockname()[:2])
@@ -349,6 +382,7 @@ def load_server(
     guidance_scale: float = 1.0,
     prompt: str | None = None,
     guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
+    max_message_bytes: int | None = None,
 ) -> PolicyServer:
     """A :class:`PolicyServer` for a run folder (latest step, or ``step``) or a step folder;
     ``seed`` seeds the flow noise as in :func:`load_policy`."""
@@ -364,7 +398,9 @@ def load_server(
         fix = "" if "Fix:" in why else ". Fix: point to a policy run folder or step folder"
         raise InputError(f"{ckpt.path}: cannot load a policy: {why}{fix}") from exc
     try:
-        return PolicyServer(policy, guidance_scale, prompt, ckpt, guidance_reference)
+        return PolicyServer(
+            policy, guidance_scale, prompt, ckpt, guidance_reference, max_message_bytes
+        )
     except RequestError as exc:
         raise InputError(f"--prompt: {exc}") from None
     except ValueError as exc:  # a policy that cannot be guided so
@@ -380,16 +416,20 @@ def serve(
     prompt: str | None = None,
     seed: int = 0,
     guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
+    max_message_bytes: int | None = None,
 ) -> None:
     """Load a checkpoint and serve it until interrupted."""
-    server = load_server(checkpoint, step, seed, guidance_scale, prompt, guidance_reference)
+    server = load_server(
+        checkpoint, step, seed, guidance_scale, prompt, guidance_reference, max_message_bytes
+    )
 
     def ready(h: str, p: int) -> None:
         ckpt = server.checkpoint
         print(f"serving {ckpt.path} (step {ckpt.step}) on ws://{h}:{p}")
         print(
             f"default prompt: {server.default_prompt!r}, guidance scale {server.guidance_scale} "
-            f"(reference: {server.guidance_reference})"
+            f"(reference: {server.guidance_reference}); requests up to "
+            f"{server.max_message_bytes / 2**20:.1f} MiB"
         )
 
     try:
