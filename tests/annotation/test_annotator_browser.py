@@ -160,3 +160,57 @@ def test_two_tabs_keep_each_others_episodes(annotator, browser):
     first.wait_for_function("document.querySelector('#status').className === 'error'")
     assert "Fix:" in first.inner_text("#status")
     assert annotations.read_text() == before
+
+
+def _request(url: str, method: str, path: str, body=None, headers=None) -> tuple[int, dict]:
+    """One HTTP request to the annotator over loopback (headers as given, Host included)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    data = body if isinstance(body, bytes | type(None)) else json.dumps(body).encode()
+    conn.request(method, path, body=data, headers=headers or {})
+    reply = conn.getresponse()
+    payload = reply.read()
+    conn.close()
+    return reply.status, json.loads(payload) if payload.startswith(b"{") else {}
+
+
+def test_the_annotator_answers_only_its_own_page_and_refuses_bad_marks(annotator):
+    url, annotations = annotator
+    here = url.rstrip("/").removeprefix("http://")
+    good = {"start": 0, "end": 20, "boundaries": [8]}
+    path = "/api/episodes/0/annotation"
+
+    # DNS rebinding: another host name reads nothing and writes nothing
+    status, reply = _request(url, "GET", "/api/dataset", headers={"Host": "evil.example:80"})
+    assert status == 403 and "Host 'evil.example:80' is not this annotator's" in reply["error"]
+    foreign = {"Host": here, "Origin": "http://evil.example", "Content-Type": "application/json"}
+    status, reply = _request(url, "PUT", path, good, foreign)
+    assert status == 403 and "origin 'http://evil.example'" in reply["error"]
+    assert not annotations.exists()
+
+    # its own page saves; the same checks as the annotation pipeline's on the whole file
+    own = {"Host": here, "Origin": f"http://{here}", "Content-Type": "application/json"}
+    assert _request(url, "PUT", path, good, own)[0] == 200
+    status, reply = _request(url, "PUT", "/api/episodes/1/annotation",
+                             {"start": 0, "end": 20, "boundaries": [5, 9, 14]}, own)  # fmt: skip
+    assert status == 400
+    assert "episode 1: 3 boundaries make 4 stages, but the first record has 2" in reply["error"]
+    assert "Fix: give every episode 1 boundaries" in reply["error"]
+
+    # every bad body gets 400 and a message, never 500
+    for body in (b"[1, 2, 3]", b'"hello"', b"null", b"[" * 100_000 + b"]" * 100_000,
+                 b'{"start": 0, "end": Infinity, "boundaries": [8]}',
+                 b'{"start": NaN, "end": 3, "boundaries": [1]}',
+                 b'{"start": 0, "end": 1e308, "boundaries": [0.1], "unit": "s"}',
+                 b"x" * 70_000):  # fmt: skip
+        status, reply = _request(url, "PUT", "/api/episodes/2/annotation", body, own)
+        assert status == 400 and reply["error"].startswith("episode 2: not saved:"), body[:20]
+        assert "boundaries make" not in reply["error"], reply  # refused for the body itself
+    huge = {"start": 0, "end": 1e308, "boundaries": [0.1], "unit": "s"}
+    status, reply = _request(url, "PUT", "/api/episodes/2/annotation", huge, own)
+    assert "end is 1e+308, not a frame or second of an episode. Fix:" in reply["error"]
+    saved = [json.loads(x) for x in annotations.read_text().splitlines()]
+    assert [r["episode_index"] for r in saved] == [0]

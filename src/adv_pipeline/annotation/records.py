@@ -23,6 +23,7 @@ import csv
 import fcntl
 import io
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -105,6 +106,10 @@ class AnnotationFile:
         return cls(Path(path), tuple(read_annotations(path)))
 
 
+# larger than any episode (frames or seconds), small enough to convert to frames exactly
+MAX_POSITION = 1e9
+
+
 def _number(x: float) -> int | float:
     return int(x) if float(x).is_integer() else float(x)
 
@@ -149,6 +154,13 @@ def parse_record(row: Mapping, where: str) -> EpisodeAnnotation:
         raise AnnotationError(
             f"{where}: a value is not a number ({exc}). Fix: write frames or seconds as numbers"
         ) from exc
+    values = {"start": start, "end": end, **{f"boundary {i}": b for i, b in enumerate(bounds)}}
+    for name, v in values.items():
+        if not math.isfinite(v) or abs(v) > MAX_POSITION:
+            raise AnnotationError(
+                f"{where}: {name} is {v!r}, not a frame or second of an episode. Fix: write a "
+                f"finite number of frames or seconds below {MAX_POSITION:.0e}"
+            )
     return EpisodeAnnotation(episode, start, end, bounds, _bool(row.get("success"), where), unit)
 
 

@@ -9,12 +9,15 @@ the end and the stage boundaries; each save rewrites the episode's record atomic
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -61,6 +64,56 @@ class AnnotatorConfig:
 
 def _records(path: Path) -> dict[int, EpisodeAnnotation]:
     return {r.episode_index: r for r in read_annotations(path)} if path.is_file() else {}
+
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+MAX_BODY_BYTES = 64 * 1024  # a record is a few hundred bytes
+
+
+def _host_name(host: str) -> str:
+    """``127.0.0.1`` of ``127.0.0.1:8765``, ``::1`` of ``[::1]:8765``."""
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _foreign(request: Request) -> str | None:
+    """Why a request does not come from this annotator's own page, or None. The page is
+    served on the loopback interface only: another host name (DNS rebinding: a web page
+    whose name resolves to 127.0.0.1) reads nothing, and a write must come from the same
+    origin."""
+    host = request.headers.get("host", "")
+    if _host_name(host).lower() not in LOOPBACK:
+        return f"Host {host!r} is not this annotator's (it answers {', '.join(LOOPBACK)} only)"
+    origin = request.headers.get("origin")
+    if request.method not in ("GET", "HEAD") and origin not in (None, f"http://{host}"):
+        return f"a write from origin {origin!r}, not from this annotator's page (http://{host})"
+    return None
+
+
+def _json_constant(name: str):
+    raise ValueError(f"{name} is not a number a record can hold")
+
+
+async def _json_body(request: Request) -> dict:
+    """The request's JSON object (at most :data:`MAX_BODY_BYTES`; no NaN or Infinity)."""
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise ValueError(
+            f"the body holds {len(body)} bytes; a record takes at most {MAX_BODY_BYTES}"
+        )
+    try:
+        value = json.loads(body, parse_constant=_json_constant)
+    except RecursionError:
+        raise ValueError("the body nests too deeply to be a record") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the body is not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"expected a JSON object {{start, end, boundaries, unit}}, received "
+            f"{type(value).__name__}"
+        )
+    return value
 
 
 def create_app(config: AnnotatorConfig) -> Starlette:
@@ -145,14 +198,16 @@ def create_app(config: AnnotatorConfig) -> Starlette:
         if e is None:
             return error(f"no episode {request.path_params['episode']} in {ds.root}", 404)
         try:
-            body = await request.json()
+            body = await _json_body(request)
             record = parse_record({**body, "episode_index": e}, f"episode {e}")
+            # the annotation pipeline's checks, on the whole file as this save leaves it
+            others = [r for i, r in _records(config.annotations).items() if i != e]
             resolve_annotations(
-                [record], {e: lengths[e]}, ds.fps, config.annotations, allow_missing=True
+                [*others, record], lengths, ds.fps, config.annotations, allow_missing=True
             )
             records = update_annotation(config.annotations, record)
-        except (AnnotationError, ValueError) as exc:
-            return error(str(exc))
+        except (AnnotationError, ValueError, TypeError) as exc:
+            return error(f"episode {e}: not saved: {exc}")
         done = {r.episode_index for r in records}
         following = [x for x in lengths if x > e and x not in done] + [
             x for x in lengths if x <= e and x not in done
@@ -172,14 +227,19 @@ def create_app(config: AnnotatorConfig) -> Starlette:
             return error("no such episode or camera", 404)
         return FileResponse(ds.video_path(e, key), media_type="video/mp4")
 
+    async def same_origin(request: Request, call_next) -> Response:
+        why = _foreign(request)
+        return error(f"refused: {why}", 403) if why else await call_next(request)
+
     return Starlette(
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=same_origin)],
         routes=[
             Route("/", page),
             Route("/api/dataset", dataset),
             Route("/api/episodes/{episode:int}", episode),
             Route("/api/episodes/{episode:int}/annotation", save, methods=["PUT"]),
             Route("/video/{episode:int}/{camera:path}", video),
-        ]
+        ],
     )
 
 
