@@ -4,6 +4,7 @@ an interrupted write leaves nothing behind."""
 from __future__ import annotations
 
 import json
+import re
 from functools import partial
 from pathlib import Path
 
@@ -191,3 +192,38 @@ def test_a_repo_id_is_found_where_lerobot_keeps_datasets(tmp_path, monkeypatch):
     assert find_dataset(project / "someone/pick") == project / "someone/pick"
     with pytest.raises(DatasetFormatError, match=r"looked in \S+/a/b/c\)"):
         find_dataset(project / "a/b/c")
+
+
+@pytest.mark.parametrize("fps", [0, None, "30", -30, 29.5, True])
+def test_fps_that_is_no_frame_rate_is_refused(tiny_dataset, fps):
+    _edit_json(tiny_dataset.root / "meta/info.json", fps=fps)
+    with pytest.raises(
+        DatasetFormatError,
+        match=rf"info.json: fps is {re.escape(repr(fps))} \(\w+\), not a positive whole number.*"
+        r'Fix: .*"fps": 30',
+    ):
+        LeRobotDatasetReader(tiny_dataset.root)
+
+
+def test_a_wrong_fps_is_named_as_such(tiny_dataset):
+    _edit_json(tiny_dataset.root / "meta/info.json", fps=25)
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"timestamp .* Fix: the timestamps advance 1/30 s a frame: if the recording ran at "
+        r'30 fps, set "fps": 30 in meta/info.json',
+    ):
+        LeRobotDatasetReader(tiny_dataset.root)
+
+
+def test_a_float64_column_declared_float32_is_refused_before_any_read(tiny_dataset):
+    def widen(table: pa.Table) -> pa.Table:  # as pandas writes a float column
+        i = table.schema.get_field_index("stage_progress_gt")
+        return table.set_column(i, "stage_progress_gt", table.column(i).cast(pa.float64()))
+
+    _rewrite_parquet(tiny_dataset.data_path(1), widen)
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"episode_000001.parquet: episode 1: column stage_progress_gt holds double values, "
+        r"not float32.*Fix: .*astype\('float32'\)",
+    ):
+        LeRobotDatasetReader(tiny_dataset.root)

@@ -191,6 +191,9 @@ def _type_problem(arrow_type: pa.DataType, spec: dict) -> str | None:
     )
     if _kind(t) != want:
         return f"holds {t} values"
+    if want == "f" and t.bit_width != np.dtype(dtype).itemsize * 8:
+        # files of one column in two widths do not read as one column (pandas writes float64)
+        return f"holds {t} values, not {dtype}"
     return None
 
 
@@ -258,6 +261,17 @@ class LeRobotDatasetReader:
                 INFO_PATH,
                 f"missing fields {missing}",
                 "add them (see LeRobot v2.1 info.json)",
+            )
+        fps = info["fps"]
+        number = isinstance(fps, int | float) and not isinstance(fps, bool)
+        whole = number and float(fps).is_integer()
+        if not whole or fps <= 0:
+            raise format_error(
+                self.root,
+                INFO_PATH,
+                f"fps is {fps!r} ({type(fps).__name__}), not a positive whole number of frames "
+                f"per second",
+                'write the recording\'s rate as a number, e.g. "fps": 30',
             )
         version = info["codebase_version"]
         if version != CODEBASE_VERSION:
@@ -484,7 +498,9 @@ class LeRobotDatasetReader:
                 rel,
                 f"episode {ep.episode_index}: column {name} {problem} (info.json: dtype "
                 f"{spec.get('dtype')}, shape {spec.get('shape')})",
-                f"rewrite the column as info.json declares it, or correct its entry in {INFO_PATH}",
+                f"rewrite the column as info.json declares it (e.g. pandas: "
+                f"df[{name!r}] = df[{name!r}].astype({str(spec.get('dtype'))!r}) before "
+                f"writing), or correct its entry in {INFO_PATH}",
             ), None
         return None, table
 
@@ -533,14 +549,26 @@ class LeRobotDatasetReader:
             if not (err <= TIMESTAMP_TOLERANCE_S).all():
                 bad = ~(err <= TIMESTAMP_TOLERANCE_S)
                 r = first(bad)
+                step = np.median(np.diff(cols["timestamp"])) if n > 1 else 0.0
+                other = round(1.0 / step) if step > 0 else 0
+                if other > 0 and other != self.fps and abs(1.0 / step - other) < 1e-3:
+                    fix = (
+                        f"the timestamps advance 1/{other} s a frame: if the recording ran at "
+                        f'{other} fps, set "fps": {other} in {INFO_PATH}; otherwise rewrite '
+                        f"timestamp as frame_index / {self.fps}"
+                    )
+                else:
+                    fix = (
+                        f"rewrite timestamp as frame_index / {self.fps} (e.g. `lerobot-doctor "
+                        f"fix <dataset> --fixes timestamps`)"
+                    )
                 return format_error(
                     self.root,
                     rel,
                     f"episode {e}: timestamp {float(cols['timestamp'][r]):.6f} s at frame {r} is "
                     f"{float(err[r]):.4g} s from frame_index / fps = {r / self.fps:.6f} s "
                     f"(tolerance {TIMESTAMP_TOLERANCE_S} s; {int(bad.sum())} frames off)",
-                    f"rewrite timestamp as frame_index / {self.fps} (e.g. `lerobot-doctor fix "
-                    f"<dataset> --fixes timestamps`)",
+                    fix,
                 )
         if "task_index" in cols and n:
             lo, hi = int(cols["task_index"].min()), int(cols["task_index"].max())
