@@ -227,3 +227,16 @@ def test_a_float64_column_declared_float32_is_refused_before_any_read(tiny_datas
         r"not float32.*Fix: .*astype\('float32'\)",
     ):
         LeRobotDatasetReader(tiny_dataset.root)
+
+
+def test_an_empty_episode_is_refused_when_the_dataset_opens(tiny_dataset):
+    meta = tiny_dataset.root / "meta/episodes.jsonl"
+    rows = [json.loads(x) for x in meta.read_text().splitlines()]
+    removed, rows[1]["length"] = rows[1]["length"], 0
+    meta.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    info = json.loads((tiny_dataset.root / "meta/info.json").read_text())
+    _edit_json(tiny_dataset.root / "meta/info.json", total_frames=info["total_frames"] - removed)
+    with pytest.raises(
+        DatasetFormatError, match=r"episodes.jsonl: episode\(s\) \[1\] have no frames.*Fix: remove"
+    ):
+        LeRobotDatasetReader(tiny_dataset.root)

@@ -342,6 +342,15 @@ class LeRobotDatasetReader:
                 ) from exc
             episodes.append(ep)
         episodes.sort(key=lambda e: e.episode_index)
+        empty = [e.episode_index for e in episodes if e.length < 1]
+        if empty:
+            raise format_error(
+                self.root,
+                EPISODES_PATH,
+                f"episode(s) {empty[:10]} have no frames (length < 1)",
+                "remove the empty episodes (and renumber the rest: `lerobot-doctor fix "
+                "<dataset> --fixes reindex`), or restore their frames",
+            )
         indices = [e.episode_index for e in episodes]
         if len(set(indices)) != len(indices):
             dup = sorted({i for i in indices if indices.count(i) > 1})
