@@ -225,3 +225,24 @@ def test_column_missing_in_a_later_episode_names_that_episode(tmp_path):
         r"\['stage_progress_gt'\].*needed because stage_nums=2",
     ):
         lab.read_label_inputs(ds, lab.LabelingConfig(stage_nums=2))
+
+
+@pytest.mark.parametrize(
+    "column, options",
+    [("intervention", {"force_intervention": True}), ("success", {"failed_episodes": "negative"})],
+)
+def test_a_flag_other_than_0_or_1_is_refused(tmp_path, column, options):
+    from adv_pipeline.labeling.labels import read_label_inputs
+    from adv_pipeline.lerobot import LeRobotDatasetReader
+
+    t = np.linspace(0, 1, 10, dtype=np.float32)[:, None]
+    flag = np.zeros((10, 1), np.int64)
+    episodes = [{"progress": t, column: flag}, {"progress": t, column: flag + 7}]
+    ds = write_column_dataset(tmp_path / "ds", episodes)
+    config = lab.LabelingConfig(stage_nums=1, **options)
+    with pytest.raises(
+        DatasetFormatError,
+        match=rf"episode 1, column {column}: values outside \[0, 1\] at frame 0 \(value 7\) "
+        rf"\(a 0/1 flag\), needed because .*Fix:",
+    ):
+        read_label_inputs(LeRobotDatasetReader(ds.root), config)

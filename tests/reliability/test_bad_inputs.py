@@ -6,6 +6,8 @@ they fail at the frame, naming it, and publish nothing."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -72,6 +74,22 @@ def truncated_parquet(root):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def progress_above_one(root):
+    _edit(root, 1, "progress", _set(4, 1.5))
+
+
+def float64_progress(root):  # as pandas writes a float column
+    _edit(root, 3, "progress", lambda c: c.cast(pa.float64()))
+
+
+def _info(**changes):
+    def edit(root):
+        path = root / "meta/info.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+    return edit
+
+
 def string_progress(root):
     _edit(root, 2, "progress", lambda c: c.cast(pa.string()))
 
@@ -122,12 +140,27 @@ CASES = {
         EP.format("02", 2) + r": column progress holds string values \(info.json: dtype float32",
     ),
 }
+# read by Stage 0 only (its advantage source, or how every dataset is opened)
+STAGE0_CASES = {
+    "progress 1.5": (
+        progress_above_one,
+        EP.format("01", 1) + r", column progress: values outside \[0.0, 1.0\] at frame 4",
+    ),
+    "float64 progress declared float32": (
+        float64_progress,
+        EP.format("03", 3) + r": column progress holds double values, not float32",
+    ),
+    "fps 0": (_info(fps=0), r"meta/info.json: fps is 0 \(int\), not a positive whole number"),
+    "fps '30'": (_info(fps="30"), r"meta/info.json: fps is '30' \(str\)"),
+}
+CASES.update(STAGE0_CASES)
 # which stages read what: the estimator reads the target and the state, not the action
 STAGE_CASES = [
     (case, stage)
     for case in CASES
     for stage in ("gt_labeling", "estimator", "estimation")
     if not (case == "inf in action" and stage == "estimator")
+    and (case not in STAGE0_CASES or stage == "gt_labeling")
 ]
 
 

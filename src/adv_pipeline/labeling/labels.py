@@ -202,10 +202,17 @@ def _read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) ->
     # (they are all copied into the labelled dataset, which must stay valid)
     copied = dict.fromkeys(dataset.float_columns(), ", copied into the labelled dataset")
     data = dataset.read_columns(columns, check=list(copied), why={**copied, **why})
-    for column in needed:
-        dataset.check_array(
-            column, data[column], why[column], (0.0, 1.0) if column == STAGE_PROGRESS else None
-        )
+    for column in needed:  # progress is a fraction of the task; advantages are not bounded
+        unit = column in (STAGE_PROGRESS, PROGRESS)
+        dataset.check_array(column, data[column], why[column], (0.0, 1.0) if unit else None)
+    flags = {  # 0 or 1 per frame
+        INTERVENTION: (use_intervention, "force_intervention=true"),
+        SUCCESS: (use_success, "failed_episodes=negative"),
+    }
+    for column, (used, option) in flags.items():
+        if used:
+            why_flag = f" (a 0/1 flag), needed because {option}"
+            dataset.check_array(column, data[column], why_flag, (0, 1))
     if has_stage:  # checked whenever present: the estimator trains on it
         dataset.check_array(
             STAGE_PROGRESS,

@@ -936,7 +936,8 @@ class LeRobotDatasetReader:
         value = value.tolist()
         value = value[0] if len(value) == 1 else value
         fix = (
-            "repair the annotation (stage progress lies in [0, 1])"
+            f"repair the column ({column} must lie in {problem.split('outside ', 1)[-1]}; a "
+            f"progress column comes from the annotation: rerun it)"
             if problem.startswith("values")
             else "repair or drop those episodes (e.g. `lerobot-doctor fix <dataset> --fixes nan`)"
         )
