@@ -74,10 +74,6 @@ def truncated_parquet(root):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-def progress_above_one(root):
-    _edit(root, 1, "progress", _set(4, 1.5))
-
-
 def float64_progress(root):  # as pandas writes a float column
     _edit(root, 3, "progress", lambda c: c.cast(pa.float64()))
 
@@ -142,10 +138,6 @@ CASES = {
 }
 # read by Stage 0 only (its advantage source, or how every dataset is opened)
 STAGE0_CASES = {
-    "progress 1.5": (
-        progress_above_one,
-        EP.format("01", 1) + r", column progress: values outside \[0.0, 1.0\] at frame 4",
-    ),
     "float64 progress declared float32": (
         float64_progress,
         EP.format("03", 3) + r": column progress holds double values, not float32",
