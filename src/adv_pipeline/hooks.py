@@ -30,6 +30,7 @@ from adv_pipeline.outputs import (
     path_fix,
     record_file,
     relation,
+    remove_stale_locks,
     resolved,
     sweep_debris,
 )
@@ -160,6 +161,9 @@ class SafetyHooks:
         outputs = check_pipeline_outputs(
             pipeline, catalog, bool(_param(catalog, "overwrite", False))
         )
+        every = (catalog_target(n, catalog.get(n)) for n in catalog.keys())
+        for lock in remove_stale_locks(t.path for t in every if t is not None):
+            log.info("%s: removed the lock file of a run that ended without releasing it", lock)
         locks = ExitStack()
         try:
             # datasets and runs first: a clash is reported on the output that matters

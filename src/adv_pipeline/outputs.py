@@ -319,6 +319,30 @@ def output_lock(path: str | Path) -> Iterator[None]:
         _release(key)
 
 
+def remove_stale_locks(paths: Iterable[str | Path]) -> list[Path]:
+    """Remove the lock files of ``paths`` that no process holds (left by killed runs);
+    returns them. A lock someone holds is left alone."""
+    removed = []
+    for path in paths:
+        lock = _lock_path(resolved(path))
+        if str(lock) in _held or not lock.is_file():
+            continue
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_ino == os.stat(lock).st_ino:  # removed while holding it
+                os.unlink(lock)
+                removed.append(lock)
+        except (BlockingIOError, FileNotFoundError):
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
 def _delegating_pids() -> set[str]:
     return set(filter(None, os.environ.get(LOCK_DELEGATES_ENV, "").split(",")))
 

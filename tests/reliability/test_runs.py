@@ -14,6 +14,7 @@ import time
 import pytest
 
 from adv_pipeline.checkpoints import RunError, list_runs, list_steps
+from adv_pipeline.errors import InputError
 from adv_pipeline.outputs import OutputLockedError, output_lock
 
 from .conftest import copy_dataset, debris, tree_digest
@@ -200,6 +201,34 @@ def test_a_second_writer_fails_at_once_and_a_dead_holders_lock_is_taken_over(tmp
         assert (tmp_path / ".out.lock").is_file()
     assert f"taking over the lock of process {holder.pid}" in caplog.text
     assert not (tmp_path / ".out.lock").exists()
+
+
+def test_the_lock_files_of_killed_runs_go_at_the_next_run_of_any_pipeline(
+    session_run, kedro_project
+):
+    """A run killed while writing the demo dataset leaves its lock file; the next run, of
+    another pipeline, removes it (nobody holds it), and leaves a held lock alone."""
+    raw = kedro_project / "data/01_raw/demo"
+    held = kedro_project / "data/08_reporting/gt_label_stats.json"
+    killed = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(raw)], stdout=subprocess.PIPE, text=True
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(held)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert killed.stdout.readline().strip() == "locked"
+        assert holder.stdout.readline().strip() == "locked"
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+        assert (raw.parent / ".demo.lock").is_file()
+        with pytest.raises(InputError, match="no closed-loop table"):  # after the hooks ran
+            session_run("seeds")
+        assert not (raw.parent / ".demo.lock").exists()
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    assert (held.parent / ".gt_label_stats.json.lock").is_file()
 
 
 def test_two_concurrent_kedro_runs_on_one_output(
