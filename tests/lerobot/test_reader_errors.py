@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from functools import partial
 from pathlib import Path
 
@@ -238,5 +239,33 @@ def test_an_empty_episode_is_refused_when_the_dataset_opens(tiny_dataset):
     _edit_json(tiny_dataset.root / "meta/info.json", total_frames=info["total_frames"] - removed)
     with pytest.raises(
         DatasetFormatError, match=r"episodes.jsonl: episode\(s\) \[1\] have no frames.*Fix: remove"
+    ):
+        LeRobotDatasetReader(tiny_dataset.root)
+
+
+def test_an_index_that_is_not_the_row_in_the_dataset_is_refused(tiny_dataset):
+    # episode 1 numbered from 0, as if it were alone (episode 0 has 40 frames)
+    _rewrite_parquet(
+        tiny_dataset.data_path(1),
+        lambda t: t.set_column(
+            t.schema.get_field_index("index"), "index", pa.array(np.arange(t.num_rows))
+        ),
+    )
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"episode_000001.parquet: episode 1: index \(the frame's row in the whole "
+        r"dataset\) is 0 at frame 0, expected 40.*Fix: renumber index",
+    ):
+        LeRobotDatasetReader(tiny_dataset.root)
+
+
+def test_a_parquet_file_that_no_episode_lists_is_refused(tiny_dataset):
+    shutil.copy(
+        tiny_dataset.data_path(2), tiny_dataset.root / "data/chunk-000/episode_000003.parquet"
+    )
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"episode_000003.parquet: this parquet file is no episode of meta/episodes.jsonl "
+        r"\(1 such file\(s\)\).*Fix: add its episode",
     ):
         LeRobotDatasetReader(tiny_dataset.root)

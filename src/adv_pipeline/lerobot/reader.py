@@ -128,7 +128,7 @@ def _episode_faults(
 
 
 _T = TypeVar("_T")
-INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "task_index")
+INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "task_index", "index")
 CHECK_BATCH = 64  # episodes checked together when a dataset is opened
 
 
@@ -402,6 +402,21 @@ class LeRobotDatasetReader:
         typed = {
             k: ft for k, ft in self.features.items() if ft.get("dtype") not in ("video", "image")
         }
+        listed = {self.data_relpath(ep.episode_index) for ep in self.episodes}
+        extra = sorted(
+            rel
+            for p in (self.root / "data").glob("**/*.parquet")
+            if (rel := p.relative_to(self.root).as_posix()) not in listed
+        )
+        if extra:
+            raise format_error(
+                self.root,
+                extra[0],
+                f"this parquet file is no episode of {EPISODES_PATH} ({len(extra)} such "
+                f"file(s)); its frames would be left out silently",
+                f"add its episode to {EPISODES_PATH} (and info.json's totals), or move the file "
+                f"out of the dataset",
+            )
         schema_problems: dict[pa.Schema, tuple | None] = {}
         self._faults = {c: [] for c in floats}
         with ThreadPoolExecutor(IO_THREADS) as pool:
@@ -445,6 +460,9 @@ class LeRobotDatasetReader:
             bad |= ~(np.abs(cols["timestamp"] - frames / self.fps) <= TIMESTAMP_TOLERANCE_S)
         if "task_index" in cols:
             bad |= (cols["task_index"] < 0) | (cols["task_index"] >= len(self.tasks))
+        if "index" in cols:  # the frame's row in the whole dataset
+            first = int(self.offsets[batch[0].episode_index])
+            bad |= cols["index"] != first + np.arange(len(frames))
         positions = np.unique(np.searchsorted(starts, np.flatnonzero(bad), side="right") - 1)
         for pos in positions:  # the first bad episode, worded episode by episode
             ep, table = batch[pos], tables[pos]
@@ -553,6 +571,19 @@ class LeRobotDatasetReader:
                 f"{int(cols['frame_index'][r])})",
                 "sort the rows by time and renumber frame_index from 0",
             )
+        if "index" in cols:
+            rows = int(self.offsets[e]) + frames
+            if not np.array_equal(cols["index"], rows):
+                r = first(cols["index"] != rows)
+                return format_error(
+                    self.root,
+                    rel,
+                    f"episode {e}: index (the frame's row in the whole dataset) is "
+                    f"{int(cols['index'][r])} at frame {r}, expected {int(rows[r])} (the "
+                    f"frames of the episodes before it, in order, then this frame)",
+                    "renumber index over the whole dataset, episode by episode from 0 (e.g. "
+                    "`lerobot-doctor fix <dataset> --fixes reindex`)",
+                )
         if "timestamp" in cols:
             err = np.abs(cols["timestamp"] - frames / self.fps)
             if not (err <= TIMESTAMP_TOLERANCE_S).all():
