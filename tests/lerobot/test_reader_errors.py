@@ -269,3 +269,21 @@ def test_a_parquet_file_that_no_episode_lists_is_refused(tiny_dataset):
         r"\(1 such file\(s\)\).*Fix: add its episode",
     ):
         LeRobotDatasetReader(tiny_dataset.root)
+
+
+def test_a_null_row_of_a_vector_column_is_named_as_such(tiny_dataset):
+    def null_row(table: pa.Table) -> pa.Table:
+        i = table.schema.get_field_index("observation.state")
+        col = table.column(i).combine_chunks()
+        mask = np.zeros(len(col), bool)
+        mask[3] = True
+        values = pa.FixedSizeListArray.from_arrays(col.flatten(), 3, mask=pa.array(mask))
+        return table.set_column(i, "observation.state", values)
+
+    _rewrite_parquet(tiny_dataset.data_path(1), null_row)
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"episode_000001.parquet: episode 1: column observation.state has a missing "
+        r"\(null\) row.*Fix: fill the missing rows",
+    ):
+        LeRobotDatasetReader(tiny_dataset.root)

@@ -197,6 +197,18 @@ def _type_problem(arrow_type: pa.DataType, spec: dict) -> str | None:
     return None
 
 
+def _empty_vector_column(path: Path, columns: Sequence[str]) -> str | None:
+    """The first of ``columns`` of a parquet file that does not read because a row of
+    its fixed-size lists is null (parquet stores it as an empty list), or None."""
+    with pq.ParquetFile(path) as file:
+        for column in [c for c in columns if c in file.schema_arrow.names]:
+            try:
+                file.read([column], use_threads=False)
+            except pa.ArrowInvalid:
+                return column
+    return None
+
+
 def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
     """One parquet file as an Arrow table, single-threaded (callers read files in
     parallel). ``ParquetFile.read`` skips ``pq.read_table``'s dataset layer: about 2x
@@ -503,6 +515,17 @@ class LeRobotDatasetReader:
                 present = [c for c in columns if c in schema.names]
                 table = None if schema_problems[schema] else file.read(present, use_threads=False)
         except (pa.ArrowException, OSError) as exc:
+            empty = (
+                _empty_vector_column(path, columns) if "lists to be of size" in str(exc) else None
+            )
+            if empty is not None:
+                return format_error(
+                    self.root,
+                    rel,
+                    f"episode {ep.episode_index}: column {empty} has a missing (null) row ({exc})",
+                    "fill the missing rows (e.g. with the previous frame's values) or drop the "
+                    "episode",
+                ), None
             return format_error(
                 self.root,
                 rel,
