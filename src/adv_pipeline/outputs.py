@@ -129,12 +129,41 @@ def _describe(path: Path) -> str:
     return f"a file of {path.stat().st_size} bytes"
 
 
+# what a folder of each kind holds when this project wrote all of it: entries by name,
+# besides our hidden files (markers, identities, locks, temporary and staging folders)
+_OWN_ENTRIES = {DATASET: {"meta", "data", "videos", "images"}}
+
+
+def _ours_hidden(name: str) -> bool:
+    return name in (MARKER, ".write_identity.json") or bool(
+        _DEBRIS.match(name) or name.endswith((".lock", ".work"))
+    )
+
+
+def foreign_entries(path: str | Path, kind: str) -> list[str]:
+    """The entries of the folder ``path`` (an output of ``kind`` this project wrote) that
+    it did not write, e.g. a user's ``NOTES.md`` added to a dataset; sorted."""
+    path = Path(path)
+    if kind not in (DATASET, RUNS) or not path.is_dir() or path.is_symlink():
+        return []
+    out = []
+    for entry in os.scandir(path):
+        if _ours_hidden(entry.name):
+            continue
+        if kind == DATASET and entry.name in _OWN_ENTRIES[DATASET] and entry.is_dir():
+            continue
+        if kind == RUNS and entry.is_dir() and (read_marker(entry.path) or {}).get("kind") == RUN:
+            continue
+        out.append(entry.name)
+    return sorted(out)
+
+
 def _owned(path: Path, kind: str) -> bool:
     if path.is_symlink():
         return False
     if path.is_dir():
         marker = read_marker(path)
-        return marker is not None and marker.get("kind") == kind
+        return marker is not None and marker.get("kind") == kind and not foreign_entries(path, kind)
     if kind == FILES and path.is_file():
         return path.name in (read_marker(path.parent) or {}).get("files", [])
     return False
@@ -188,6 +217,17 @@ def check_output(
             )
     if not os.path.lexists(out) or overwrite or _owned(Path(path), kind):
         return
+    foreign = foreign_entries(path, kind) if read_marker(path) else []
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        raise OutputError(
+            f"{path}: holds what adv_pipeline wrote there, and also {shown}, which it did not "
+            f"write, so it is not replaced. Fix: move {'them' if len(foreign) > 1 else 'it'} "
+            f"out, {path_fix(name, kind)}, or {OVERWRITE_FIX} (what adv_pipeline did not write "
+            f"is then set aside beside it, never deleted)"
+        )
     raise OutputError(
         f"{path}: already holds {_describe(Path(path))} that adv_pipeline did not write as "
         f"{KIND_NAMES.get(kind, kind)}, "
@@ -446,16 +486,32 @@ def atomic_directory(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        replace_path(tmp, root)
+        replace_path(tmp, root, kind)
 
 
-def replace_path(new: Path, root: Path) -> None:
-    """Rename ``new`` to ``root``, removing what was there (kept aside until ``new`` is
-    in place, so a crash in between loses neither)."""
-    old = None
+def set_aside_path(root: Path) -> Path:
+    """Where :func:`replace_path` keeps what it replaced that this project did not write."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return root.parent / f"{root.name}.not-written-by-adv_pipeline-{stamp}-{uuid.uuid4().hex[:4]}"
+
+
+def replace_path(new: Path, root: Path, kind: str) -> None:
+    """Rename ``new`` to ``root``. What was there is removed when this project wrote all
+    of it (an output of ``kind``); anything else (``overwrite``) is set aside beside it
+    (:func:`set_aside_path`), never deleted, and the log says where. The old content is
+    kept aside until ``new`` is in place, so a crash in between loses neither."""
+    old, keep = None, False
     if os.path.lexists(root):
-        old = temporary_path(root, "old")
+        keep = not _owned(root, kind)
+        old = set_aside_path(root) if keep else temporary_path(root, "old")
         os.rename(root, old)
     os.rename(new, root)
-    if old is not None:
+    if keep:
+        log.warning(
+            "%s: replaced (overwrite); what was there, which adv_pipeline did not write (all "
+            "or part of it), is kept at %s",
+            root,
+            old,
+        )
+    elif old is not None:
         shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()

@@ -95,6 +95,9 @@ def test_overwrite_replaces_foreign_content_but_never_an_input(world, tmp_path, 
         and not (tmp_path / "thesis" / "notes.txt").exists()
     )
     assert read_marker(tmp_path / "thesis")["kind"] == "lerobot_dataset"
+    # the user's folder was set aside beside it, never deleted
+    (kept,) = tmp_path.glob("thesis.not-written-by-adv_pipeline-*")
+    assert (kept / "notes.txt").read_text() == "notes\n" and (kept / "sub/thesis.tex").is_file()
     # what the project wrote is replaced by a rerun without any flag
     session_run(
         "gt_labeling",
@@ -102,7 +105,31 @@ def test_overwrite_replaces_foreign_content_but_never_an_input(world, tmp_path, 
         gt_labeled_dataset_path=str(tmp_path / "thesis"),
         **{"gt_labeling": {"threshold": 50}},
     )
-    assert debris(tmp_path) == []
+    assert debris(tmp_path) == [] and len(list(tmp_path.glob("thesis.not-written*"))) == 1
+    # ... but not once a user added a file to it: refused, naming the file
+    (tmp_path / "thesis" / "NOTES.md").write_text("which episodes are bad\n")
+    before = tree_digest(tmp_path / "thesis")
+    with pytest.raises(
+        OutputError,
+        match=r"thesis: holds what adv_pipeline wrote there, and also NOTES.md, which it did not "
+        r"write, so it is not replaced. Fix: move it out, .*overwrite=true",
+    ):
+        session_run(
+            "gt_labeling",
+            raw_dataset_path=str(world),
+            gt_labeled_dataset_path=str(tmp_path / "thesis"),
+        )
+    assert tree_digest(tmp_path / "thesis") == before
+    # with overwrite, the dataset and the note are set aside together
+    session_run(
+        "gt_labeling",
+        raw_dataset_path=str(world),
+        gt_labeled_dataset_path=str(tmp_path / "thesis"),
+        overwrite=True,
+    )
+    assert not (tmp_path / "thesis" / "NOTES.md").exists()
+    notes = list(tmp_path.glob("thesis.not-written-by-adv_pipeline-*/NOTES.md"))
+    assert [n.read_text() for n in notes] == ["which episodes are bad\n"]
 
 
 def test_runs_folder_and_reports_follow_the_same_rule(world, tmp_path, session_run, kedro_project):

@@ -481,7 +481,7 @@ class DatasetWriter:
             extra(self.staging)
         shutil.rmtree(self.staging / SIDECARS, ignore_errors=True)
         write_marker(self.staging, DATASET)
-        replace_path(self.staging, self.root)
+        replace_path(self.staging, self.root, DATASET)
         self._lock.close()
         return LeRobotDatasetReader(
             self.root, check_files=False
