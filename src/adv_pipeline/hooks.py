@@ -166,10 +166,13 @@ class SafetyHooks:
             log.info("%s: removed the lock file of a run that ended without releasing it", lock)
         locks = ExitStack()
         try:
-            # datasets and runs first: a clash is reported on the output that matters
-            paths = {resolved(o.path): o.kind == FILES for o in outputs}
-            for path in sorted(paths, key=lambda p: (paths[p], p)):
-                locks.enter_context(output_lock(path))
+            # datasets and runs are locked: one writer each. Reports are not: two runs that
+            # write different datasets both write the same report paths, and both finish
+            # (the file holds the last run's; each run's copy is in its MLflow run)
+            for out in sorted(outputs, key=lambda o: str(o.path)):
+                path = resolved(out.path)
+                if out.kind != FILES:
+                    locks.enter_context(output_lock(path))
                 sweep_debris(path.parent, path.name)
             run_preflight(pipeline, catalog)
         except BaseException:

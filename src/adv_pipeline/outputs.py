@@ -106,11 +106,17 @@ def write_marker(directory: str | Path, kind: str, **info) -> None:
 
 
 def record_file(path: str | Path) -> None:
-    """Note in its folder's marker that this project wrote the file ``path``."""
+    """Note in its folder's marker that this project wrote the file ``path`` (runs that
+    write reports to one folder at once take turns: no entry is lost)."""
     path = Path(path)
-    marker = read_marker(path.parent) or {}
-    files = sorted(set(marker.get("files", [])) | {path.name})
-    write_marker(path.parent, marker.get("kind", FILES), files=files)
+    fd = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)  # the folder itself is the lock
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held for a read and a rename: milliseconds
+        marker = read_marker(path.parent) or {}
+        files = sorted(set(marker.get("files", [])) | {path.name})
+        write_marker(path.parent, marker.get("kind", FILES), files=files)
+    finally:
+        os.close(fd)
 
 
 def _write_text_atomic(path: Path, text: str) -> None:

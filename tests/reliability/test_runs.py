@@ -4,6 +4,7 @@ on one output fails at once naming the first; a dead holder's lock is taken over
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -229,6 +230,25 @@ def test_the_lock_files_of_killed_runs_go_at_the_next_run_of_any_pipeline(
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait()
     assert (held.parent / ".gt_label_stats.json.lock").is_file()
+
+
+def test_a_run_does_not_wait_for_another_runs_reports(robot_source, session_run, kedro_project):
+    """Two runs that write different datasets write the same report paths: the one that
+    finds the reports being written by the other (its lock held) still finishes."""
+    report = kedro_project / "data/08_reporting/gt_label_stats.json"
+    other = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(report)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert other.stdout.readline().strip() == "locked"
+        out = kedro_project / "data/labeled_b"
+        session_run(
+            "gt_labeling", raw_dataset_path=str(robot_source), gt_labeled_dataset_path=str(out)
+        )
+    finally:
+        os.kill(other.pid, signal.SIGKILL)
+        other.wait()
+    assert (out / "meta/info.json").is_file() and json.loads(report.read_text())
 
 
 def test_two_concurrent_kedro_runs_on_one_output(
