@@ -16,27 +16,12 @@ from adv_pipeline.checkpoints import list_runs, list_steps
 from adv_pipeline.estimation import roc_auc
 from adv_pipeline.lerobot import LeRobotDatasetReader
 
-from ..conftest import REPO, doctor_failures, run_kedro
-
-TOY = ",".join(
-    [
-        "demo.n_episodes=8",
-        "estimator_steps=12",
-        "estimator.train.eval_interval=6",
-        "estimator.train.save_interval=6",
-        "estimator.data.samples_per_episode=16",
-        "awbc.train.steps=12",
-        "awbc.train.save_interval=12",
-        "awbc.train.log_interval=4",
-        "awbc.eval.n_episodes=3",
-        "awbc.eval.max_steps=24",
-    ]
-)
+from ..conftest import REPO, doctor_failures
 
 
 @pytest.mark.slow
-def test_default_run_end_to_end_and_notebook(kedro_project):
-    run_kedro(kedro_project, "run", "--params", TOY)
+def test_default_run_end_to_end_and_notebook(default_run):
+    kedro_project = default_run  # `kedro run --params TOY` in a copy of the project
     data = kedro_project / "data"
     # every stage wrote its output
     for path in (

@@ -19,26 +19,30 @@ from adv_pipeline.pipelines.seeds.nodes import summarize_seed_sweep
 from adv_pipeline.sweep import SweepConfig, interval, parse_seeds, summarize
 
 from ..conftest import project_copy, use_project
-from .test_default_run import TOY
+from .conftest import TOY
 
 # what a run says about when and how fast, in files that otherwise repeat byte for byte
 TIMINGS = {"estimation_report.json": ("estimation", ("seconds", "frames_per_s"))}
 TIMING_METRICS = ("samples_per_s",)  # lines of a training run's metrics.jsonl
+SEED0 = "seeds/0/"  # seed 0's folder of a sweep, in each layer and in recorded paths
 
 
-def _content(path: Path) -> bytes:
-    """The file's bytes, less its timings."""
+def _content(path: Path, drop: str = "") -> bytes:
+    """The file's bytes, less its timings (and ``drop`` in the paths a text file records)."""
     if path.name in TIMINGS:
         report = json.loads(path.read_text())
         section, keys = TIMINGS[path.name]
         for key in keys:
             assert key in report[section], (path, key)
             del report[section][key]
-        return json.dumps(report, sort_keys=True).encode()
-    if path.name == "metrics.jsonl":
+        data = json.dumps(report, sort_keys=True).encode()
+    elif path.name == "metrics.jsonl":
         lines = path.read_text().splitlines()
-        return "\n".join(x for x in lines if json.loads(x)["name"] not in TIMING_METRICS).encode()
-    return path.read_bytes()
+        data = "\n".join(x for x in lines if json.loads(x)["name"] not in TIMING_METRICS).encode()
+    else:
+        data = path.read_bytes()
+    text = path.suffix in (".json", ".jsonl", ".csv")
+    return data.replace(drop.encode(), b"") if drop and text else data
 
 
 def _files(data: Path) -> dict[str, Path]:
@@ -57,21 +61,24 @@ def _sweep(project: Path, monkeypatch, *args: str) -> None:
 
 
 @pytest.mark.slow
-def test_a_sweep_repeats_byte_for_byte_and_summarises_its_seeds(tmp_path, monkeypatch):
-    a, b = project_copy(tmp_path / "a"), project_copy(tmp_path / "elsewhere" / "b")
+def test_a_sweep_repeats_the_default_run_byte_for_byte_and_summarises_its_seeds(
+    default_run, tmp_path, monkeypatch
+):
+    a = project_copy(tmp_path / "elsewhere" / "a")
     _sweep(a, monkeypatch, "--seeds", "2", "--params", TOY)  # seeds 0 and 1
-    _sweep(b, monkeypatch, "--seeds", "1", "--params", TOY)  # seed 0
 
-    # the same command in another folder: the recording (videos included), Stage 0, the
-    # estimator's and policies' checkpoints, Stage 2's dataset and the tables, all equal
-    fa, fb = _files(a / "data"), _files(b / "data")
-    shared = {k for k in fb if not k.startswith("08_reporting/seeds/sweep")}
-    assert shared <= set(fa), sorted(shared - set(fa))
-    differ = [k for k in sorted(shared) if _content(fa[k]) != _content(fb[k])]
+    # seed 0 of the sweep is the default run (training seed 0), in another folder: the
+    # recording (videos included), Stage 0, the estimator's and policies' checkpoints,
+    # Stage 2's dataset and the tables, all the same bytes (recorded paths name seeds/0/)
+    fa, fd = _files(a / "data"), _files(default_run / "data")
+    mine = {k.replace(SEED0, ""): p for k, p in fa.items() if "seeds/1/" not in k}
+    mine = {k: p for k, p in mine.items() if not k.startswith("08_reporting/seeds/")}
+    assert set(mine) <= set(fd), sorted(set(mine) - set(fd))
+    differ = [k for k in sorted(mine) if _content(mine[k], SEED0) != _content(fd[k])]
     assert differ == []
-    kinds = {Path(k).suffix for k in shared}
-    assert {".mp4", ".parquet", ".safetensors", ".csv"} <= kinds
-    assert any(k.startswith("06_models/seeds/0/awbc/seed0-") for k in shared)
+    kinds = {Path(k).suffix for k in mine}
+    assert {".mp4", ".parquet", ".safetensors", ".pt", ".csv"} <= kinds
+    assert any(k.startswith("06_models/awbc/seed0-") for k in mine)
 
     # the summary: each condition's mean over the seeds and the paired differences
     reporting = a / "data/08_reporting/seeds"

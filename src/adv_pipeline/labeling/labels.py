@@ -203,7 +203,7 @@ def _read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) ->
     copied = dict.fromkeys(dataset.float_columns(), ", copied into the labelled dataset")
     data = dataset.read_columns(columns, check=list(copied), why={**copied, **why})
     for column in needed:  # stage progress is a fraction of its stages; the sources (progress,
-        # advantages) are not bounded (SEMANTICS.md; an estimated progress strays past 0 and 1)
+        # advantages) are not bounded (docs/semantics.md; an estimated progress strays past 0, 1)
         unit = column == STAGE_PROGRESS
         dataset.check_array(column, data[column], why[column], (0.0, 1.0) if unit else None)
     flags = {  # 0 or 1 per frame
