@@ -22,7 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
@@ -40,6 +39,7 @@ from adv_pipeline.lerobot import (
 )
 from adv_pipeline.outputs import DATASET, check_output, shown_path, temporary_path
 from adv_pipeline.schema import ABSOLUTE_VALUE_SPREAD, ESTIMATED_COLUMNS, RELATIVE_ADVANTAGE
+from adv_pipeline.torch_threads import use_torch_threads
 
 from .checks import check_estimation_inputs
 from .config import EstimationConfig
@@ -127,8 +127,7 @@ def label_episodes(
     """Label this rank's episodes (``i % world_size == rank``) not yet in ``writer``;
     returns ``{"computed", "skipped", "frames", "seconds", "peak_window_frames"}``.
     ``on_episode(i)`` is called after each written episode (tests inject failures there)."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    use_torch_threads(config.threads)
     check_estimation_inputs(source, checkpoint, config.image_features)
     model, est_config = load_estimator(checkpoint)
     mine = [ep for ep in source.episodes if ep.episode_index % world_size == rank]

@@ -45,6 +45,7 @@ from adv_pipeline.distributed import Distributed, init_distributed
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.loader import split_episodes
 from adv_pipeline.outputs import output_lock, shown_path
+from adv_pipeline.torch_threads import use_torch_threads
 
 from .config import EstimatorConfig
 from .data import (
@@ -227,8 +228,7 @@ def train(
             config, train=dataclasses.replace(config.train, resume=bool(list_steps(run_dir)))
         )
     tc = config.train
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
+    use_torch_threads(tc.threads)
     device = (
         torch.device("cuda", env.local_rank) if torch.cuda.is_available() else torch.device("cpu")
     )
