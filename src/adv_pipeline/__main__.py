@@ -13,6 +13,7 @@ def annotate(argv: list[str]) -> None:
     import argparse
 
     from adv_pipeline.annotation.server import AnnotatorConfig, serve
+    from adv_pipeline.errors import InputError
 
     parser = argparse.ArgumentParser(
         prog="adv-pipeline annotate",
@@ -25,7 +26,7 @@ def annotate(argv: list[str]) -> None:
         help="the annotation file (.jsonl or .csv; default: <dataset>_annotations.jsonl beside "
         "the dataset)",
     )
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=8765, help="default: 8765; 0: a free port")
     parser.add_argument("--gripper-key", default="observation.state")
     parser.add_argument(
         "--gripper-dims",
@@ -34,10 +35,15 @@ def annotate(argv: list[str]) -> None:
         "suggested at their open/close events",
     )
     args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port {args.port}: expected 0..65535")
     dataset = args.dataset.resolve()
     annotations = args.annotations or dataset.parent / f"{dataset.name}_annotations.jsonl"
     dims = tuple(int(d) for d in args.gripper_dims.split(",") if d.strip())
-    serve(AnnotatorConfig(dataset, annotations, args.gripper_key, dims), port=args.port)
+    try:
+        serve(AnnotatorConfig(dataset, annotations, args.gripper_key, dims), port=args.port)
+    except InputError as exc:
+        sys.exit(f"Error: {exc}")
 
 
 def serve(argv: list[str]) -> None:

@@ -59,6 +59,7 @@ class OutputTarget:
 
     path: Path
     overwrite: bool = False
+    format: str | None = None  # LeRobot format of a dataset written there; None: the input's
 
 
 class OutputError(InputError):

@@ -100,13 +100,14 @@ def test_task_index_out_of_range(tiny_dataset):
 
 
 @pytest.mark.parametrize(
-    "version,fix", [("v3.0", "convert the dataset to v2.1"), ("v2.0", "convert_dataset_v20_to_v21")]
+    "version,fix", [("v1.6", "convert_dataset_v21_to_v30"), ("v2.0", "convert_dataset_v20_to_v21")]
 )
 def test_wrong_codebase_version(tiny_dataset, version, fix):
     _edit_json(tiny_dataset.root / "meta/info.json", codebase_version=version)
     with pytest.raises(
         DatasetFormatError,
-        match=rf"info.json: codebase_version is '{version}', expected 'v2.1'.*{fix}",
+        match=rf"info.json: codebase_version is '{version}'; this project reads v2.1 and "
+        rf"v3.0.*{fix}",
     ):
         LeRobotDatasetReader(tiny_dataset.root)
 
@@ -265,8 +266,8 @@ def test_a_parquet_file_that_no_episode_lists_is_refused(tiny_dataset):
     )
     with pytest.raises(
         DatasetFormatError,
-        match=r"episode_000003.parquet: this parquet file is no episode of meta/episodes.jsonl "
-        r"\(1 such file\(s\)\).*Fix: add its episode",
+        match=r"episode_000003.parquet: this parquet file holds no episode of meta/episodes.jsonl "
+        r"\(1 such file\(s\)\).*Fix: add its episodes",
     ):
         LeRobotDatasetReader(tiny_dataset.root)
 

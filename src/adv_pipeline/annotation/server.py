@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from adv_pipeline.errors import InputError
 from adv_pipeline.lerobot import LeRobotDatasetReader
 
 from .columns import annotation_columns
@@ -190,6 +191,8 @@ def create_app(config: AnnotatorConfig) -> Starlette:
                 },
                 "suggestions": suggestions,
                 "videos": {k: f"/video/{e}/{k}" for k in ds.video_keys},
+                # seconds of the episode's frame 0 in its video (v3.0 files hold several)
+                "video_start": {k: ds.first_video_frame(e, k) / ds.fps for k in ds.video_keys},
             }
         )
 
@@ -244,9 +247,25 @@ def create_app(config: AnnotatorConfig) -> Starlette:
 
 
 def serve(config: AnnotatorConfig, port: int = 8765, host: str = "127.0.0.1") -> None:
-    """Serve the annotator until interrupted (loopback only by default)."""
+    """Serve the annotator until interrupted (loopback only by default; port 0 picks a free
+    port). Prints the page's address once listening."""
+    import socket
+
     import uvicorn
 
     app = create_app(config)
-    print(f"annotating {config.dataset} into {config.annotations}: open http://{host}:{port}/")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise InputError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}. Fix: pass another --port"
+        ) from None
+    port = sock.getsockname()[1]
+    name = f"[{host}]" if family == socket.AF_INET6 else host
+    # flushed: a supervisor or a test reading a pipe learns the port now
+    print(
+        f"annotating {config.dataset} into {config.annotations}: open http://{name}:{port}/",
+        flush=True,
+    )
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])

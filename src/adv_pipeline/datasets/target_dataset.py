@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from kedro.io import DatasetError
+
+from adv_pipeline.lerobot import FORMATS
 from adv_pipeline.outputs import DATASET, OutputTarget
 
 from .slot import OutputSlot
@@ -22,18 +25,31 @@ class LeRobotTarget(OutputSlot):
           type: adv_pipeline.datasets.LeRobotTarget
           path: ${_raw_dataset_path}
           overwrite: ${_overwrite}
+          format: ${_dataset_format}   # input (the input dataset's) | v2.1 | v3.0
     """
 
     output_kind = DATASET
 
     def __init__(
-        self, *, path: str, overwrite: bool = False, metadata: dict[str, Any] | None = None
+        self,
+        *,
+        path: str,
+        overwrite: bool = False,
+        format: str = "input",
+        metadata: dict[str, Any] | None = None,
     ):
         super().__init__(path=path, metadata=metadata)
         self._overwrite = bool(overwrite)
+        if str(format) not in ("input", *FORMATS):
+            raise DatasetError(
+                f"{self._path}: dataset_format {format!r} is not a LeRobot format we write. "
+                f'Fix: --params "dataset_format=<input|{"|".join(FORMATS)}>" (input: the '
+                f"input dataset's format)"
+            )
+        self._format = None if str(format) == "input" else str(format)
 
     def load(self) -> OutputTarget:
-        return OutputTarget(self._path, self._overwrite)
+        return OutputTarget(self._path, self._overwrite, self._format)
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path), "overwrite": self._overwrite}
+        return {"path": str(self._path), "overwrite": self._overwrite, "format": self._format}

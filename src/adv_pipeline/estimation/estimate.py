@@ -33,7 +33,9 @@ from adv_pipeline.estimator.evaluate import load_estimator
 from adv_pipeline.lerobot import (
     DatasetWriter,
     LeRobotDatasetReader,
+    derived_format,
     index_features_last,
+    source_videos,
     with_columns,
     written_by,
 )
@@ -54,7 +56,10 @@ TIMING_PATH = "meta/.estimation_timing.json"
 
 
 def labels_identity(
-    source: LeRobotDatasetReader, checkpoint: Checkpoint, config: EstimationConfig
+    source: LeRobotDatasetReader,
+    checkpoint: Checkpoint,
+    config: EstimationConfig,
+    format: str | None = None,
 ) -> dict:
     """What decides an episode's labels: the source, the checkpoint's weights (path,
     size and modification time: a retrained checkpoint at the same step differs) and I."""
@@ -66,6 +71,7 @@ def labels_identity(
         "weights_mtime_ns": weights.st_mtime_ns,
         "interval": config.interval,
         "image_features": config.image_features,
+        "format": format or source.version,
     }
 
 
@@ -76,6 +82,7 @@ def open_writer(
     config: EstimationConfig,
     overwrite_output: bool = False,
     joined: bool = False,
+    format: str | None = None,
 ) -> DatasetWriter:
     """The resumable writer of Stage 2's output: the source's features plus the
     estimated columns; episodes written before with the same checkpoint, source and
@@ -99,9 +106,13 @@ def open_writer(
             "names": None,
         }
         encoders[config.image_features] = checkpoint.path
-    info = {**source.info, "features": index_features_last(features)}
+    info = {
+        **source.info,
+        "features": index_features_last(features),
+        "codebase_version": format or source.version,
+    }
     inputs = {"target dataset": source.root, "estimator checkpoint": checkpoint.path}
-    identity = labels_identity(source, checkpoint, config)
+    identity = labels_identity(source, checkpoint, config, format)
     return DatasetWriter(
         out,
         info,
@@ -169,9 +180,13 @@ def label_episodes(
                 f"diverged?) and this episode's inputs"
             )
         table = with_columns(source.read_table(ep.episode_index), columns, writer.features)
-        videos = {key: source.video_path(ep.episode_index, key) for key in source.video_keys}
+        videos, placements = source_videos(source, ep.episode_index)
         writer.write_episode(
-            ep.episode_index, table, stats=carried.get(ep.episode_index, {}), videos=videos
+            ep.episode_index,
+            table,
+            stats=carried.get(ep.episode_index, {}),
+            videos=videos,
+            placements=placements,
         )
         stats["computed"] += 1
         stats["frames"] += ep.length
@@ -222,6 +237,7 @@ def estimate(
     out: str | Path,
     config: EstimationConfig = EstimationConfig(),
     overwrite_output: bool = False,
+    format: str | None = None,
 ) -> LeRobotDatasetReader:
     """Label ``source`` with ``checkpoint`` into the dataset ``out`` (Stage 2).
 
@@ -233,6 +249,7 @@ def estimate(
     Under torchrun (``config.launch``) the ranks label in parallel.
     """
     out = Path(out)
+    format = derived_format(source, format)
     check_estimation_inputs(source, checkpoint, config.image_features)
     check_output(
         out,
@@ -240,14 +257,16 @@ def estimate(
         inputs={"target dataset": source.root, "estimator checkpoint": checkpoint.path},
         overwrite=overwrite_output,
     )
-    if not config.overwrite and written_by(out) == labels_identity(source, checkpoint, config):
+    if not config.overwrite and written_by(out) == labels_identity(
+        source, checkpoint, config, format
+    ):
         logger.info(
             "%s: already labelled by %s with the same source and interval; nothing to do",
             out,
             checkpoint.path,
         )
         return LeRobotDatasetReader(out, check_files=False)
-    with open_writer(source, checkpoint, out, config, overwrite_output) as writer:
+    with open_writer(source, checkpoint, out, config, overwrite_output, format=format) as writer:
         if not config.launch.distributed:
             return finalize(
                 source,
@@ -271,6 +290,8 @@ def estimate(
             out,
             "--config",
             config_file,
+            "--format",
+            format or source.version,
         ]
         try:
             torchrun("adv_pipeline.estimation.estimate", args, config.launch)
@@ -289,6 +310,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="the output dataset (published when complete)")
     parser.add_argument("--config", default=None, help="JSON of EstimationConfig fields")
     parser.add_argument(
+        "--format", default=None, help="LeRobot format written: v2.1 | v3.0 (default: --source's)"
+    )
+    parser.add_argument(
         "--overwrite-output",
         action="store_true",
         help="replace what sits at --out even if adv_pipeline did not write it",
@@ -303,17 +327,19 @@ def main(argv: list[str] | None = None) -> None:
     source = LeRobotDatasetReader(args.source, check_files=env.is_main)
     checkpoint = load_checkpoint(args.checkpoint, args.step)
     if env.world_size == 1:
-        estimate(source, checkpoint, args.out, config, args.overwrite_output)
+        estimate(source, checkpoint, args.out, config, args.overwrite_output, args.format)
         return
     # rank 0 opens the output (the parent that launched torchrun, if any, lends its lock);
     # the others join
     writer = (
-        open_writer(source, checkpoint, args.out, config, args.overwrite_output)
+        open_writer(source, checkpoint, args.out, config, args.overwrite_output, format=args.format)
         if env.is_main
         else None
     )
     dist.barrier()
-    with writer or open_writer(source, checkpoint, args.out, config, joined=True) as writer:
+    with writer or open_writer(
+        source, checkpoint, args.out, config, joined=True, format=args.format
+    ) as writer:
         run = label_episodes(source, checkpoint, writer, config, env.rank, env.world_size)
         runs = [None] * env.world_size
         dist.all_gather_object(runs, run)

@@ -1,4 +1,4 @@
-"""LeRobot v2.1 datasets: the one place that knows the on-disk format.
+"""LeRobot datasets (v2.1 and v3.0): the one place that knows the on-disk formats.
 
 Read with :class:`LeRobotDatasetReader`. Write with :class:`DatasetWriter` (episode by
 episode, atomically, resumable), or its two front ends: :class:`NewDataset` (generated
@@ -8,8 +8,10 @@ outside this package imports from here, never from its modules.
 
 from .format import (
     CODEBASE_VERSION,
+    FORMATS,
     IMAGE_KEY_PREFIX,
     INFO_PATH,
+    V30,
     DatasetFormatError,
     camera_name,
     find_dataset,
@@ -33,8 +35,10 @@ from .writer import (
     EpisodeData,
     NewDataset,
     base_info,
+    derived_format,
     feature_spec,
     index_features_last,
+    source_videos,
     video_feature_spec,
     with_columns,
     work_folder,
@@ -43,6 +47,8 @@ from .writer import (
 
 __all__ = [
     "CODEBASE_VERSION",
+    "FORMATS",
+    "V30",
     "IMAGE_KEY_PREFIX",
     "INFO_PATH",
     "DatasetFormatError",
@@ -60,6 +66,7 @@ __all__ = [
     "VideoReader",
     "VideoWriter",
     "base_info",
+    "derived_format",
     "camera_name",
     "column_to_numpy",
     "encode_video",
@@ -68,6 +75,7 @@ __all__ = [
     "iter_lockstep",
     "probe",
     "resize_with_pad",
+    "source_videos",
     "video_feature_spec",
     "with_columns",
     "work_folder",

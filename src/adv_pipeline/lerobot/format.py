@@ -1,10 +1,16 @@
-"""Constants and small helpers of the LeRobot v2.1 on-disk format.
+"""Constants and small helpers of the LeRobot on-disk formats v2.1 and v3.0.
 
-Layout (``c = episode_index // chunks_size``)::
+v2.1 layout, one file per episode (``c = episode_index // chunks_size``)::
 
     meta/info.json, meta/episodes.jsonl, meta/episodes_stats.jsonl, meta/tasks.jsonl
     data/chunk-{c:03d}/episode_{i:06d}.parquet
     videos/chunk-{c:03d}/{video_key}/episode_{i:06d}.mp4
+
+v3.0 layout, many episodes per file (see :mod:`.meta_v30`)::
+
+    meta/info.json, meta/stats.json, meta/tasks.parquet, meta/episodes/chunk-*/file-*.parquet
+    data/chunk-{c:03d}/file-{f:03d}.parquet
+    videos/{video_key}/chunk-{c:03d}/file-{f:03d}.mp4
 """
 
 from __future__ import annotations
@@ -15,12 +21,23 @@ from pathlib import Path
 from adv_pipeline.errors import InputError
 
 CODEBASE_VERSION = "v2.1"
+V30 = "v3.0"
+FORMATS = (CODEBASE_VERSION, V30)  # the codebase versions read and written
 IMAGE_KEY_PREFIX = "observation.images."  # video keys are <prefix><camera>
 DEFAULT_CHUNKS_SIZE = 1000
 DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
 
+V30_DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+V30_VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+V30_EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+# LeRobot 0.4+'s defaults: a new data / video file starts past these sizes
+DEFAULT_DATA_FILE_SIZE_MB = 100
+DEFAULT_VIDEO_FILE_SIZE_MB = 200
+
 INFO_PATH = "meta/info.json"
+EPISODES_DIR = "meta/episodes"
+TASKS_PARQUET_PATH = "meta/tasks.parquet"
 EPISODES_PATH = "meta/episodes.jsonl"
 EPISODES_STATS_PATH = "meta/episodes_stats.jsonl"
 TASKS_PATH = "meta/tasks.jsonl"
@@ -40,7 +57,6 @@ REQUIRED_INFO_FIELDS = (
     "total_episodes",
     "total_frames",
     "total_tasks",
-    "chunks_size",
 )
 
 # Columns every LeRobot parquet file carries, in LeRobot's order (they come last).

@@ -1,8 +1,10 @@
-"""Read a LeRobot v2.1 dataset directory: validated metadata, columns, video frames.
+"""Read a LeRobot dataset directory (v2.1 or v3.0): validated metadata, columns, frames.
 
 ``LeRobotDatasetReader(root)`` checks the whole layout up front (info.json, episodes,
 tasks, every parquet's row count, every video's presence and frame count, task_index
-range) and raises :class:`DatasetFormatError` naming the file and the fix. After that,
+range) and raises :class:`DatasetFormatError` naming the file and the fix. Each episode
+knows its file, its first row there and, per camera, its video file and first frame
+(v2.1: one file per episode, from row and frame 0; v3.0: see :mod:`.meta_v30`). After that,
 columns are read with pyarrow for all episodes at once or episode by episode, without
 touching videos; frames are decoded on demand, streamed, never a whole video at once.
 """
@@ -25,15 +27,19 @@ import pyarrow.parquet as pq
 
 from adv_pipeline.checkpoints import list_steps
 
+from . import meta_v30
 from .format import (
-    CODEBASE_VERSION,
     ENCODERS_DIR,
+    EPISODES_DIR,
     EPISODES_PATH,
     EPISODES_STATS_PATH,
+    FORMATS,
     INFO_PATH,
     REQUIRED_INFO_FIELDS,
+    TASKS_PARQUET_PATH,
     TASKS_PATH,
     TIMESTAMP_TOLERANCE_S,
+    V30,
     DatasetFormatError,
     data_relpath,
     format_error,
@@ -48,11 +54,25 @@ IO_THREADS = 4  # files read in parallel (each single-threaded): more threads th
 
 @dataclass(frozen=True)
 class EpisodeMeta:
-    """One line of meta/episodes.jsonl."""
+    """One episode: its metadata line and where its frames are.
+
+    ``data_file`` is the parquet file (relative path) holding its rows from
+    ``row_start``; ``videos`` holds ``(video_key, relative path, from_timestamp s,
+    to_timestamp s)`` per camera, the episode's time range inside that video."""
 
     episode_index: int
     tasks: tuple[str, ...]
     length: int
+    data_file: str = ""
+    row_start: int = 0
+    videos: tuple[tuple[str, str, float, float], ...] = ()
+
+    def video(self, key: str) -> tuple[str, float]:
+        """(relative path, from_timestamp s) of camera ``key``."""
+        for k, rel, start, _ in self.videos:
+            if k == key:
+                return rel, start
+        raise KeyError(key)
 
 
 def _read_jsonl(root: Path, relpath: str) -> list[dict]:
@@ -209,17 +229,36 @@ def _empty_vector_column(path: Path, columns: Sequence[str]) -> str | None:
     return None
 
 
-def read_parquet(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
-    """One parquet file as an Arrow table, single-threaded (callers read files in
-    parallel). ``ParquetFile.read`` skips ``pq.read_table``'s dataset layer: about 2x
-    faster on small per-episode files (benchmarks/gt_labeling_throughput.py). Unknown
-    ``columns`` are skipped, not an error: callers check."""
+def read_parquet(
+    path: str | Path,
+    columns: Sequence[str] | None = None,
+    row_start: int = 0,
+    rows: int | None = None,
+) -> pa.Table:
+    """A parquet file's rows ``row_start .. row_start + rows - 1`` (all by default) as an
+    Arrow table, single-threaded (callers read files in parallel), reading only the row
+    groups that hold them. ``ParquetFile.read`` skips ``pq.read_table``'s dataset layer:
+    about 2x faster on small per-episode files (benchmarks/gt_labeling_throughput.py).
+    Unknown ``columns`` are skipped, not an error: callers check."""
+    cols = list(columns) if columns is not None else None
     with pq.ParquetFile(path) as file:
-        return file.read(columns=list(columns) if columns is not None else None, use_threads=False)
+        n = file.metadata.num_rows
+        if row_start == 0 and (rows is None or rows == n):
+            return file.read(columns=cols, use_threads=False)
+        stop = n if rows is None else row_start + rows
+        sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
+        ends = np.cumsum(sizes)
+        first, last = (
+            int(np.searchsorted(ends, row_start, side="right")),
+            int(np.searchsorted(ends, stop - 1, side="right")),
+        )
+        table = file.read_row_groups(range(first, last + 1), columns=cols, use_threads=False)
+        skip = row_start - (int(ends[first - 1]) if first else 0)
+        return table.slice(skip, stop - row_start)
 
 
 class LeRobotDatasetReader:
-    """A validated, lazily read LeRobot v2.1 dataset directory.
+    """A validated, lazily read LeRobot dataset directory (v2.1 or v3.0).
 
     Args:
         root: the dataset directory (holding meta/, data/, videos/).
@@ -237,9 +276,11 @@ class LeRobotDatasetReader:
                 "(catalog.yml or the <dataset>_path runtime parameter)"
             )
         self.info = self._load_info()
+        self.version: str = self.info["codebase_version"]
         self.features: dict[str, dict] = self.info["features"]
         self.fps: int = int(self.info["fps"])
         self.video_keys: list[str] = video_keys(self.features)
+        self._episode_rows: pa.Table | None = None  # v3.0's meta/episodes rows
         self.tasks: list[str] = self._load_tasks()
         self.episodes: list[EpisodeMeta] = self._load_episodes()
         self._checked: set[tuple] = set()  # (column, range) pairs check_values passed
@@ -286,17 +327,18 @@ class LeRobotDatasetReader:
                 'write the recording\'s rate as a number, e.g. "fps": 30',
             )
         version = info["codebase_version"]
-        if version != CODEBASE_VERSION:
+        if version not in FORMATS:
             fix = (
                 "convert it to v2.1 with LeRobot 0.3.x "
                 "(lerobot.datasets.v21.convert_dataset_v20_to_v21)"
                 if str(version).startswith("v2")
-                else "this project reads LeRobot v2.1; convert the dataset to v2.1 first"
+                else "convert it to v3.0 with LeRobot 0.4 or later "
+                "(lerobot.datasets.v30.convert_dataset_v21_to_v30)"
             )
             raise format_error(
                 self.root,
                 INFO_PATH,
-                f"codebase_version is {version!r}, expected {CODEBASE_VERSION!r}",
+                f"codebase_version is {version!r}; this project reads {' and '.join(FORMATS)}",
                 fix,
             )
         if video_keys(info["features"]) and "video_path" not in info:
@@ -304,11 +346,15 @@ class LeRobotDatasetReader:
                 self.root,
                 INFO_PATH,
                 "has video features but no video_path",
-                "add the v2.1 video_path template",
+                f"add the {version} video_path template",
             )
+        if version == V30:
+            meta_v30.check_info(self.root, info)
         return info
 
     def _load_tasks(self) -> list[str]:
+        if self.version == V30:
+            return self._counted_tasks(meta_v30.load_tasks(self.root), TASKS_PARQUET_PATH)
         rows = _read_jsonl(self.root, TASKS_PATH)
         by_index = {}
         for row in rows:
@@ -327,23 +373,34 @@ class LeRobotDatasetReader:
                 f"task_index values {sorted(by_index)} are not 0..{len(by_index) - 1}",
                 "renumber the tasks contiguously from 0",
             )
-        if len(by_index) != int(self.info["total_tasks"]):
+        return self._counted_tasks([by_index[i] for i in range(len(by_index))], TASKS_PATH)
+
+    def _counted_tasks(self, tasks: list[str], rel: str) -> list[str]:
+        if len(tasks) != int(self.info["total_tasks"]):
             raise format_error(
                 self.root,
                 INFO_PATH,
-                f"total_tasks is {self.info['total_tasks']} but {TASKS_PATH} has {len(by_index)} "
-                f"tasks",
+                f"total_tasks is {self.info['total_tasks']} but {rel} has {len(tasks)} tasks",
                 "make them agree",
             )
-        return [by_index[i] for i in range(len(by_index))]
+        return tasks
 
-    def _load_episodes(self) -> list[EpisodeMeta]:
+    def _episodes_v21(self) -> list[EpisodeMeta]:
         rows = _read_jsonl(self.root, EPISODES_PATH)
         episodes = []
         for row in rows:
             try:
+                e = int(row["episode_index"])
                 ep = EpisodeMeta(
-                    int(row["episode_index"]), tuple(row.get("tasks", [])), int(row["length"])
+                    e,
+                    tuple(row.get("tasks", [])),
+                    int(row["length"]),
+                    data_relpath(self.info, e),
+                    0,
+                    tuple(
+                        (k, video_relpath(self.info, e, k), 0.0, int(row["length"]) / self.fps)
+                        for k in self.video_keys
+                    ),
                 )
             except (KeyError, TypeError, ValueError) as exc:
                 raise format_error(
@@ -353,12 +410,23 @@ class LeRobotDatasetReader:
                     'each line must be {"episode_index": i, "tasks": [...], "length": T}',
                 ) from exc
             episodes.append(ep)
+        return episodes
+
+    def _load_episodes(self) -> list[EpisodeMeta]:
+        episodes_path = EPISODES_PATH
+        if self.version == V30:
+            episodes, self._episode_rows = meta_v30.load_episodes(
+                self.root, self.info, self.video_keys
+            )
+            episodes_path = EPISODES_DIR
+        else:
+            episodes = self._episodes_v21()
         episodes.sort(key=lambda e: e.episode_index)
         empty = [e.episode_index for e in episodes if e.length < 1]
         if empty:
             raise format_error(
                 self.root,
-                EPISODES_PATH,
+                episodes_path,
                 f"episode(s) {empty[:10]} have no frames (length < 1)",
                 "remove the empty episodes (and renumber the rest: `lerobot-doctor fix "
                 "<dataset> --fixes reindex`), or restore their frames",
@@ -368,7 +436,7 @@ class LeRobotDatasetReader:
             dup = sorted({i for i in indices if indices.count(i) > 1})
             raise format_error(
                 self.root,
-                EPISODES_PATH,
+                episodes_path,
                 f"repeats episode_index {dup}",
                 "keep one line per episode",
             )
@@ -376,7 +444,7 @@ class LeRobotDatasetReader:
             gap = next(k for k, i in enumerate(indices) if i != k)
             raise format_error(
                 self.root,
-                EPISODES_PATH,
+                episodes_path,
                 f"episode indices are not 0..{len(indices) - 1} (no episode {gap}); LeRobot "
                 f"indexes episodes by position",
                 "renumber the episodes contiguously from 0 (e.g. `lerobot-doctor fix <dataset> "
@@ -386,7 +454,7 @@ class LeRobotDatasetReader:
             raise format_error(
                 self.root,
                 INFO_PATH,
-                f"total_episodes is {self.info['total_episodes']} but {EPISODES_PATH} lists "
+                f"total_episodes is {self.info['total_episodes']} but {episodes_path} lists "
                 f"{len(episodes)} episodes",
                 "make them agree",
             )
@@ -414,7 +482,8 @@ class LeRobotDatasetReader:
         typed = {
             k: ft for k, ft in self.features.items() if ft.get("dtype") not in ("video", "image")
         }
-        listed = {self.data_relpath(ep.episode_index) for ep in self.episodes}
+        listed = {ep.data_file for ep in self.episodes}
+        episodes_meta = EPISODES_DIR if self.version == V30 else EPISODES_PATH
         extra = sorted(
             rel
             for p in (self.root / "data").glob("**/*.parquet")
@@ -424,29 +493,36 @@ class LeRobotDatasetReader:
             raise format_error(
                 self.root,
                 extra[0],
-                f"this parquet file is no episode of {EPISODES_PATH} ({len(extra)} such "
+                f"this parquet file holds no episode of {episodes_meta} ({len(extra)} such "
                 f"file(s)); its frames would be left out silently",
-                f"add its episode to {EPISODES_PATH} (and info.json's totals), or move the file "
-                f"out of the dataset",
+                f"add its episodes to {episodes_meta} (and info.json's totals), or move the "
+                f"file out of the dataset",
             )
         schema_problems: dict[pa.Schema, tuple | None] = {}
         self._faults = {c: [] for c in floats}
+        groups: dict[str, list[EpisodeMeta]] = {}
+        for ep in self.episodes:  # v2.1: one episode per file; v3.0: several
+            groups.setdefault(ep.data_file, []).append(ep)
+        files = list(groups.items())
+        per_batch = max(1, CHECK_BATCH // max(1, len(self.episodes) // max(1, len(files))))
         with ThreadPoolExecutor(IO_THREADS) as pool:
             # files are opened in parallel, then checked a batch at a time with array
             # operations (per-file numpy calls would cost more than reading the files)
-            for start in range(0, len(self.episodes), CHECK_BATCH):
-                batch = self.episodes[start : start + CHECK_BATCH]
+            for start in range(0, len(files), per_batch):
+                batch_files = files[start : start + per_batch]
                 opened = list(
                     pool.map(
-                        lambda ep: self._check_file(
-                            ep, index_cols + floats, typed, schema_problems
+                        lambda f: self._check_file(
+                            f[0], f[1], index_cols + floats, typed, schema_problems
                         ),
-                        batch,
+                        batch_files,
                     )
                 )
-                failed = next((i for i, (error, _) in enumerate(opened) if error), len(batch))
-                error = self._check_batch(batch[:failed], [t for _, t in opened[:failed]], floats)
-                if error is not None or failed < len(batch):
+                failed = next((i for i, (error, _) in enumerate(opened) if error), len(opened))
+                batch = [ep for _, eps in batch_files[:failed] for ep in eps]
+                tables = [t for _, ts in opened[:failed] for t in ts]
+                error = self._check_batch(batch, tables, floats)
+                if error is not None or failed < len(opened):
                     raise error or opened[failed][0]
 
     def _check_batch(
@@ -490,23 +566,30 @@ class LeRobotDatasetReader:
 
     def _check_file(
         self,
-        ep: EpisodeMeta,
+        rel: str,
+        eps: list[EpisodeMeta],
         columns: list[str],
         typed: dict[str, dict],
         schema_problems: dict[pa.Schema, tuple | None],
-    ) -> tuple[DatasetFormatError | None, pa.Table | None]:
-        """One episode's file checked (see :meth:`_check_parquet`): (the error or None,
-        the ``columns`` it has, read)."""
-        rel = self.data_relpath(ep.episode_index)
+    ) -> tuple[DatasetFormatError | None, list[pa.Table]]:
+        """One parquet file checked (see :meth:`_check_parquet`): (the error or None, the
+        ``columns`` it has, read, sliced into its episodes ``eps``)."""
         path = self.root / rel
+        ep = eps[0]
+        which = (
+            f"episode {ep.episode_index}"
+            if len(eps) == 1
+            else f"episodes {ep.episode_index}..{eps[-1].episode_index}"
+        )
         if not path.is_file():
             return format_error(
                 self.root,
                 rel,
-                f"parquet file of episode {ep.episode_index} is missing",
-                "restore it, or remove the episode from meta/episodes.jsonl and fix info.json "
-                "totals",
-            ), None
+                f"parquet file of {which} is missing",
+                f"restore it, or remove the episode(s) from "
+                f"{EPISODES_DIR if self.version == V30 else EPISODES_PATH} and fix info.json "
+                f"totals",
+            ), []
         try:
             with pq.ParquetFile(path) as file:
                 n_rows, schema = file.metadata.num_rows, file.schema_arrow
@@ -522,37 +605,57 @@ class LeRobotDatasetReader:
                 return format_error(
                     self.root,
                     rel,
-                    f"episode {ep.episode_index}: column {empty} has a missing (null) row ({exc})",
+                    f"{which}: column {empty} has a missing (null) row ({exc})",
                     "fill the missing rows (e.g. with the previous frame's values) or drop the "
                     "episode",
-                ), None
+                ), []
             return format_error(
                 self.root,
                 rel,
-                f"parquet file of episode {ep.episode_index} cannot be read ({exc})",
+                f"parquet file of {which} cannot be read ({exc})",
                 "the file is truncated or not parquet: restore it from the source, or rewrite "
                 "the episode",
-            ), None
-        if n_rows != ep.length:
+            ), []
+        if len(eps) == 1 and ep.row_start == 0 and n_rows != ep.length:
             return format_error(
                 self.root,
                 rel,
                 f"episode {ep.episode_index} has {n_rows} rows but {EPISODES_PATH} says "
                 f"length {ep.length}",
                 f"set its length to {n_rows} in {EPISODES_PATH} (and total_frames in {INFO_PATH})",
-            ), None
+            ), []
+        past = next((e for e in eps if e.row_start + e.length > n_rows), None)
+        if past is not None:
+            return format_error(
+                self.root,
+                rel,
+                f"episode {past.episode_index}: its rows {past.row_start}..."
+                f"{past.row_start + past.length - 1} in this file run past its {n_rows} rows",
+                f"restore the file, or correct the episode's dataset_from_index/"
+                f"dataset_to_index and length in {EPISODES_DIR}",
+            ), []
+        covered = eps[-1].row_start + eps[-1].length
+        if covered != n_rows:
+            return format_error(
+                self.root,
+                rel,
+                f"{n_rows - covered} rows after episode {eps[-1].episode_index} belong to no "
+                f"episode of {EPISODES_DIR}; their frames would be left out silently",
+                f"list their episode in {EPISODES_DIR} (and info.json's totals), or rewrite "
+                f"the file without them",
+            ), []
         if schema_problems[schema]:
             name, spec, problem = schema_problems[schema]
             return format_error(
                 self.root,
                 rel,
-                f"episode {ep.episode_index}: column {name} {problem} (info.json: dtype "
+                f"{which}: column {name} {problem} (info.json: dtype "
                 f"{spec.get('dtype')}, shape {spec.get('shape')})",
                 f"rewrite the column as info.json declares it (e.g. pandas: "
                 f"df[{name!r}] = df[{name!r}].astype({str(spec.get('dtype'))!r}) before "
                 f"writing), or correct its entry in {INFO_PATH}",
-            ), None
-        return None, table
+            ), []
+        return None, [table.slice(e.row_start, e.length) for e in eps]
 
     @staticmethod
     def _schema_problem(schema: pa.Schema, typed: dict[str, dict]) -> tuple | None:
@@ -647,10 +750,10 @@ class LeRobotDatasetReader:
 
     def _check_videos(self) -> None:
         jobs = [(ep, key) for ep in self.episodes for key in self.video_keys]
+        files = sorted({ep.video(key)[0] for ep, key in jobs})
 
-        def frames(job):
-            ep, key = job
-            path = self.video_path(ep.episode_index, key)
+        def frames(rel):
+            path = self.root / rel
             try:
                 return probe(path).n_frames if path.is_file() else None
             except av.FFmpegError as exc:
@@ -659,9 +762,11 @@ class LeRobotDatasetReader:
                 return ValueError("no video stream in it")
 
         with ThreadPoolExecutor(IO_THREADS) as pool:
-            counts = list(pool.map(frames, jobs))
-        for (ep, key), n in zip(jobs, counts):
+            counts = dict(zip(files, pool.map(frames, files)))
+        for ep, key in jobs:
             rel = self.video_relpath(ep.episode_index, key)
+            n = counts[rel]
+            first = self.first_video_frame(ep, key)
             if isinstance(n, Exception):
                 raise format_error(
                     self.root,
@@ -677,7 +782,19 @@ class LeRobotDatasetReader:
                     "restore it (derived datasets link the source's videos: is the source still "
                     "there?)",
                 )
-            if n < ep.length:
+            if first > 0 or (self.version == V30 and first + ep.length > n):
+                _, _, start, stop = next(v for v in ep.videos if v[0] == key)
+                if first + ep.length > n:
+                    raise format_error(
+                        self.root,
+                        rel,
+                        f"video {key} of episode {ep.episode_index}: its time range "
+                        f"{start:.3f}..{stop:.3f} s (frames {first}..{first + ep.length - 1}) "
+                        f"runs past the file's {n} frames",
+                        f"restore the video file, or correct videos/{key}/from_timestamp and "
+                        f"to_timestamp of the episode in {EPISODES_DIR}",
+                    )
+            elif n < ep.length:
                 raise format_error(
                     self.root,
                     rel,
@@ -688,16 +805,24 @@ class LeRobotDatasetReader:
 
     # ------------------------------------------------------------------ layout
     def data_relpath(self, episode_index: int) -> str:
-        return data_relpath(self.info, episode_index)
+        """The parquet file holding the episode's rows (v3.0: with other episodes')."""
+        return self.episode(episode_index).data_file
 
     def data_path(self, episode_index: int) -> Path:
         return self.root / self.data_relpath(episode_index)
 
     def video_relpath(self, episode_index: int, video_key: str) -> str:
-        return video_relpath(self.info, episode_index, video_key)
+        """The MP4 holding the episode's frames of camera ``video_key`` (v3.0: from
+        :meth:`first_video_frame` on, after other episodes')."""
+        return self.episode(episode_index).video(video_key)[0]
 
     def video_path(self, episode_index: int, video_key: str) -> Path:
         return self.root / self.video_relpath(episode_index, video_key)
+
+    def first_video_frame(self, episode: EpisodeMeta | int, video_key: str) -> int:
+        """Index in its video file of the episode's frame 0 (0 in v2.1)."""
+        ep = self.episode(episode) if isinstance(episode, int | np.integer) else episode
+        return int(round(ep.video(video_key)[1] * self.fps))
 
     @property
     def num_episodes(self) -> int:
@@ -733,8 +858,11 @@ class LeRobotDatasetReader:
 
     @cached_property
     def episodes_stats_json(self) -> dict[int, dict[str, dict[str, list]]]:
-        """meta/episodes_stats.jsonl as parsed, {episode_index: {feature: {stat: nested
-        list}}} ({} if absent): what a derived dataset carries over unchanged."""
+        """meta/episodes_stats.jsonl as parsed (v3.0: the episode rows' stats columns),
+        {episode_index: {feature: {stat: nested list}}} ({} if absent): what a derived
+        dataset carries over unchanged."""
+        if self._episode_rows is not None:
+            return meta_v30.episodes_stats_json(self._episode_rows)
         if not (self.root / EPISODES_STATS_PATH).is_file():
             return {}
         return {
@@ -763,7 +891,8 @@ class LeRobotDatasetReader:
         import hashlib
 
         h = hashlib.sha256()
-        for rel in (INFO_PATH, EPISODES_PATH, TASKS_PATH, EPISODES_STATS_PATH):
+        v30 = (TASKS_PARQUET_PATH, *meta_v30.episode_files(self.root))
+        for rel in (INFO_PATH, EPISODES_PATH, TASKS_PATH, EPISODES_STATS_PATH, *v30):
             if (self.root / rel).is_file():
                 h.update((self.root / rel).read_bytes())
         return h.hexdigest()[:16]
@@ -812,13 +941,20 @@ class LeRobotDatasetReader:
             )
 
     def read_table(self, episode_index: int, columns: Sequence[str] | None = None) -> pa.Table:
-        """One episode's parquet as an Arrow table (all columns, or ``columns`` in order)."""
-        path = self.data_path(episode_index)
+        """One episode's rows as an Arrow table (all columns, or ``columns`` in order)."""
+        ep = self.episode(episode_index)
+        return self.read_table_rows(ep, columns, ep.row_start, ep.length)
+
+    def read_table_rows(
+        self, ep: EpisodeMeta, columns: Sequence[str] | None, row_start: int, rows: int
+    ) -> pa.Table:
+        """Rows of ``ep``'s file (errors name ``ep``)."""
+        path = self.root / ep.data_file
         try:
-            table = read_parquet(path, columns)
+            table = read_parquet(path, columns, row_start, rows)
         except (pa.ArrowException, OSError) as exc:
             raise DatasetFormatError(
-                f"{path}: episode {episode_index} cannot be read ({exc}). Fix: rewrite the "
+                f"{path}: episode {ep.episode_index} cannot be read ({exc}). Fix: rewrite the "
                 f"episode from its source"
             ) from exc
         if columns is None:
@@ -826,10 +962,32 @@ class LeRobotDatasetReader:
         missing = [c for c in columns if c not in table.column_names]
         if missing:
             raise DatasetFormatError(
-                f"{path}: episode {episode_index} has no column(s) {missing}. Fix: rewrite the "
-                f"episode or choose other columns"
+                f"{path}: episode {ep.episode_index} has no column(s) {missing}. Fix: rewrite "
+                f"the episode or choose other columns"
             )
         return table.select(list(columns))
+
+    def _tables(self, episodes: Sequence[int], columns: Sequence[str]) -> list[pa.Table]:
+        """:meth:`read_table` of each episode, in order, each file read once (v3.0 files
+        hold several episodes), files in parallel."""
+        eps = [self.episode(int(e)) for e in episodes]
+        by_file: dict[str, list[EpisodeMeta]] = {}
+        for ep in eps:
+            by_file.setdefault(ep.data_file, []).append(ep)
+
+        def read(group: list[EpisodeMeta]) -> dict[int, pa.Table]:
+            if len(group) == 1:
+                return {group[0].episode_index: self.read_table(group[0].episode_index, columns)}
+            lo = min(e.row_start for e in group)
+            hi = max(e.row_start + e.length for e in group)
+            table = self.read_table_rows(group[0], columns, lo, hi - lo)
+            return {e.episode_index: table.slice(e.row_start - lo, e.length) for e in group}
+
+        got: dict[int, pa.Table] = {}
+        with ThreadPoolExecutor(IO_THREADS) as pool:
+            for tables in pool.map(read, by_file.values()):
+                got.update(tables)
+        return [got[ep.episode_index] for ep in eps]
 
     def read_episode(self, episode_index: int, columns: Sequence[str]) -> dict[str, np.ndarray]:
         """One episode's columns as numpy: scalars (T,), vectors (T, D)."""
@@ -862,9 +1020,7 @@ class LeRobotDatasetReader:
                 raise ValueError("read_columns: check= reads all episodes; give no episodes")
             return self._scan(list(check), why, {}, keep=columns)
         eps = self.episode_indices if episodes is None else np.asarray(episodes, dtype=np.int64)
-        with ThreadPoolExecutor(IO_THREADS) as pool:
-            tables = list(pool.map(lambda e: self.read_table(int(e), columns), eps))
-        return _concat(tables, columns)
+        return _concat(self._tables(eps, columns), columns)
 
     def memo(self, key: Hashable, compute: Callable[[], _T]) -> _T:
         """``compute()`` once per reader and ``key``; later calls return the same result.
@@ -920,13 +1076,14 @@ class LeRobotDatasetReader:
             return self.read_columns(keep) if keep else {}
         read = list(dict.fromkeys([*keep, *columns]))
 
-        def scan(ep: EpisodeMeta) -> tuple[pa.Table | None, list[tuple]]:
-            try:
-                table = self.read_table(ep.episode_index, read)
-            except DatasetFormatError as exc:  # say why the missing column is needed
-                missing = [c for c in read if repr(c) in str(exc)] or columns[:1]
-                because = "".join(dict.fromkeys(_why(why, c) for c in missing))
-                raise DatasetFormatError(str(exc).replace(". Fix:", f"{because}. Fix:", 1)) from exc
+        try:
+            tables = self._tables(self.episode_indices, read)
+        except DatasetFormatError as exc:  # say why the missing column is needed
+            missing = [c for c in read if repr(c) in str(exc)] or columns[:1]
+            because = "".join(dict.fromkeys(_why(why, c) for c in missing))
+            raise DatasetFormatError(str(exc).replace(". Fix:", f"{because}. Fix:", 1)) from exc
+
+        def scan(ep: EpisodeMeta, table: pa.Table) -> tuple[pa.Table | None, list[tuple]]:
             found = [
                 (ep, fault)
                 for c in columns
@@ -934,8 +1091,7 @@ class LeRobotDatasetReader:
             ]
             return (table.select(keep) if keep else None), found
 
-        with ThreadPoolExecutor(IO_THREADS) as pool:
-            results = list(pool.map(scan, self.episodes))
+        results = [scan(ep, t) for ep, t in zip(self.episodes, tables)]
         faults = [fault for _, found in results for fault in found]
         if faults:  # the first bad episode's first bad column, counted over all episodes
             column = faults[0][1][0]
@@ -1003,9 +1159,15 @@ class LeRobotDatasetReader:
         )
 
     # ------------------------------------------------------------------ frames
-    def _video_paths(self, episode_index: int, cameras: Sequence[str] | None) -> dict[str, Path]:
-        keys = self.resolve_cameras(cameras)
-        return {k: self.video_path(episode_index, k) for k in keys}
+    def _video_paths(
+        self, episode_index: int, cameras: Sequence[str] | None
+    ) -> dict[str, tuple[Path, int]]:
+        """{video_key: (file, index of the episode's frame 0 in it)}."""
+        ep = self.episode(episode_index)
+        return {
+            k: (self.video_path(episode_index, k), self.first_video_frame(ep, k))
+            for k in self.resolve_cameras(cameras)
+        }
 
     def resolve_cameras(self, cameras: Sequence[str] | None) -> list[str]:
         """Full video keys for camera names or keys (``top_head`` or
@@ -1064,8 +1226,8 @@ class LeRobotDatasetReader:
         frames = self._frame_indices(episode_index, frames)
         paths = self._video_paths(episode_index, cameras)
         streams = {
-            k: VideoReader(p, context=f"episode {episode_index}").iter_at(frames)
-            for k, p in paths.items()
+            k: VideoReader(p, context=f"episode {episode_index}").iter_at(frames + first)
+            for k, (p, first) in paths.items()
         }
         for got in zip(*streams.values()):
             yield dict(zip(streams, got))
@@ -1080,8 +1242,8 @@ class LeRobotDatasetReader:
         """Frames at ``indices`` for each camera: ``{video_key: (N, H, W, 3) uint8}``."""
         idx = self._frame_indices(episode_index, indices)
         return {
-            k: VideoReader(p, size=size, context=f"episode {episode_index}").get(idx)
-            for k, p in self._video_paths(episode_index, cameras).items()
+            k: VideoReader(p, size=size, context=f"episode {episode_index}").get(idx + first)
+            for k, (p, first) in self._video_paths(episode_index, cameras).items()
         }
 
     def __repr__(self) -> str:

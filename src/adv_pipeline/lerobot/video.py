@@ -307,7 +307,7 @@ class VideoReader:
 
 
 def iter_lockstep(
-    paths: Mapping[str, str | Path],
+    paths: Mapping[str, str | Path | tuple[str | Path, int]],
     start: int = 0,
     stop: int | None = None,
     size: Size | None = None,
@@ -316,11 +316,16 @@ def iter_lockstep(
 ) -> Iterator[dict[str, np.ndarray]]:
     """Yield ``{camera: frame}`` for frames ``start .. stop-1`` of several videos in step.
 
-    Stops at the shortest video. Memory: one frame per camera.
+    A path may come with the index of frame 0 in its file, ``(path, first)``: a LeRobot
+    v3.0 video holds several episodes end to end. Stops at the shortest video. Memory:
+    one frame per camera.
     """
+    placed = {k: p if isinstance(p, tuple) else (p, 0) for k, p in paths.items()}
     readers = {
-        k: VideoReader(p, size=size, threads=threads, context=context).iter(start, stop)
-        for k, p in paths.items()
+        k: VideoReader(p, size=size, threads=threads, context=context).iter(
+            start + first, None if stop is None else stop + first
+        )
+        for k, (p, first) in placed.items()
     }
     keys = list(readers)
     for frames in zip(*(readers[k] for k in keys)):

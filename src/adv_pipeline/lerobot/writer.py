@@ -1,6 +1,6 @@
-"""Write LeRobot v2.1 datasets with one writer, :class:`DatasetWriter`, and its two front
-ends: :class:`NewDataset` (generated episodes) and :class:`DerivedDataset` (an existing
-dataset with changed or added columns, new tasks, its videos linked).
+"""Write LeRobot datasets (v2.1 or v3.0) with one writer, :class:`DatasetWriter`, and its
+two front ends: :class:`NewDataset` (generated episodes) and :class:`DerivedDataset` (an
+existing dataset with changed or added columns, new tasks, its videos linked).
 
 Episodes are written one at a time, atomically, into a staging folder beside the
 destination, which is published by one rename at the end: a failed run leaves no half
@@ -40,6 +40,7 @@ from adv_pipeline.outputs import (
 )
 from adv_pipeline.quiet import jax_free_fork
 
+from . import pack_v30
 from .format import (
     CODEBASE_VERSION,
     DATA_PATH,
@@ -47,11 +48,14 @@ from .format import (
     ENCODERS_DIR,
     EPISODES_PATH,
     EPISODES_STATS_PATH,
+    FORMATS,
     INDEX_FEATURES,
     INFO_PATH,
     STATS_PATH,
     TASKS_PATH,
+    V30,
     VIDEO_PATH,
+    DatasetFormatError,
     camera_name,
     data_relpath,
     video_keys,
@@ -286,7 +290,11 @@ SIDECARS = "meta/episodes.pending"  # per-episode meta of a resumable write, unt
 
 
 class DatasetWriter:
-    """The one writer of the LeRobot v2.1 format (every dataset the project writes).
+    """The one writer of the LeRobot formats (every dataset the project writes).
+
+    ``info["codebase_version"]`` chooses the format: v2.1 (one file per episode) or v3.0
+    (episodes packed into files at :meth:`finalize`, see :mod:`.pack_v30`; each episode
+    is still staged in its own file, so a killed write resumes the same way).
 
     Episodes are written one at a time, each atomically, into a staging folder beside the
     destination; :meth:`finalize` writes ``meta/`` from what was written (totals, tasks,
@@ -325,7 +333,14 @@ class DatasetWriter:
     ):
         self.root = Path(root)
         self.encoders = {k: Path(v) for k, v in (encoders or {}).items()}
-        self.info = {**info, "codebase_version": CODEBASE_VERSION}
+        self.format = str(info.get("codebase_version") or CODEBASE_VERSION)
+        if self.format not in FORMATS:
+            raise ValueError(f"format {self.format!r}: choose one of {list(FORMATS)}")
+        self.info = (
+            pack_v30.v30_info(info)
+            if self.format == V30
+            else {**info, "codebase_version": CODEBASE_VERSION}
+        )
         self.features: dict = dict(self.info["features"])
         self.tasks: list[str] = list(tasks)
         self.identity = dict(identity) if identity is not None else None
@@ -381,11 +396,23 @@ class DatasetWriter:
 
     # ------------------------------------------------------------------ episodes
     def data_path(self, episode_index: int) -> Path:
+        """Where the staging folder keeps an episode's rows (v3.0: until packed)."""
+        if self.format == V30:
+            return self.staging / SIDECARS / f"data/episode_{int(episode_index):06d}.parquet"
         return self.staging / data_relpath(self.info, episode_index)
+
+    def video_relpath(self, episode_index: int, video_key: str) -> str:
+        """An episode's own video file (v3.0: a file holding that one episode)."""
+        if self.format == V30:
+            chunk, file = pack_v30.file_indices(episode_index, int(self.info["chunks_size"]))
+            return self.info["video_path"].format(
+                video_key=video_key, chunk_index=chunk, file_index=file
+            )
+        return video_relpath(self.info, episode_index, video_key)
 
     def video_path(self, episode_index: int, video_key: str) -> Path:
         """Where the staging folder keeps an episode's video (encoders write there)."""
-        return self.staging / video_relpath(self.info, episode_index, video_key)
+        return self.staging / self.video_relpath(episode_index, video_key)
 
     def task_index(self, task: str) -> int:
         """The row of ``task`` in tasks.jsonl (appended when new)."""
@@ -404,6 +431,7 @@ class DatasetWriter:
         stats: Mapping[str, Stats | Mapping] | None = None,
         videos: Mapping[str, Path] | None = None,
         video_stats: Mapping[str, Stats] | None = None,
+        placements: Mapping[str, pack_v30.Placement] | None = None,
     ) -> None:
         """Write one episode atomically.
 
@@ -415,9 +443,17 @@ class DatasetWriter:
             videos: video key -> an existing file to hard-link (else copy) as the
                 episode's video; videos not given must already be at :meth:`video_path`.
             video_stats: stats of the videos written here (sampled frames).
+            placements: v3.0 only: per video key, the ``videos`` file's path in the
+                dataset and the episode's time range in it, ``(relpath, from s, to s)``
+                (a v3.0 source's multi-episode file, linked whole, once); default: the
+                episode's own file, from 0 s.
         """
+        placements = dict(placements or {})
+        if placements and self.format != V30:
+            raise ValueError("placements: only a v3.0 dataset holds episodes in shared videos")
         for key, src in (videos or {}).items():
-            dst = self.video_path(episode_index, key)
+            rel = placements[key][0] if key in placements else None
+            dst = self.staging / rel if rel else self.video_path(episode_index, key)
             if not dst.exists():
                 link_or_copy(src, dst)
         write_parquet(self.data_path(episode_index), table, atomic=True)
@@ -441,14 +477,26 @@ class DatasetWriter:
             "tasks": [self.tasks[int(t)] for t in task_ids],
             "length": table.num_rows,
         }
+        videos_at = {
+            key: list(
+                placements.get(key)
+                or (self.video_relpath(episode_index, key), 0.0, table.num_rows / self.fps)
+            )
+            for key in video_keys(self.features)
+        }
         if self.identity is None:
-            self._episodes[int(episode_index)] = {"row": row, "stats": known}
+            self._episodes[int(episode_index)] = {"row": row, "stats": known, "videos": videos_at}
         else:
             sidecar = self.staging / _sidecar(episode_index)
             sidecar.parent.mkdir(parents=True, exist_ok=True)
             tmp = temporary_path(sidecar)
-            tmp.write_text(json.dumps({"row": row, "stats": stats_to_json(known)}))
+            entry = {"row": row, "stats": stats_to_json(known), "videos": videos_at}
+            tmp.write_text(json.dumps(entry))
             os.replace(tmp, sidecar)
+
+    @property
+    def fps(self) -> int:
+        return int(self.info["fps"])
 
     # ------------------------------------------------------------------ finalize
     def finalize(
@@ -464,13 +512,20 @@ class DatasetWriter:
                 f"{self.root}: episodes {missing[:10]} are not written yet; rerun to finish them"
             )
         rows = [entries[e]["row"] for e in wanted]
-        write_meta(
-            self.staging,
-            {**self.info, "features": self.features},
-            self.tasks,
-            rows,
-            [entries[e]["stats"] for e in wanted],
-        )
+        info = {**self.info, "features": self.features}
+        stats = [entries[e]["stats"] for e in wanted]
+        if self.format == V30:
+            pack_v30.pack(
+                self.staging,
+                info,
+                self.tasks,
+                rows,
+                [self.data_path(e) for e in wanted],
+                [{k: tuple(v) for k, v in entries[e]["videos"].items()} for e in wanted],
+                stats,
+            )
+        else:
+            write_meta(self.staging, info, self.tasks, rows, stats)
         for column, step_dir in self.encoders.items():
             if column in self.features:  # a derived column keeps the model that computes it
                 dst = self.staging / ENCODERS_DIR / column
@@ -498,6 +553,40 @@ class DatasetWriter:
 
 
 IDENTITY_FILE = ".write_identity.json"  # what decided the episodes of a resumable write
+
+
+def derived_format(source: LeRobotDatasetReader, asked: str | None) -> str:
+    """The format of a dataset derived from ``source``: ``asked``, else the source's.
+
+    Raises:
+        DatasetFormatError: v2.1 asked of a v3.0 source (its videos hold several
+            episodes each and are linked, never cut), before any work.
+    """
+    fmt = asked or source.version
+    if fmt not in FORMATS:
+        raise DatasetFormatError(
+            f"dataset format {fmt!r} is not one we write. Fix: choose one of {list(FORMATS)}"
+        )
+    if source.version == V30 and fmt != V30:
+        raise DatasetFormatError(
+            f"{source.root}: a LeRobot v3.0 dataset (videos holding several episodes, which "
+            f"derived datasets link, never cut), so what is derived from it is v3.0 too; "
+            f'dataset_format={fmt} was asked. Fix: --params "dataset_format=input" (or '
+            f"v3.0)"
+        )
+    return fmt
+
+
+def source_videos(
+    source: LeRobotDatasetReader, episode_index: int
+) -> tuple[dict[str, Path], dict[str, pack_v30.Placement] | None]:
+    """What :meth:`DatasetWriter.write_episode` links for an episode of ``source``: its
+    video files, and (v3.0 source) where the episode lies in them."""
+    ep = source.episode(episode_index)
+    videos = {key: source.video_path(episode_index, key) for key in source.video_keys}
+    if source.version != V30:
+        return videos, None
+    return videos, {key: (rel, start, stop) for key, rel, start, stop in ep.videos}
 
 
 def written_by(root: str | Path) -> dict | None:
@@ -615,6 +704,7 @@ class NewDataset:
         robot_type: free text for info.json.
         video: encoder settings.
         workers: processes building and encoding episodes in parallel.
+        format: the LeRobot format written, ``"v2.1"`` or ``"v3.0"``.
     """
 
     fps: int
@@ -624,11 +714,16 @@ class NewDataset:
     video: VideoOptions = field(default_factory=VideoOptions)
     workers: int = 1
     chunks_size: int = DEFAULT_CHUNKS_SIZE
+    format: str = CODEBASE_VERSION
 
-    def write(self, root: str | Path, overwrite: bool = False) -> LeRobotDatasetReader:
+    def write(
+        self, root: str | Path, overwrite: bool = False, format: str | None = None
+    ) -> LeRobotDatasetReader:
         """Write to ``root`` episode by episode (see :class:`DatasetWriter`: a dataset this
-        project wrote there is replaced, anything else only with ``overwrite``)."""
+        project wrote there is replaced, anything else only with ``overwrite``) in
+        ``format`` (default: the plan's)."""
         info = base_info(self.fps, self.features, self.robot_type, self.chunks_size)
+        info["codebase_version"] = format or self.format
         keys = video_keys(info["features"])
         with DatasetWriter(root, info, overwrite=overwrite) as writer:
             jobs = [
@@ -667,6 +762,9 @@ class DerivedDataset:
         episodes: source episode indices to keep (default: all), renumbered 0..k-1 in
             order (``episode_index`` and ``index`` rewritten, videos linked under the new
             numbers); ``columns`` still span every source frame.
+        format: the LeRobot format written (``"v2.1"`` or ``"v3.0"``); None: the source's.
+            A v3.0 source's videos hold several episodes each and are linked whole, so
+            it is written as v3.0 only.
     """
 
     source: LeRobotDatasetReader
@@ -675,11 +773,15 @@ class DerivedDataset:
     features: Mapping[str, dict] = field(default_factory=dict)
     workers: int = 2
     episodes: Sequence[int] | None = None
+    format: str | None = None
 
-    def write(self, root: str | Path, overwrite: bool = False) -> LeRobotDatasetReader:
+    def write(
+        self, root: str | Path, overwrite: bool = False, format: str | None = None
+    ) -> LeRobotDatasetReader:
         """Write to ``root``: never the source, inside it or a folder holding it; a
         dataset this project wrote there is replaced, anything else only with
-        ``overwrite`` (see :class:`DatasetWriter`)."""
+        ``overwrite`` (see :class:`DatasetWriter`); in ``format`` (default: the
+        plan's)."""
         src = self.source
         n = src.num_frames
         for name, values in self.columns.items():
@@ -687,6 +789,7 @@ class DerivedDataset:
                 raise ValueError(
                     f"column {name!r} has {len(values)} rows; the source {src.root} has {n} frames"
                 )
+        fmt = derived_format(src, format or self.format)
         tasks = list(self.tasks) if self.tasks is not None else list(src.tasks)
         features = dict(src.features)
         for name, values in self.columns.items():
@@ -721,7 +824,7 @@ class DerivedDataset:
 
         with DatasetWriter(
             root,
-            {**src.info, "features": features},
+            {**src.info, "features": features, "codebase_version": fmt},
             tasks,
             inputs={"source dataset": src.root},
             overwrite=overwrite,
@@ -751,9 +854,11 @@ class DerivedDataset:
                     if k in features and k not in new_stats and k not in replaced
                 }
                 stats.update({k: v[pos] for k, v in new_stats.items()})
-                videos = {key: src.video_path(ep.episode_index, key) for key in src.video_keys}
+                videos, placements = source_videos(src, ep.episode_index)
                 episode = new if renumber else ep.episode_index
-                writer.write_episode(episode, table, stats=stats, videos=videos)
+                writer.write_episode(
+                    episode, table, stats=stats, videos=videos, placements=placements
+                )
                 failpoint("dataset.episode")
 
             with ThreadPoolExecutor(max(1, self.workers)) as pool:

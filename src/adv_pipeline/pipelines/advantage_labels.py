@@ -95,7 +95,7 @@ def write_labeled(
     target: OutputTarget,
 ) -> LeRobotDatasetReader:
     plan = lab.labeled_dataset(dataset, inputs, labels, _config(params))
-    return plan.write(target.path, target.overwrite)
+    return plan.write(target.path, target.overwrite, target.format)
 
 
 def labeling_template() -> Pipeline:

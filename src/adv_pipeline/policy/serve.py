@@ -425,11 +425,13 @@ def serve(
 
     def ready(h: str, p: int) -> None:
         ckpt = server.checkpoint
+        # flushed: a supervisor or a test reading a pipe learns the port (--port 0) now
         print(f"serving {ckpt.path} (step {ckpt.step}) on ws://{h}:{p}")
         print(
             f"default prompt: {server.default_prompt!r}, guidance scale {server.guidance_scale} "
             f"(reference: {server.guidance_reference}); requests up to "
-            f"{server.max_message_bytes / 2**20:.1f} MiB"
+            f"{server.max_message_bytes / 2**20:.1f} MiB",
+            flush=True,
         )
 
     try:

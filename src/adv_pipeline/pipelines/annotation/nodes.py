@@ -32,5 +32,5 @@ def annotate(
     (episodes, skipped episodes, frames outside the annotation, replaced columns) and its
     numbers for MLflow."""
     plan, report = annotated_dataset(dataset, annotations, parse("annotation", params))
-    written = plan.write(target.path, target.overwrite)
+    written = plan.write(target.path, target.overwrite, target.format)
     return written, report, metrics_for_mlflow(report)

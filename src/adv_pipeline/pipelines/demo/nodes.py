@@ -45,7 +45,7 @@ def make_demo_dataset(
 ) -> LeRobotDatasetReader:
     """Record the episodes of ``world`` (``parameters_demo.yml`` or
     ``parameters_metaworld.yml``) and write them to ``target``."""
-    return _plan(world, demo, metaworld).write(target.path, target.overwrite)
+    return _plan(world, demo, metaworld).write(target.path, target.overwrite, target.format)
 
 
 def demo_annotation_file(

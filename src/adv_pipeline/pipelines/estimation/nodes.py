@@ -30,7 +30,9 @@ def estimate_advantages(
     """Label ``source`` with the estimator into ``out`` (resuming an interrupted run)."""
     from adv_pipeline.estimation.estimate import estimate  # torch loads when the node runs
 
-    return estimate(source, checkpoint, out.path, parse("estimation", params), out.overwrite)
+    return estimate(
+        source, checkpoint, out.path, parse("estimation", params), out.overwrite, out.format
+    )
 
 
 def report_estimation(

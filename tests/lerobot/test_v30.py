@@ -1,0 +1,86 @@
+"""LeRobot v3.0 written by the project: the same episodes as v2.1, packed into shared files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from adv_pipeline.lerobot import DatasetFormatError, DerivedDataset, LeRobotDatasetReader
+
+from ..conftest import doctor_failures, synthetic_plan
+
+COLUMNS = [
+    "observation.state",
+    "action",
+    "stage_progress_gt",
+    "index",
+    "frame_index",
+    "episode_index",
+    "timestamp",
+    "task_index",
+]
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    """The same plan written as v2.1 and as v3.0."""
+    root = tmp_path_factory.mktemp("v30")
+    plan = synthetic_plan(lengths=(40, 25, 33))
+    return plan.write(root / "v21"), dataclasses.replace(plan, format="v3.0").write(root / "v30")
+
+
+def test_v30_holds_the_same_episodes_as_v21(both):
+    v21, v30 = both
+    v30 = LeRobotDatasetReader(v30.root)  # every file checked
+    assert (v30.version, v30.num_episodes, v30.num_frames) == ("v3.0", 3, 98)
+    a, b = v21.read_columns(COLUMNS), v30.read_columns(COLUMNS)
+    for c in COLUMNS:
+        np.testing.assert_array_equal(a[c], b[c], err_msg=c)
+    np.testing.assert_array_equal(
+        v21.read_episode(1, ["action"])["action"], v30.read_episode(1, ["action"])["action"]
+    )
+    for e in range(3):  # the same encoded frames, streamed and picked
+        for fa, fb in zip(v21.iter_frames(e), v30.iter_frames(e), strict=True):
+            assert all(np.array_equal(fa[k], fb[k]) for k in fa)
+        picks = [0, 7, v30.episode(e).length - 1]
+        got, want = v30.get_frames(e, picks), v21.get_frames(e, picks)
+        assert all(np.array_equal(got[k], want[k]) for k in want)
+    assert v30.tasks == v21.tasks
+    assert v30.episodes_stats_json == v21.episodes_stats_json
+    info = json.loads((v30.root / "meta/info.json").read_text())
+    assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+    assert {"total_chunks", "total_videos"}.isdisjoint(info)
+    assert (info["total_episodes"], info["total_frames"], info["total_tasks"]) == (3, 98, 1)
+    # all episodes' rows in one data file; episode rows tile it
+    assert sorted(p.name for p in (v30.root / "data").rglob("*.parquet")) == ["file-000.parquet"]
+    rows = pq.read_table(v30.root / "meta/episodes/chunk-000/file-000.parquet").to_pydict()
+    assert rows["dataset_from_index"] == [0, 40, 65] and rows["dataset_to_index"] == [40, 65, 98]
+    assert doctor_failures(v30.root) == []
+
+
+def test_derived_from_v30_links_shared_videos_and_stays_v30(both, tmp_path):
+    _, v30 = both
+    extra = np.arange(v30.num_frames, dtype=np.float32)
+    out = DerivedDataset(v30, {"extra": extra}, episodes=[0, 2]).write(tmp_path / "kept")
+    out = LeRobotDatasetReader(out.root)
+    assert (out.version, out.num_episodes) == ("v3.0", 2)
+    np.testing.assert_array_equal(out.read_columns(["extra"])["extra"], extra[np.r_[0:40, 65:98]])
+    for fa, fb in zip(v30.iter_frames(2), out.iter_frames(1), strict=True):
+        assert all(np.array_equal(fa[k], fb[k]) for k in fa)
+    key = out.video_keys[0]
+    assert out.video_path(1, key).stat().st_ino == v30.video_path(2, key).stat().st_ino
+    with pytest.raises(DatasetFormatError, match=r"v3.0 too; dataset_format=v2.1 was asked"):
+        DerivedDataset(v30, {}).write(tmp_path / "v21", format="v2.1")
+    assert not (tmp_path / "v21").exists()
+
+
+def test_a_v21_source_can_be_written_as_v30(both, tmp_path):
+    v21, _ = both
+    out = LeRobotDatasetReader(DerivedDataset(v21, {}, format="v3.0").write(tmp_path / "o").root)
+    assert out.version == "v3.0"
+    a, b = v21.read_columns(COLUMNS), out.read_columns(COLUMNS)
+    assert all(np.array_equal(a[c], b[c]) for c in COLUMNS)
