@@ -221,3 +221,29 @@ def test_corrupt_video_names_the_file_episode_and_frame(
     assert tree_digest(bad) == before
     assert not (tmp_path / "out").exists() or stage == "estimator"  # nothing published by Stage 2
     assert debris(tmp_path) in ([], [".out.work"])  # Stage 2 keeps what it finished, to resume
+
+
+@pytest.mark.parametrize("stage", ["gt_labeling", "estimation"])
+def test_a_column_that_info_json_does_not_declare_is_kept_and_declared(
+    stage, robot_source, robot_estimator, session_run, tmp_path
+):
+    """A user's parquet files hold a column info.json forgot (pandas-written files often
+    do): the stage's output keeps it, values unchanged, and declares it, stats included."""
+    src = copy_dataset(robot_source, tmp_path / "src")
+    for path in sorted((src / "data").rglob("*.parquet")):
+        table = pq.read_table(path)
+        rows = np.arange(table.num_rows, dtype=np.float64)
+        pq.write_table(
+            table.append_column("operator.note_id", pa.array(rows * 0.5 + len(str(path)))), path
+        )
+    _run_stage(session_run, stage, src, tmp_path, robot_estimator)
+    from adv_pipeline.lerobot import LeRobotDatasetReader
+
+    before, after = LeRobotDatasetReader(src), LeRobotDatasetReader(tmp_path / "out")
+    assert after.features["operator.note_id"] == {"dtype": "float64", "shape": [1], "names": None}
+    np.testing.assert_array_equal(
+        after.read_columns(["operator.note_id"])["operator.note_id"],
+        before.read_columns(["operator.note_id"])["operator.note_id"],
+    )
+    assert "operator.note_id" in after.episodes_stats_json[0]
+    assert list(after.features)[-5:] == list(before.features)[-5:]  # index columns still last

@@ -89,7 +89,7 @@ def open_writer(
     interval are kept (unless ``config.overwrite``), others never mix in."""
     variant = checkpoint.metadata.get("variant", "KAI0")
     head = checkpoint.metadata.get("config", {}).get("model", {}).get("value_head", "tanh")
-    features = dict(source.features)
+    features = dict(source.all_features)  # columns info.json forgot are kept, declared
     for c in (*ESTIMATED_COLUMNS, ABSOLUTE_VALUE_SPREAD):
         if c == RELATIVE_ADVANTAGE and variant != "KAI0":
             continue

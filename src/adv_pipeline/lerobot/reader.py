@@ -917,6 +917,31 @@ class LeRobotDatasetReader:
         lists = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
         return any(f(t) for f in lists) and pa.types.is_floating(t.value_type)
 
+    @cached_property
+    def all_features(self) -> dict[str, dict]:
+        """info.json's features plus an entry inferred from the parquet schema for each
+        column the files hold but info.json does not declare (LeRobot's index columns
+        last): what a dataset derived from this one declares, so no column is lost."""
+        extra = {}
+        for name in self._column_names:
+            if name in self.features:
+                continue
+            t = self._schema.field(name).type
+            lists = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
+            if any(f(t) for f in lists):
+                first = self.read_table(self.episodes[0].episode_index, [name])[name]
+                size = len(first[0]) if len(first) else 0
+                dtype, shape = t.value_type, [int(getattr(t, "list_size", size))]
+            else:
+                dtype, shape = t, [1]
+            kind = "string" if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) else (
+                "bool" if pa.types.is_boolean(dtype) else str(np.dtype(dtype.to_pandas_dtype()))
+            )
+            extra[name] = {"dtype": kind, "shape": shape, "names": None}
+        declared = {k: v for k, v in self.features.items() if k not in INDEX_COLUMNS}
+        index = {k: v for k, v in self.features.items() if k in INDEX_COLUMNS}
+        return {**declared, **extra, **index}
+
     def column_names(self) -> list[str]:
         """Columns of the parquet files (from the first episode's schema, read once)."""
         return list(self._column_names)

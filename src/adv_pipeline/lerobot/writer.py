@@ -791,7 +791,7 @@ class DerivedDataset:
                 )
         fmt = derived_format(src, format or self.format)
         tasks = list(self.tasks) if self.tasks is not None else list(src.tasks)
-        features = dict(src.features)
+        features = dict(src.all_features)  # columns info.json forgot are kept, declared
         for name, values in self.columns.items():
             features[name] = dict(
                 self.features.get(name) or src.features.get(name) or feature_spec(values)
