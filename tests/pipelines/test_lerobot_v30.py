@@ -1,0 +1,123 @@
+"""Every stage on datasets that LeRobot 0.6.1 wrote itself, format v3.0 (several episodes
+per data and video file; tests/fixtures/lerobot_v30/README.md says how they were made):
+the annotation pipeline, Stage 0, 1, 2 and 3 through the real Kedro pipelines, and every
+dataset written comes out v3.0, valid for lerobot-doctor, its videos linked."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adv_pipeline.annotation.records import EpisodeAnnotation, write_annotations
+from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
+
+from ..conftest import doctor_failures, mlflow_runs
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lerobot_v30"
+CAMERA = "top_head"
+
+
+def _copy(name: str, tmp_path: Path) -> Path:
+    """A copy: the committed fixture is never an output's neighbour."""
+    return Path(shutil.copytree(FIXTURES / name, tmp_path / name))
+
+
+def _is_v30(root: Path) -> LeRobotDatasetReader:
+    ds = LeRobotDatasetReader(root)
+    assert ds.version == "v3.0", root
+    assert doctor_failures(root) == [], root
+    return ds
+
+
+def test_every_stage_runs_on_lerobot_written_v30_data(session_run, kedro_project, tmp_path):
+    robot, raw = _copy("robot_v30", tmp_path), _copy("raw_v30", tmp_path)
+    source = LeRobotDatasetReader(robot)
+    assert len({ep.data_file for ep in source.episodes}) < source.num_episodes  # shared files
+
+    # the annotation pipeline on a raw recording (no progress columns)
+    marks = tmp_path / "marks.csv"
+    rec = LeRobotDatasetReader(raw)
+    write_annotations(
+        marks,
+        [
+            EpisodeAnnotation(e, 0.0, (n - 1) / rec.fps, ((n // 2) / rec.fps,), True, "s")
+            for e, n in zip(rec.episode_indices.tolist(), rec.lengths.tolist())
+        ],
+    )
+    annotated = tmp_path / "annotated"
+    session_run(
+        "annotation",
+        raw_dataset_path=str(raw),
+        annotations_path=str(marks),
+        annotated_dataset_path=str(annotated),
+    )
+    ann = _is_v30(annotated)
+    sp = ann.read_columns(["stage_progress_gt"])["stage_progress_gt"]
+    assert sp[0] == 0 and 0.9 < sp[ann.offsets[1] - 1] <= 1
+
+    # Stage 0: advantage prompts as each frame's task
+    labeled = tmp_path / "labeled"
+    session_run(
+        "gt_labeling",
+        raw_dataset_path=str(robot),
+        gt_labeled_dataset_path=str(labeled),
+        gt_labeling={"stage_nums": 2},
+    )
+    lab = _is_v30(labeled)
+    assert {t.rsplit(", Advantage", 1)[0] for t in lab.tasks} == set(source.tasks)
+    key = f"observation.images.{CAMERA}"
+    assert lab.video_path(4, key).stat().st_ino == source.video_path(4, key).stat().st_ino
+    for a, b in zip(source.iter_frames(4), lab.iter_frames(4), strict=True):
+        assert np.array_equal(a[key], b[key])
+
+    # Stage 1 and 2: the estimator trained on it, then labelling the v3.0 recording
+    estimator = {
+        "model": {"width": 16, "backbone_kwargs": {"depth": 1, "heads": 2, "channels": [8, 8]}},
+        "data": {"cameras": [CAMERA], "image_size": 32, "samples_per_episode": 8,
+                 "num_workers": 0, "val_fraction": 0.25, "val_frame_stride": 6},
+        "train": {"steps": 4, "batch_size": 4, "warmup_steps": 1, "save_interval": 4,
+                  "eval_interval": 4, "log_interval": 2},
+    }  # fmt: skip
+    session_run("estimator", gt_labeled_dataset_path=str(labeled), estimator=estimator)
+    estimated, awbc_data = tmp_path / "estimated", tmp_path / "awbc"
+    session_run(
+        "estimation",
+        target_dataset_path=str(robot),
+        estimated_dataset_path=str(estimated),
+        awbc_dataset_path=str(awbc_data),
+        estimator=estimator,
+        estimation={"batch_size": 16, "image_features": None},
+    )
+    for root in (estimated, awbc_data):
+        ds = _is_v30(root)
+        assert ds.num_frames == source.num_frames
+    adv = LeRobotDatasetReader(estimated).read_columns(["absolute_advantage"])
+    assert np.isfinite(adv["absolute_advantage"]).all()
+
+    # Stage 3 on the v3.0 AWBC dataset
+    tiny = {
+        "data": {"cameras": [CAMERA], "state_key": ["observation.state"], "image_size": 32,
+                 "horizon": 4, "val_fraction": 0.25},
+        "model": {"conv_channels": [8], "image_features": 16, "text_dim": 16, "width": 32,
+                  "depth": 1, "flow_steps": 2},
+        "train": {"steps": 4, "batch_size": 8, "warmup_steps": 1, "save_interval": 4,
+                  "log_interval": 2, "progress_bar": False},
+        "eval": {"val_frame_stride": 3},
+    }  # fmt: skip
+    session_run("awbc", awbc_dataset_path=str(awbc_data), awbc=tiny)
+    assert any("awbc" in r.info.run_name for r in mlflow_runs(kedro_project))
+
+
+def test_v21_asked_of_a_v30_input_is_refused_before_any_work(session_run, tmp_path):
+    robot = _copy("robot_v30", tmp_path)
+    with pytest.raises(DatasetFormatError, match=r"dataset_format=v2.1 was asked. Fix: "):
+        session_run(
+            "gt_labeling",
+            raw_dataset_path=str(robot),
+            gt_labeled_dataset_path=str(tmp_path / "out"),
+            dataset_format="v2.1",
+        )
+    assert not (tmp_path / "out").exists()
