@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -84,3 +87,90 @@ def test_a_v21_source_can_be_written_as_v30(both, tmp_path):
     assert out.version == "v3.0"
     a, b = v21.read_columns(COLUMNS), out.read_columns(COLUMNS)
     assert all(np.array_equal(a[c], b[c]) for c in COLUMNS)
+
+
+# ---------------------------------------------------------------------------- bad v3.0 input
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "lerobot_v30" / "robot_v30"
+EPISODES = "meta/episodes/chunk-000/file-000.parquet"
+
+
+def _edit_episodes(root: Path, column: str, episode: int, value) -> None:
+    path = root / EPISODES
+    table = pq.read_table(path)
+    values = table[column].to_pylist()
+    values[episode] = value
+    i = table.column_names.index(column)
+    pq.write_table(table.set_column(i, column, pa.array(values, table.schema.field(i).type)), path)
+
+
+def _rows_past_the_file(root):
+    for c in ("dataset_to_index", "length"):  # episode 2 ends its file: 4 rows more
+        _edit_episodes(root, c, 2, pq.read_table(root / EPISODES)[c][2].as_py() + 4)
+    _edit_json(root / "meta/info.json", total_frames=208)
+    for e in range(3, 6):
+        for c in ("dataset_from_index", "dataset_to_index"):
+            _edit_episodes(root, c, e, pq.read_table(root / EPISODES)[c][e].as_py() + 4)
+
+
+def _overlap(root):
+    _edit_episodes(root, "dataset_from_index", 1, 30)
+    _edit_episodes(root, "dataset_to_index", 1, 58)
+
+
+def _gap(root):
+    _edit_episodes(root, "dataset_from_index", 1, 40)
+    _edit_episodes(root, "dataset_to_index", 1, 68)
+
+
+def _video_past_the_file(root):
+    key = "videos/observation.images.top_head"
+    _edit_episodes(root, f"{key}/from_timestamp", 2, 3.0)
+    _edit_episodes(root, f"{key}/to_timestamp", 2, 3.0 + 44 / 30)
+
+
+def _task_missing(root):
+    path = root / "meta/tasks.parquet"
+    pq.write_table(pq.read_table(path).slice(0, 1), path)
+    _edit_json(root / "meta/info.json", total_tasks=1)
+
+
+def _edit_json(path: Path, **changes) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}, indent=4))
+
+
+BAD_V30 = {
+    "rows past the data file": (
+        _rows_past_the_file,
+        r"file-000.parquet: episode 2: its rows 64...111 in this file run past its 108 rows. "
+        r"Fix: restore the file, or correct",
+    ),
+    "overlapping row ranges": (
+        _overlap,
+        r"episodes/chunk-000/file-000.parquet: episode 1: its rows start at 30 but the episodes "
+        r"before it end at 36 \(the row range overlaps the episode before it.*Fix: renumber",
+    ),
+    "missing row range": (
+        _gap,
+        r"episode 1: its rows start at 40 but the episodes before it end at 36 \(the row range "
+        r"leaves a gap.*Fix: renumber",
+    ),
+    "video time range outside its file": (
+        _video_past_the_file,
+        r"file-000.mp4: video observation.images.top_head of episode 2: its time range "
+        r"3.000..4.467 s \(frames 90..133\) runs past the file's 108 frames. Fix: restore",
+    ),
+    "task index missing from tasks.parquet": (
+        _task_missing,
+        r"episode 1 has task_index in \[1, 1\] but meta/tasks.parquet defines 1 tasks.*Fix: add "
+        r"the missing tasks",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_V30)
+def test_bad_v30_input_is_refused_naming_file_episode_and_fix(case, tmp_path):
+    root = Path(shutil.copytree(FIXTURE, tmp_path / "bad"))
+    corrupt, message = BAD_V30[case]
+    corrupt(root)
+    with pytest.raises(DatasetFormatError, match=message):
+        LeRobotDatasetReader(root)

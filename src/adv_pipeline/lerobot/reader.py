@@ -742,9 +742,9 @@ class LeRobotDatasetReader:
                 return format_error(
                     self.root,
                     rel,
-                    f"episode {e} has task_index in [{lo}, {hi}] but {TASKS_PATH} defines "
+                    f"episode {e} has task_index in [{lo}, {hi}] but {self._tasks_file} defines "
                     f"{len(self.tasks)} tasks (0..{len(self.tasks) - 1})",
-                    f"add the missing tasks to {TASKS_PATH} or relabel the episode",
+                    f"add the missing tasks to {self._tasks_file} or relabel the episode",
                 )
         return None
 
@@ -804,6 +804,10 @@ class LeRobotDatasetReader:
                 )
 
     # ------------------------------------------------------------------ layout
+    @property
+    def _tasks_file(self) -> str:
+        return TASKS_PARQUET_PATH if self.version == V30 else TASKS_PATH
+
     def data_relpath(self, episode_index: int) -> str:
         """The parquet file holding the episode's rows (v3.0: with other episodes')."""
         return self.episode(episode_index).data_file
@@ -934,8 +938,12 @@ class LeRobotDatasetReader:
                 dtype, shape = t.value_type, [int(getattr(t, "list_size", size))]
             else:
                 dtype, shape = t, [1]
-            kind = "string" if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) else (
-                "bool" if pa.types.is_boolean(dtype) else str(np.dtype(dtype.to_pandas_dtype()))
+            kind = (
+                "string"
+                if pa.types.is_string(dtype) or pa.types.is_large_string(dtype)
+                else (
+                    "bool" if pa.types.is_boolean(dtype) else str(np.dtype(dtype.to_pandas_dtype()))
+                )
             )
             extra[name] = {"dtype": kind, "shape": shape, "names": None}
         declared = {k: v for k, v in self.features.items() if k not in INDEX_COLUMNS}
