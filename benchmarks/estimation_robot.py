@@ -2,12 +2,13 @@
 AV1 cameras, next to the raw decode rate of the same three streams.
 
     python benchmarks/estimation_robot.py [--dir /tmp/adv_bench_estimation_robot]
-        [--episodes 8] [--length 60] [--decode-threads 1 0]
+        [--episodes 8] [--length 60] [--decode-threads 1 0] [--format v2.1 v3.0]
 
 Writes (once) a robot-shaped dataset (tests/robot_fixtures.py: 14-D state, three 480x640
-AV1 cameras) and a randomly initialised estimator of the default configuration
-(parameters_estimator.yml: small_cnn, 64x64, three cameras + state; throughput does not
-depend on the weights). Each labelling runs in a fresh process that reports its peak RSS.
+AV1 cameras), in each LeRobot format asked (v3.0: each camera's episodes joined in one
+file, decoded from the episode's offset), and a randomly initialised estimator of the
+default configuration (parameters_estimator.yml: small_cnn, 64x64, three cameras +
+state; throughput does not depend on the weights). Each labelling runs in a fresh process that reports its peak RSS.
 "Raw decode" is the plain PyAV loop (open, decode every frame, convert to a full-size RGB
 array), in episode frames per second (three camera frames each). Target: labelling at
 >= 50% of raw decode.
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def prepare(root: Path, episodes: int, length: int) -> tuple[Path, Path]:
+def prepare(root: Path, episodes: int, length: int, fmt: str) -> tuple[Path, Path]:
     import torch
     from project_params import project_params
 
@@ -37,12 +38,14 @@ def prepare(root: Path, episodes: int, length: int) -> tuple[Path, Path]:
     from adv_pipeline.configs import from_params, to_params
     from adv_pipeline.estimator import EstimatorConfig
     from adv_pipeline.estimator.model import AdvantageEstimator
-    from tests.robot_fixtures import robot_dataset
+    from tests.robot_fixtures import robot_plan
 
-    data = root / f"robot_{episodes}x{length}"
+    data = root / f"robot_{episodes}x{length}_{fmt}"
     if not (data / "meta" / "info.json").is_file():
         t0 = time.perf_counter()
-        robot_dataset(data, n_episodes=episodes, lengths=(length,), size=(480, 640))
+        robot_plan(n_episodes=episodes, lengths=(length,), size=(480, 640)).write(
+            data, format=fmt
+        )
         print(f"wrote {data} in {time.perf_counter() - t0:.0f} s")
     ckpt = root / "estimator"
     if not list_steps(ckpt):
@@ -82,21 +85,28 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--length", type=int, default=60)
     parser.add_argument("--decode-threads", type=int, nargs="+", default=[1, 0])
+    parser.add_argument("--format", nargs="+", default=["v2.1"], choices=["v2.1", "v3.0"])
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child[:3], int(args.child[3]))
         return
-    data, ckpt = prepare(args.dir, args.episodes, args.length)
-    files = sorted(data.glob("videos/*/*/*.mp4"))
+    for fmt in args.format:
+        run_format(args, fmt)
+
+
+def run_format(args: argparse.Namespace, fmt: str) -> None:
+    data, ckpt = prepare(args.dir, args.episodes, args.length, fmt)
+    files = sorted(data.glob("videos/**/*.mp4"))
     t0 = time.perf_counter()
     raw = raw_pyav(files) / 3 / (time.perf_counter() - t0)  # episode frames (3 cameras) / s
+    print(f"LeRobot {fmt}, {len(files)} video files")
     print(f"raw PyAV decode of the same streams: {raw:.1f} frames/s (three 480x640 cameras)")
     print("decode threads | labelling frames/s | share of raw decode | peak RSS MB (before)")
     for threads in args.decode_threads:
         proc = subprocess.run(
             [sys.executable, __file__, "--child", str(data), str(ckpt),
-             str(args.dir / f"out_{threads}"), str(threads)],
+             str(args.dir / f"out_{fmt}_{threads}"), str(threads)],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         r = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import av
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -58,6 +59,15 @@ def test_v30_holds_the_same_episodes_as_v21(both):
     assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
     assert {"total_chunks", "total_videos"}.isdisjoint(info)
     assert (info["total_episodes"], info["total_frames"], info["total_tasks"]) == (3, 98, 1)
+    # each camera's episodes joined in one video, frame after frame at 1/fps (stream copy)
+    key = v30.video_keys[0]
+    assert len(list((v30.root / "videos").rglob("*.mp4"))) == len(v30.video_keys)
+    with av.open(str(v30.video_path(2, key))) as container:
+        stream = container.streams.video[0]
+        pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None)
+        seconds = np.array(pts) * float(stream.time_base)
+    np.testing.assert_allclose(seconds, np.arange(98) / 30, atol=1e-6)
+    assert [round(v30.first_video_frame(e, key)) for e in range(3)] == [0, 40, 65]
     # all episodes' rows in one data file; episode rows tile it
     assert sorted(p.name for p in (v30.root / "data").rglob("*.parquet")) == ["file-000.parquet"]
     rows = pq.read_table(v30.root / "meta/episodes/chunk-000/file-000.parquet").to_pydict()

@@ -168,6 +168,49 @@ def pack(
     return written
 
 
+def pack_videos(
+    staging: Path,
+    info: Mapping,
+    placements: Sequence[Mapping[str, Placement]],
+    fps: int,
+) -> list[dict[str, Placement]]:
+    """Join each camera's per-episode videos (staged by the writer) end to end into
+    ``videos/<key>/chunk-*/file-*.mp4`` of at most ``video_files_size_in_mb`` each, by
+    stream copy (:func:`~.video.concat_videos`); returns the episodes' new placements
+    (file, from_timestamp, to_timestamp). Episodes whose video is a linked source file
+    keep theirs."""
+    from .video import concat_videos
+
+    info = v30_info(info)
+    limit = float(info["video_files_size_in_mb"]) * 2**20
+    chunks_size = int(info["chunks_size"])
+    out = [dict(p) for p in placements]
+    for key in video_keys(info["features"]):
+        groups: list[list[int]] = []
+        size = 0.0
+        for e, p in enumerate(placements):
+            grow = (staging / p[key][0]).stat().st_size
+            if not groups or size + grow > limit and size > 0:
+                groups.append([])
+                size = 0.0
+            groups[-1].append(e)
+            size += grow
+        for n, group in enumerate(groups):
+            chunk, file = file_indices(n, chunks_size)
+            rel = info["video_path"].format(video_key=key, chunk_index=chunk, file_index=file)
+            frames = [round((placements[e][key][2] - placements[e][key][1]) * fps) for e in group]
+            concat_videos(
+                [staging / placements[e][key][0] for e in group],
+                staging / rel,
+                [n / fps for n in frames],
+            )
+            start = 0
+            for e, n in zip(group, frames):
+                out[e][key] = (rel, start / fps, (start + n) / fps)
+                start += n
+    return out
+
+
 def _chunk_file(rel: str) -> tuple[int, int]:
     """(chunk_index, file_index) from a v3.0 path ``.../chunk-CCC/file-FFF.ext``."""
     parts = Path(rel).parts

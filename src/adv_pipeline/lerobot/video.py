@@ -392,3 +392,40 @@ def encode_video(
         for frame in frames:
             writer.write(frame)
     return writer.n_frames
+
+
+def concat_videos(
+    paths: Sequence[str | Path], out: str | Path, durations: Sequence[float]
+) -> None:
+    """Join MP4s of one camera end to end into ``out`` by stream copy (no re-encoding):
+    FFmpeg's concat demuxer shifts each file's timestamps by the ``durations`` (seconds,
+    frames / fps) of the files before it, so frame ``i`` of the k-th input becomes frame
+    ``sum(frames before it) + i`` (the containers' own durations can be a few ticks
+    short). The inputs must share codec, size and rate (a writer's episodes of one
+    camera do). ``out`` is written to a temporary name, then renamed."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    listing = out.with_name(f".{out.name}.ffconcat")
+    tmp = out.with_name(f".{out.name}.part.mp4")
+    # the concat demuxer's own escaping: single quotes, a quote written as '\''
+    quoted = [str(Path(p).resolve()).replace("'", "'\\''") for p in paths]
+    listing.write_text(
+        "ffconcat version 1.0\n"
+        + "".join(f"file '{q}'\nduration {d:.9f}\n" for q, d in zip(quoted, durations))
+    )
+    try:
+        with (
+            av.open(str(listing), format="concat", options={"safe": "0"}) as src,
+            av.open(str(tmp), "w", format="mp4") as dst,
+        ):
+            stream = src.streams.video[0]
+            copy = dst.add_stream_from_template(stream, opaque=True)
+            for packet in src.demux(stream):
+                if packet.dts is None:  # the demuxer's end-of-stream marker
+                    continue
+                packet.stream = copy
+                dst.mux(packet)
+        os.replace(tmp, out)
+    finally:
+        listing.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)

@@ -233,6 +233,9 @@ def link_or_copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dst)
+    except FileExistsError:  # a v3.0 file shared by episodes linked by another thread
+        if not os.path.samefile(src, dst):
+            raise
     except OSError:
         shutil.copy2(src, dst)
 
@@ -312,7 +315,9 @@ class DatasetWriter:
     parent of torchrun ranks) opened, without checking or locking again. ``encoders``
     (``{column: checkpoint step folder}``) are copied to ``meta/encoders/<column>/<step>/``
     for the columns the dataset has: the models that compute derived columns (Stage 2's
-    image features) travel with them.
+    image features) travel with them. ``pack_videos`` (v3.0, new videos): each camera's
+    episode videos are staged apart and joined into shared files at :meth:`finalize`
+    (without it a v3.0 episode keeps its own video file, or the source's it links).
 
     Use it as a context manager; leaving the block without :meth:`finalize` releases the
     lock (a resumable staging folder stays for the next run).
@@ -330,8 +335,10 @@ class DatasetWriter:
         restart: bool = False,
         joined: bool = False,
         encoders: Mapping[str, Path] | None = None,
+        pack_videos: bool = False,
     ):
         self.root = Path(root)
+        self.pack_videos = pack_videos
         self.encoders = {k: Path(v) for k, v in (encoders or {}).items()}
         self.format = str(info.get("codebase_version") or CODEBASE_VERSION)
         if self.format not in FORMATS:
@@ -403,6 +410,8 @@ class DatasetWriter:
 
     def video_relpath(self, episode_index: int, video_key: str) -> str:
         """An episode's own video file (v3.0: a file holding that one episode)."""
+        if self.format == V30 and self.pack_videos:  # staged, joined at finalize
+            return f"{SIDECARS}/videos/{video_key}/episode_{int(episode_index):06d}.mp4"
         if self.format == V30:
             chunk, file = pack_v30.file_indices(episode_index, int(self.info["chunks_size"]))
             return self.info["video_path"].format(
@@ -515,13 +524,16 @@ class DatasetWriter:
         info = {**self.info, "features": self.features}
         stats = [entries[e]["stats"] for e in wanted]
         if self.format == V30:
+            placements = [{k: tuple(v) for k, v in entries[e]["videos"].items()} for e in wanted]
+            if self.pack_videos:
+                placements = pack_v30.pack_videos(self.staging, info, placements, self.fps)
             pack_v30.pack(
                 self.staging,
                 info,
                 self.tasks,
                 rows,
                 [self.data_path(e) for e in wanted],
-                [{k: tuple(v) for k, v in entries[e]["videos"].items()} for e in wanted],
+                placements,
                 stats,
             )
         else:
@@ -725,7 +737,7 @@ class NewDataset:
         info = base_info(self.fps, self.features, self.robot_type, self.chunks_size)
         info["codebase_version"] = format or self.format
         keys = video_keys(info["features"])
-        with DatasetWriter(root, info, overwrite=overwrite) as writer:
+        with DatasetWriter(root, info, overwrite=overwrite, pack_videos=True) as writer:
             jobs = [
                 (f, {k: writer.video_path(i, k) for k in keys}, self.fps, self.video)
                 for i, f in enumerate(self.episodes)
