@@ -8,10 +8,10 @@ Writes (once) a robot-shaped dataset (tests/robot_fixtures.py: 14-D state, three
 AV1 cameras), in each LeRobot format asked (v3.0: each camera's episodes joined in one
 file, decoded from the episode's offset), and a randomly initialised estimator of the
 default configuration (parameters_estimator.yml: small_cnn, 64x64, three cameras +
-state; throughput does not depend on the weights). Each labelling runs in a fresh process that reports its peak RSS.
-"Raw decode" is the plain PyAV loop (open, decode every frame, convert to a full-size RGB
-array), in episode frames per second (three camera frames each). Target: labelling at
->= 50% of raw decode.
+state; throughput does not depend on the weights). Each labelling runs in a fresh
+process that reports its peak RSS. "Raw decode" is the plain PyAV loop (open, decode
+every frame, convert to a full-size RGB array), in episode frames per second (three
+camera frames each). Target: labelling at >= 50% of raw decode.
 """
 
 from __future__ import annotations
@@ -43,9 +43,7 @@ def prepare(root: Path, episodes: int, length: int, fmt: str) -> tuple[Path, Pat
     data = root / f"robot_{episodes}x{length}_{fmt}"
     if not (data / "meta" / "info.json").is_file():
         t0 = time.perf_counter()
-        robot_plan(n_episodes=episodes, lengths=(length,), size=(480, 640)).write(
-            data, format=fmt
-        )
+        robot_plan(n_episodes=episodes, lengths=(length,), size=(480, 640)).write(data, format=fmt)
         print(f"wrote {data} in {time.perf_counter() - t0:.0f} s")
     ckpt = root / "estimator"
     if not list_steps(ckpt):
