@@ -23,23 +23,28 @@ def test_segment_stats_equal_per_episode_stats():
         got = segment_stats(values, offsets)
         for e, stats in enumerate(got):
             want = column_stats(values[offsets[e] : offsets[e + 1]])
-            for name in ("min", "max", "mean", "std", "count"):
+            assert set(stats) == set(want)
+            for name in want:
                 np.testing.assert_allclose(stats[name], want[name], rtol=1e-12, atol=1e-12)
     # a one-frame episode has std 0 and its own value as min = max = mean
     first, second = segment_stats(np.array([4.0, 1.0, 3.0]), np.array([0, 1, 3]))
+    quantiles = ("q01", "q10", "q50", "q90", "q99")
     assert stats_to_json({"x": first})["x"] == {
         "min": [4.0],
         "max": [4.0],
         "mean": [4.0],
         "std": [0.0],
         "count": [1],
+        **{q: [4.0] for q in quantiles},
     }
+    # LeRobot 0.4+'s quantiles (linear interpolation between the two frames)
     assert stats_to_json({"x": second})["x"] == {
         "min": [1.0],
         "max": [3.0],
         "mean": [2.0],
         "std": [1.0],
         "count": [2],
+        **{q: [1.0 + 2.0 * p] for q, p in zip(quantiles, (0.01, 0.1, 0.5, 0.9, 0.99))},
     }
 
 

@@ -1,8 +1,11 @@
-"""Per-episode feature statistics and their aggregation, as LeRobot v2.1 stores them.
+"""Per-episode feature statistics and their aggregation, as LeRobot stores them.
 
 Each feature's stats are ``{min, max, mean, std, count}`` over axis 0 (frames), with
-population std and ``count`` a one-element list. Image/video stats are per channel in
-[0, 1] with nested shape (3, 1, 1).
+population std and ``count`` a one-element list, plus the quantiles ``q01 q10 q50 q90
+q99`` that LeRobot 0.4+ writes (and its quantile normalisation, pi0.5's default, reads).
+Image/video stats are per channel in [0, 1] with nested shape (3, 1, 1). Dataset stats
+pool the episodes' as LeRobot does: count-weighted mean and pooled std, quantiles
+count-weighted means of the episodes' quantiles.
 """
 
 from __future__ import annotations
@@ -15,6 +18,13 @@ Stats = dict[str, np.ndarray]
 
 # Frames sampled per episode for video stats (LeRobot samples a few hundred at most).
 VIDEO_STATS_MAX_FRAMES = 100
+QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
+
+
+def _quantiles(x: np.ndarray) -> dict[str, np.ndarray]:
+    """QUANTILES of (N, ...) values over axis 0 (linear interpolation)."""
+    q = np.quantile(x, list(QUANTILES.values()), axis=0)
+    return dict(zip(QUANTILES, q))
 
 
 def column_stats(values: np.ndarray) -> Stats:
@@ -35,6 +45,7 @@ def column_stats(values: np.ndarray) -> Stats:
         "mean": x.mean(axis=0),
         "std": x.std(axis=0),
         "count": np.array([x.shape[0]], dtype=np.int64),
+        **_quantiles(x),
     }
 
 
@@ -54,6 +65,7 @@ def video_stats(frames: np.ndarray, episode_length: int) -> Stats:
         "mean": flat.mean(axis=0).reshape(shape),
         "std": flat.std(axis=0).reshape(shape),
         "count": np.array([episode_length], dtype=np.int64),
+        **{k: v.reshape(shape) for k, v in _quantiles(flat).items()},
     }
 
 
@@ -103,6 +115,7 @@ def segment_stats(values: np.ndarray, offsets: np.ndarray) -> list[Stats]:
             "mean": mean[e],
             "std": std[e],
             "count": np.array([counts[e]], dtype=np.int64),
+            **_quantiles(x[offsets[e] : offsets[e + 1]]),  # one sort per episode
         }
         for e in range(len(counts))
     ]
@@ -134,6 +147,9 @@ def aggregate_stats(per_episode: Sequence[Mapping[str, Stats]]) -> dict[str, Sta
             "std": np.sqrt(np.maximum(var, 0.0)),
             "count": np.array([int(counts.sum())], dtype=np.int64),
         }
+        for q in QUANTILES:  # where every episode has it (older datasets lack them)
+            if all(q in s for s in items):
+                out[key][q] = (w * stacked(q)).sum(axis=0)
     return out
 
 
