@@ -1,22 +1,31 @@
-"""The browser annotator driven in real headless Chromium (Debian's package, through
-Playwright): an AV1 episode stepped frame by frame (the frame shown is the frame the
-dataset holds), boundaries marked with the keyboard, saved, found again after a reload
-and in the annotation file; a second tab never loses the first tab's episodes."""
+"""The browser annotator, started as users start it (``adv-pipeline annotate``) in its own
+process, driven in real headless Chromium (Debian's package, through Playwright): an AV1
+episode stepped frame by frame (the frame shown is the frame the dataset holds),
+boundaries marked with the keyboard, saved, found again after a reload and in the
+annotation file; a second tab never loses the first tab's episodes. Its HTTP API over
+loopback refuses foreign host names and origins and bad records, writing nothing."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from adv_pipeline.annotation.server import AnnotatorConfig, create_app
+from adv_pipeline.annotation import (
+    AnnotationConfig,
+    AnnotationError,
+    AnnotationFile,
+    annotated_dataset,
+    read_annotations,
+)
+from adv_pipeline.annotation.records import parse_record
 from adv_pipeline.lerobot import LeRobotDatasetReader
+
+from ..server_process import server_process
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [  # a closed network: no background connections, no sandbox as root
@@ -30,30 +39,29 @@ FLAGS = [  # a closed network: no background connections, no sandbox as root
 ]
 
 
-@pytest.fixture
-def annotator(robot_source, tmp_path):
-    """The annotator of the robot fixture (AV1, three cameras) on a free loopback port."""
-    import uvicorn
-
-    annotations = tmp_path / "annotations.jsonl"
-    app = create_app(AnnotatorConfig(robot_source, annotations, "observation.state", (6, 13)))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        assert time.time() < deadline, "the annotator did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/", annotations
-    server.should_exit = True
-    thread.join(10)
+@pytest.fixture(scope="module")
+def annotator_process(robot_source, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """``adv-pipeline annotate`` of the robot fixture (AV1, three cameras) in its own
+    process on a free loopback port: (its page's URL, its annotation file)."""
+    folder = tmp_path_factory.mktemp("annotator")
+    annotations = folder / "annotations.jsonl"
+    args = ["annotate", str(robot_source), "--annotations", str(annotations), "--port", "0",
+            "--gripper-dims", "6,13"]  # fmt: skip
+    with server_process(args, folder / "annotate.log", r"open (http://127\.0\.0\.1:\d+/)") as wait:
+        yield wait()[1], annotations
 
 
 @pytest.fixture
-def browser():
+def annotator(annotator_process) -> tuple[str, Path]:
+    """The module's annotator with no annotation yet (it reads its file at each request)."""
+    url, annotations = annotator_process
+    annotations.unlink(missing_ok=True)
+    return url, annotations
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium for the module (launched once, like the annotator)."""
     from playwright.sync_api import sync_playwright
 
     assert Path(CHROMIUM).is_file(), (
@@ -63,6 +71,14 @@ def browser():
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def browser(chromium):
+    """The module's Chromium; the pages a test opens are closed after it."""
+    yield chromium
+    for context in chromium.contexts:
+        context.close()
 
 
 SETTLED = (
@@ -177,28 +193,66 @@ def _request(url: str, method: str, path: str, body=None, headers=None) -> tuple
     return reply.status, json.loads(payload) if payload.startswith(b"{") else {}
 
 
-def test_the_annotator_answers_only_its_own_page_and_refuses_bad_marks(annotator):
+def _on_disk(path: Path) -> tuple[bytes, int, int] | None:
+    """What a write changes: the file's bytes, inode (an atomic rewrite makes a new one)
+    and modification time; None when there is no file."""
+    if not path.exists():
+        return None
+    stat = path.stat()
+    return path.read_bytes(), stat.st_ino, stat.st_mtime_ns
+
+
+def test_the_annotator_answers_only_its_own_page_and_refuses_bad_marks(annotator, robot_source):
+    """Over loopback, to the annotator's own process: another host name or origin gets
+    403, a bad body or a record the annotation pipeline would refuse gets 400 and the
+    reason, and the annotation file stays as it was after each; good saves go through."""
     url, annotations = annotator
     here = url.rstrip("/").removeprefix("http://")
+    own = {"Host": here, "Origin": f"http://{here}", "Content-Type": "application/json"}
     good = {"start": 0, "end": 20, "boundaries": [8]}
-    path = "/api/episodes/0/annotation"
 
-    # DNS rebinding: another host name reads nothing and writes nothing
-    status, reply = _request(url, "GET", "/api/dataset", headers={"Host": "evil.example:80"})
-    assert status == 403 and "Host 'evil.example:80' is not this annotator's" in reply["error"]
-    foreign = {"Host": here, "Origin": "http://evil.example", "Content-Type": "application/json"}
-    status, reply = _request(url, "PUT", path, good, foreign)
-    assert status == 403 and "origin 'http://evil.example'" in reply["error"]
+    def refused(status: int, method: str, path: str, body=None, headers=None) -> str:
+        """The error of a request answered with ``status``, the file left untouched."""
+        before = _on_disk(annotations)
+        got, reply = _request(url, method, path, body, headers or own)
+        assert (got, _on_disk(annotations)) == (status, before), (method, path, body, reply)
+        return reply["error"]
+
+    # DNS rebinding (a page whose host name resolves to 127.0.0.1) reads nothing and writes
+    # nothing, and neither does another origin; nothing is created
+    rebound = {**own, "Host": "evil.example:80", "Origin": "http://evil.example:80"}
+    error = refused(403, "GET", "/api/dataset", headers={"Host": "evil.example:80"})
+    assert "Host 'evil.example:80' is not this annotator's" in error
+    path = "/api/episodes/0/annotation"
+    assert "Host 'evil.example:80'" in refused(403, "PUT", path, good, rebound)
+    error = refused(403, "PUT", path, good, {**own, "Origin": "http://evil.example"})
+    assert "a write from origin 'http://evil.example'" in error
     assert not annotations.exists()
 
-    # its own page saves; the same checks as the annotation pipeline's on the whole file
-    own = {"Host": here, "Origin": f"http://{here}", "Content-Type": "application/json"}
-    assert _request(url, "PUT", path, good, own)[0] == 200
-    status, reply = _request(url, "PUT", "/api/episodes/1/annotation",
-                             {"start": 0, "end": 20, "boundaries": [5, 9, 14]}, own)  # fmt: skip
-    assert status == 400
-    assert "episode 1: 3 boundaries make 4 stages, but the first record has 2" in reply["error"]
-    assert "Fix: give every episode 1 boundaries" in reply["error"]
+    # its own page saves
+    status, reply = _request(url, "PUT", "/api/episodes/0/annotation", good, own)
+    assert status == 200 and reply["record"]["episode_index"] == 0
+    saved = _on_disk(annotations)
+    for path in ("/api/episodes/0/annotation", "/api/episodes/2/annotation"):  # a file now
+        assert "Host 'evil.example:80'" in refused(403, "PUT", path, good, rebound)
+        assert "origin 'http://evil.example'" in refused(
+            403, "PUT", path, good, {**own, "Origin": "http://evil.example"}
+        )
+
+    # a record the annotation pipeline would refuse, with the pipeline's message: the same
+    # checks on the whole file as the save would leave it
+    bad = {"start": 0, "end": 20, "boundaries": [5, 9, 14]}
+    error = refused(400, "PUT", "/api/episodes/1/annotation", bad)
+    assert "episode 1: 3 boundaries make 4 stages, but the first record has 2" in error
+    assert "Fix: give every episode 1 boundaries" in error
+    records = (*read_annotations(annotations), parse_record({**bad, "episode_index": 1}, "x"))
+    with pytest.raises(AnnotationError) as pipeline:
+        annotated_dataset(
+            LeRobotDatasetReader(robot_source),
+            AnnotationFile(annotations, records),
+            AnnotationConfig(allow_missing=True),
+        )
+    assert error == f"episode 1: not saved: {pipeline.value}"
 
     # every bad body gets 400 and a message, never 500
     for body in (b"[1, 2, 3]", b'"hello"', b"null", b"[" * 100_000 + b"]" * 100_000,
@@ -206,11 +260,19 @@ def test_the_annotator_answers_only_its_own_page_and_refuses_bad_marks(annotator
                  b'{"start": NaN, "end": 3, "boundaries": [1]}',
                  b'{"start": 0, "end": 1e308, "boundaries": [0.1], "unit": "s"}',
                  b"x" * 70_000):  # fmt: skip
-        status, reply = _request(url, "PUT", "/api/episodes/2/annotation", body, own)
-        assert status == 400 and reply["error"].startswith("episode 2: not saved:"), body[:20]
-        assert "boundaries make" not in reply["error"], reply  # refused for the body itself
+        error = refused(400, "PUT", "/api/episodes/2/annotation", body)
+        assert error.startswith("episode 2: not saved:"), (body[:20], error)
+        assert "boundaries make" not in error, error  # refused for the body itself
     huge = {"start": 0, "end": 1e308, "boundaries": [0.1], "unit": "s"}
-    status, reply = _request(url, "PUT", "/api/episodes/2/annotation", huge, own)
-    assert "end is 1e+308, not a frame or second of an episode. Fix:" in reply["error"]
-    saved = [json.loads(x) for x in annotations.read_text().splitlines()]
-    assert [r["episode_index"] for r in saved] == [0]
+    error = refused(400, "PUT", "/api/episodes/2/annotation", huge)
+    assert "end is 1e+308, not a frame or second of an episode. Fix:" in error
+    assert _on_disk(annotations) == saved
+
+    # and a good save still goes through
+    status, reply = _request(url, "PUT", "/api/episodes/2/annotation", good, own)
+    assert status == 200 and reply["record"]["episode_index"] == 2
+    rows = [json.loads(x) for x in annotations.read_text().splitlines()]
+    assert [(r["episode_index"], r["start"], r["end"], r["boundaries"]) for r in rows] == [
+        (0, 0, 20, [8]),
+        (2, 0, 20, [8]),
+    ]
