@@ -19,6 +19,7 @@ from adv_pipeline.lerobot import LeRobotDatasetReader
 from ..conftest import REPO, doctor_failures
 
 
+@pytest.mark.xdist_group("default_run")  # one worker runs the shared toy run once
 @pytest.mark.slow
 def test_default_run_end_to_end_and_notebook(default_run):
     kedro_project = default_run  # `kedro run --params TOY` in a copy of the project

@@ -60,6 +60,7 @@ def _sweep(project: Path, monkeypatch, *args: str) -> None:
     sweep.main(list(args), standalone_mode=False)
 
 
+@pytest.mark.xdist_group("default_run")  # one worker runs the shared toy run once
 @pytest.mark.slow
 def test_a_sweep_repeats_the_default_run_byte_for_byte_and_summarises_its_seeds(
     default_run, tmp_path, monkeypatch
