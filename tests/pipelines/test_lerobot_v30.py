@@ -121,3 +121,23 @@ def test_v21_asked_of_a_v30_input_is_refused_before_any_work(session_run, tmp_pa
             dataset_format="v2.1",
         )
     assert not (tmp_path / "out").exists()
+
+
+def test_the_annotator_places_each_episode_inside_a_shared_v30_video(tmp_path):
+    """A v3.0 video holds several episodes: the annotator serves the file and tells its
+    page where the episode starts in it (the page seeks from there)."""
+    import json
+    import urllib.request
+
+    from ..server_process import server_process
+
+    raw = _copy("raw_v30", tmp_path)
+    args = ["annotate", str(raw), "--annotations", str(tmp_path / "marks.jsonl"), "--port", "0"]
+    ready = r"open (http://127\.0\.0\.1:\d+/)"
+    with server_process(args, tmp_path / "annotate.log", ready) as wait:
+        url = wait().group(1)
+        ep = json.load(urllib.request.urlopen(f"{url}api/episodes/1"))
+        key = f"observation.images.{CAMERA}"
+        assert ep["video_start"] == {key: 36 / 30}  # after episode 0's 36 frames
+        video = urllib.request.urlopen(f"{url}{ep['videos'][key].lstrip('/')}").read()
+    assert video == LeRobotDatasetReader(raw).video_path(1, key).read_bytes()
