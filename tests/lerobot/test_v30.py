@@ -86,9 +86,19 @@ def test_derived_from_v30_links_shared_videos_and_stays_v30(both, tmp_path):
         assert all(np.array_equal(fa[k], fb[k]) for k in fa)
     key = out.video_keys[0]
     assert out.video_path(1, key).stat().st_ino == v30.video_path(2, key).stat().st_ino
-    with pytest.raises(DatasetFormatError, match=r"v3.0 too; dataset_format=v2.1 was asked"):
-        DerivedDataset(v30, {}).write(tmp_path / "v21", format="v2.1")
-    assert not (tmp_path / "v21").exists()
+
+
+def test_a_v30_source_written_as_v21_cuts_each_episodes_videos_by_stream_copy(both, tmp_path):
+    v21, v30 = both
+    out = DerivedDataset(v30, {}).write(tmp_path / "v21", format="v2.1")
+    out = LeRobotDatasetReader(out.root)
+    assert out.version == "v2.1" and doctor_failures(out.root) == []
+    a, b = v21.read_columns(COLUMNS), out.read_columns(COLUMNS)
+    assert all(np.array_equal(a[c], b[c]) for c in COLUMNS)
+    for e in range(3):  # the same encoded frames as the episode's own v2.1 file
+        assert out.first_video_frame(e, out.video_keys[0]) == 0
+        for fa, fb in zip(v21.iter_frames(e), out.iter_frames(e), strict=True):
+            assert all(np.array_equal(fa[k], fb[k]) for k in fa)
 
 
 def test_a_v21_source_can_be_written_as_v30(both, tmp_path):

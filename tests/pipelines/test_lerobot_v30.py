@@ -9,10 +9,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from adv_pipeline.annotation.records import EpisodeAnnotation, write_annotations
-from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
+from adv_pipeline.lerobot import LeRobotDatasetReader
 
 from ..conftest import doctor_failures, mlflow_runs
 
@@ -111,16 +110,24 @@ def test_every_stage_runs_on_lerobot_written_v30_data(session_run, kedro_project
     assert any("awbc" in r.info.run_name for r in mlflow_runs(kedro_project))
 
 
-def test_v21_asked_of_a_v30_input_is_refused_before_any_work(session_run, tmp_path):
+def test_a_v30_recording_labelled_into_v21_for_kai0_and_openpi(session_run, tmp_path):
+    """dataset_format=v2.1: Stage 0 of a LeRobot 0.6 recording as kai0's and openpi's
+    tools read it, each episode's video cut out of the shared files by stream copy."""
     robot = _copy("robot_v30", tmp_path)
-    with pytest.raises(DatasetFormatError, match=r"dataset_format=v2.1 was asked. Fix: "):
-        session_run(
-            "gt_labeling",
-            raw_dataset_path=str(robot),
-            gt_labeled_dataset_path=str(tmp_path / "out"),
-            dataset_format="v2.1",
-        )
-    assert not (tmp_path / "out").exists()
+    session_run(
+        "gt_labeling",
+        raw_dataset_path=str(robot),
+        gt_labeled_dataset_path=str(tmp_path / "out"),
+        gt_labeling={"stage_nums": 2},
+        dataset_format="v2.1",
+    )
+    out, source = LeRobotDatasetReader(tmp_path / "out"), LeRobotDatasetReader(robot)
+    assert out.version == "v2.1" and doctor_failures(out.root) == []
+    assert (out.root / "meta/episodes.jsonl").is_file()
+    key = f"observation.images.{CAMERA}"
+    assert out.video_path(4, key).name == "episode_000004.mp4"
+    for a, b in zip(source.iter_frames(4), out.iter_frames(4), strict=True):
+        assert np.array_equal(a[key], b[key])
 
 
 def test_the_annotator_places_each_episode_inside_a_shared_v30_video(tmp_path):

@@ -394,9 +394,7 @@ def encode_video(
     return writer.n_frames
 
 
-def concat_videos(
-    paths: Sequence[str | Path], out: str | Path, durations: Sequence[float]
-) -> None:
+def concat_videos(paths: Sequence[str | Path], out: str | Path, durations: Sequence[float]) -> None:
     """Join MP4s of one camera end to end into ``out`` by stream copy (no re-encoding):
     FFmpeg's concat demuxer shifts each file's timestamps by the ``durations`` (seconds,
     frames / fps) of the files before it, so frame ``i`` of the k-th input becomes frame
@@ -429,3 +427,69 @@ def concat_videos(
     finally:
         listing.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
+
+
+def cut_video(
+    src: str | Path,
+    first: int,
+    frames: int,
+    out: str | Path,
+    fps: int,
+    options: VideoOptions = VideoOptions(),
+) -> bool:
+    """Write frames ``first .. first + frames - 1`` of ``src`` (one episode of a LeRobot
+    v3.0 file) as their own MP4 ``out``, frame 0 at time 0.
+
+    By stream copy when the episode starts on a key frame that decodes first and holds
+    exactly its frames (LeRobot encodes each episode on its own, then joins them: every
+    episode does); otherwise the frames are decoded and encoded again with ``options``.
+    ``out`` is written to a temporary name, then renamed. Returns True when copied,
+    False when encoded again."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part.mp4")
+    try:
+        copied = _copy_segment(Path(src), first, frames, tmp, fps)
+        if not copied:
+            reader = VideoReader(src)
+            encode_video(tmp, reader.iter(first, first + frames), fps, options)
+        os.replace(tmp, out)
+        return copied
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _copy_segment(src: Path, first: int, frames: int, out: Path, fps: int) -> bool:
+    """Stream-copy the segment if it can be cut exactly (see :func:`cut_video`)."""
+    with av.open(str(src)) as inp:
+        stream = inp.streams.video[0]
+        tb = stream.time_base
+        start = (stream.start_time or 0) + int(round(Fraction(first, fps) / tb))
+        stop = start + int(round(Fraction(frames, fps) / tb))
+        VideoReader._seek(inp, stream, first)
+        packets = []
+        for packet in inp.demux(stream):
+            if packet.dts is None or packet.pts is None:
+                continue
+            if packet.pts >= stop:
+                break
+            if packet.pts >= start:
+                packets.append(packet)
+        step = Fraction(1, fps) / tb
+        expected = [start + int(round(i * step)) for i in range(frames)]
+        exact = (  # every frame of the segment, the first a key frame decoded first
+            len(packets) == frames
+            and packets[0].is_keyframe
+            and packets[0].pts == start
+            and sorted(p.pts for p in packets) == expected
+        )
+        if not exact:
+            return False
+        with av.open(str(out), "w", format="mp4") as dst:
+            copy = dst.add_stream_from_template(stream, opaque=True)
+            for packet in packets:
+                packet.pts -= start
+                packet.dts -= start
+                packet.stream = copy
+                dst.mux(packet)
+    return probe(out).n_frames == frames

@@ -71,7 +71,7 @@ from .stats import (
     stats_to_json,
     video_stats,
 )
-from .video import VideoOptions, VideoWriter
+from .video import VideoOptions, VideoWriter, cut_video
 
 log = logging.getLogger(__name__)
 
@@ -343,11 +343,7 @@ class DatasetWriter:
         self.format = str(info.get("codebase_version") or CODEBASE_VERSION)
         if self.format not in FORMATS:
             raise ValueError(f"format {self.format!r}: choose one of {list(FORMATS)}")
-        self.info = (
-            pack_v30.v30_info(info)
-            if self.format == V30
-            else {**info, "codebase_version": CODEBASE_VERSION}
-        )
+        self.info = pack_v30.v30_info(info) if self.format == V30 else v21_info(info)
         self.features: dict = dict(self.info["features"])
         self.tasks: list[str] = list(tasks)
         self.identity = dict(identity) if identity is not None else None
@@ -452,19 +448,27 @@ class DatasetWriter:
             videos: video key -> an existing file to hard-link (else copy) as the
                 episode's video; videos not given must already be at :meth:`video_path`.
             video_stats: stats of the videos written here (sampled frames).
-            placements: v3.0 only: per video key, the ``videos`` file's path in the
-                dataset and the episode's time range in it, ``(relpath, from s, to s)``
-                (a v3.0 source's multi-episode file, linked whole, once); default: the
-                episode's own file, from 0 s.
+            placements: per video key, where the episode lies in its ``videos`` file
+                when that file holds several episodes (a v3.0 source's):
+                ``(relpath, from s, to s)``. A v3.0 dataset links the file whole, once, at
+                that relpath; a v2.1 dataset cuts the episode out as its own file
+                (:func:`~.video.cut_video`: stream copy). Default: the file is the
+                episode's own, from 0 s.
         """
         placements = dict(placements or {})
-        if placements and self.format != V30:
-            raise ValueError("placements: only a v3.0 dataset holds episodes in shared videos")
         for key, src in (videos or {}).items():
+            if key in placements and self.format != V30:  # one episode of a shared file
+                dst = self.video_path(episode_index, key)
+                if not dst.exists():
+                    first = int(round(placements[key][1] * self.fps))
+                    cut_video(src, first, table.num_rows, dst, self.fps, self._video_options(key))
+                continue
             rel = placements[key][0] if key in placements else None
             dst = self.staging / rel if rel else self.video_path(episode_index, key)
             if not dst.exists():
                 link_or_copy(src, dst)
+        if self.format != V30:
+            placements = {}
         write_parquet(self.data_path(episode_index), table, atomic=True)
         known = dict(stats or {})
         missing = [
@@ -506,6 +510,17 @@ class DatasetWriter:
     @property
     def fps(self) -> int:
         return int(self.info["fps"])
+
+    def _video_options(self, key: str) -> VideoOptions:
+        """Encoder settings like the camera's (codec, pixel format) for an episode that
+        cannot be cut by stream copy."""
+        info = self.features[key].get("info", {})
+        codec = {"av1": "libsvtav1", "h264": "libx264", "hevc": "libx265"}.get(
+            str(info.get("video.codec")), "libx264"
+        )
+        preset = "8" if codec == "libsvtav1" else "veryfast"
+        pix_fmt = info.get("video.pix_fmt", "yuv420p")
+        return VideoOptions(codec=codec, pix_fmt=pix_fmt, preset=preset)
 
     # ------------------------------------------------------------------ finalize
     def finalize(
@@ -568,23 +583,16 @@ IDENTITY_FILE = ".write_identity.json"  # what decided the episodes of a resumab
 
 
 def derived_format(source: LeRobotDatasetReader, asked: str | None) -> str:
-    """The format of a dataset derived from ``source``: ``asked``, else the source's.
+    """The format of a dataset derived from ``source``: ``asked``, else the source's
+    (v2.1 from a v3.0 source cuts each episode's videos out of the shared files).
 
     Raises:
-        DatasetFormatError: v2.1 asked of a v3.0 source (its videos hold several
-            episodes each and are linked, never cut), before any work.
+        DatasetFormatError: a format we do not write, before any work.
     """
     fmt = asked or source.version
     if fmt not in FORMATS:
         raise DatasetFormatError(
             f"dataset format {fmt!r} is not one we write. Fix: choose one of {list(FORMATS)}"
-        )
-    if source.version == V30 and fmt != V30:
-        raise DatasetFormatError(
-            f"{source.root}: a LeRobot v3.0 dataset (videos holding several episodes, which "
-            f"derived datasets link, never cut), so what is derived from it is v3.0 too; "
-            f'dataset_format={fmt} was asked. Fix: --params "dataset_format=input" (or '
-            f"v3.0)"
         )
     return fmt
 
@@ -619,6 +627,19 @@ def work_folder(root: str | Path) -> Path:
 
 def _sidecar(episode_index: int) -> str:
     return f"{SIDECARS}/episode_{int(episode_index):06d}.json"
+
+
+def v21_info(info: Mapping) -> dict:
+    """info.json of a v2.1 dataset: a v3.0 source's file templates and size limits
+    replaced by v2.1's (totals are added by the writer)."""
+    out = {**info, "codebase_version": CODEBASE_VERSION}
+    if "{episode_index" not in str(out.get("data_path")):
+        for key in ("data_files_size_in_mb", "video_files_size_in_mb"):
+            out.pop(key, None)
+        out["data_path"] = DATA_PATH
+        out["video_path"] = VIDEO_PATH if video_keys(out["features"]) else None
+        out.setdefault("chunks_size", DEFAULT_CHUNKS_SIZE)
+    return out
 
 
 def base_info(
@@ -775,8 +796,8 @@ class DerivedDataset:
             order (``episode_index`` and ``index`` rewritten, videos linked under the new
             numbers); ``columns`` still span every source frame.
         format: the LeRobot format written (``"v2.1"`` or ``"v3.0"``); None: the source's.
-            A v3.0 source's videos hold several episodes each and are linked whole, so
-            it is written as v3.0 only.
+            A v3.0 source's shared video files are linked whole into v3.0, or each
+            episode cut out of them (stream copy) into v2.1.
     """
 
     source: LeRobotDatasetReader
