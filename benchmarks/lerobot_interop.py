@@ -1,10 +1,12 @@
-"""Interoperability check: LeRobot 0.6.1's own ``LeRobotDataset`` reads datasets we wrote
-and sees what our reader sees.
+"""Interoperability check: LeRobot's own ``LeRobotDataset`` reads datasets we wrote and sees
+what our reader sees.
 
     python benchmarks/lerobot_interop.py DATASET [DATASET ...]
         [--lerobot-python /work/lerobot061-venv/bin/python] [--frames 4]
 
-For each dataset, LeRobot (in its own Python 3.12 environment, see
+LeRobot 0.6.1 (the default, /work/lerobot061-venv) reads format v3.0; for v2.1 pass
+``--lerobot-python /work/lerobot033-venv/bin/python`` (LeRobot 0.3.3, the last release that
+reads v2.1). For each dataset, LeRobot (in its own environment, see
 tests/fixtures/lerobot_v30/README.md) loads it through
 tests/fixtures/lerobot_v30/load_with_lerobot.py and reports, at the first and last frame
 of every episode and ``--frames`` frames between, the frame's index, episode, frame
@@ -86,6 +88,11 @@ def main() -> None:
     parser.add_argument("--lerobot-python", default="/work/lerobot061-venv/bin/python")
     parser.add_argument("--frames", type=int, default=4, help="frames checked inside each episode")
     args = parser.parse_args()
+    lerobot = subprocess.run(
+        [args.lerobot_python, "-c", "import importlib.metadata as m; print(m.version('lerobot'))"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     failed = False
     for root in args.datasets:
         from adv_pipeline.lerobot import LeRobotDatasetReader
@@ -96,8 +103,8 @@ def main() -> None:
         verdict = "agrees" if not problems else f"{len(problems)} disagreements"
         print(
             f"{root}: {ds.version}, {ds.num_episodes} episodes, {ds.num_frames} frames, "
-            f"{len(ds.tasks)} tasks; LeRobot {verdict} on {n} frames (index, episode, frame "
-            f"index, timestamp, task string, {len(ds.video_keys)} camera(s))"
+            f"{len(ds.tasks)} tasks; LeRobot {lerobot or '?'} {verdict} on {n} frames (index, "
+            f"episode, frame index, timestamp, task string, {len(ds.video_keys)} camera(s))"
         )
         for p in problems[:10]:
             print("   ", p)
