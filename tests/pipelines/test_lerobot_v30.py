@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from adv_pipeline.annotation.records import EpisodeAnnotation, write_annotations
 from adv_pipeline.lerobot import LeRobotDatasetReader
@@ -124,6 +125,10 @@ def test_a_v30_recording_labelled_into_v21_for_kai0_and_openpi(session_run, tmp_
     out, source = LeRobotDatasetReader(tmp_path / "out"), LeRobotDatasetReader(robot)
     assert out.version == "v2.1" and doctor_failures(out.root) == []
     assert (out.root / "meta/episodes.jsonl").is_file()
+    # LeRobot 0.6's `datasets` feature metadata is not carried (older `datasets` cannot read
+    # it, and it would not describe the new columns)
+    schema = pq.read_schema(out.data_path(0))
+    assert b"huggingface" not in (schema.metadata or {})
     key = f"observation.images.{CAMERA}"
     assert out.video_path(4, key).name == "episode_000004.mp4"
     for a, b in zip(source.iter_frames(4), out.iter_frames(4), strict=True):

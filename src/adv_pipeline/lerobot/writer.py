@@ -215,6 +215,11 @@ def write_parquet(path: Path, table: pa.Table, atomic: bool = False) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     target = temporary_path(path) if atomic else path
+    meta = table.schema.metadata or {}
+    if b"huggingface" in meta:  # a source's `datasets` features: stale once columns change,
+        # and unreadable by older `datasets` (LeRobot 0.3's) when a newer one wrote them
+        kept = {k: v for k, v in meta.items() if k != b"huggingface"}
+        table = table.replace_schema_metadata(kept)
     pq.write_table(
         table, target, compression="snappy", use_dictionary=_dictionary_columns(table.schema)
     )
