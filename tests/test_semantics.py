@@ -11,6 +11,7 @@ import pytest
 from adv_pipeline import labeling as lab
 from adv_pipeline.estimation import EpisodeValues, advantage_columns, roc_auc
 from adv_pipeline.estimator.data import targets
+from adv_pipeline.labeling.returns import returns_advantage
 from adv_pipeline.schema import base_task
 
 from .conftest import REPO
@@ -63,6 +64,17 @@ FUNCTIONS = {
     "advantage_columns": columns,
     "roc_auc": lambda scores, positive: roc_auc(np.asarray(scores), np.asarray(positive)),
     "base_task": base_task,
+    "returns_advantage": lambda offsets, progress, failed, task, n, penalty, bins: (
+        returns_advantage(
+            np.asarray(offsets),
+            np.asarray(progress),
+            np.asarray(failed),
+            np.asarray(task),
+            n,
+            penalty,
+            bins,
+        ).tolist()
+    ),  # fmt: skip
 }
 
 

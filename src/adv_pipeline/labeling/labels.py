@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 
 from adv_pipeline.configs import check_choices
+from adv_pipeline.labeling.returns import returns_advantage
 from adv_pipeline.lerobot import DatasetFormatError, DerivedDataset, LeRobotDatasetReader
 from adv_pipeline.schema import (
     INTERVENTION,
@@ -48,8 +49,14 @@ class LabelingConfig:
         chunk_size: look-ahead in frames for the progress difference (>= 1).
         discretization: ``binary`` or ``n_slices``.
         n_slices: number of equal-percentile bins in ``n_slices`` mode (>= 2).
-        advantage_source: ``progress`` (differenced over chunk_size), or a column used
-            as-is: ``absolute_advantage`` / ``relative_advantage`` (written by Stage 2).
+        advantage_source: ``progress`` (differenced over chunk_size), ``returns``
+            (RECAP's n-step advantage on Monte Carlo returns, n = chunk_size, from each
+            episode's ``success``; :mod:`.returns`), or a column used as-is:
+            ``absolute_advantage`` / ``relative_advantage`` (written by Stage 2).
+        failure_penalty: ``returns``: C_fail, the reward of a failed episode's last
+            frame on top of the -1 every frame costs, in frames (>= 0).
+        value_bins: ``returns``: equal bins of progress in [0, 1] over which the
+            ground-truth value averages each task's normalised returns (>= 1).
         stage_nums: number of stages split by ``stage_progress_gt`` (>= 1).
         threshold_scope: ``stage`` (the seed: percentiles per stage over all episodes) or
             ``task_stage`` (per task and stage, as pi*0.6 sets a threshold per task).
@@ -70,12 +77,16 @@ class LabelingConfig:
     chunk_size: int = 50
     discretization: Literal["binary", "n_slices"] = "binary"
     n_slices: int = 10
-    advantage_source: Literal["progress", "absolute_advantage", "relative_advantage"] = "progress"
+    advantage_source: Literal["progress", "returns", "absolute_advantage", "relative_advantage"] = (
+        "progress"
+    )
     stage_nums: int = 1
     threshold_scope: Literal["stage", "task_stage"] = "stage"
     task_text: str | None = None
     force_intervention: bool = True
     failed_episodes: Literal["negative", "progress"] = "negative"
+    failure_penalty: float = 50.0
+    value_bins: int = 20
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -91,6 +102,10 @@ class LabelingConfig:
             raise ValueError(f"n_slices must be >= 2, got {self.n_slices}")
         if int(self.stage_nums) < 1:
             raise ValueError(f"stage_nums must be >= 1, got {self.stage_nums}")
+        if not float(self.failure_penalty) >= 0:
+            raise ValueError(f"failure_penalty must be >= 0 frames, got {self.failure_penalty}")
+        if int(self.value_bins) < 1:
+            raise ValueError(f"value_bins must be >= 1, got {self.value_bins}")
         if self.task_text is not None and not str(self.task_text).strip():
             raise ValueError("task_text must be null (each episode's own task) or a non-empty text")
 
@@ -118,6 +133,8 @@ class LabelInputs:
             source's order), or ``(task_text,)`` when the config replaces them.
         failed: (N,) bool, frames of failed episodes (``success`` = 0), or None when the
             column is absent or ``failed_episodes`` is ``progress``.
+        outcome_failed: (N,) bool, frames of failed episodes, read for the ``returns``
+            source (whatever ``failed_episodes`` says), else None.
     """
 
     episode_indices: np.ndarray
@@ -128,6 +145,7 @@ class LabelInputs:
     task: np.ndarray
     tasks: tuple[str, ...]
     failed: np.ndarray | None = None
+    outcome_failed: np.ndarray | None = None
 
 
 def read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) -> LabelInputs:
@@ -156,19 +174,27 @@ def _read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) ->
             f"{dataset.root}: the dataset has no frames. Fix: label a dataset with at least one "
             f"episode"
         )
-    needed = {config.advantage_source: f"advantage_source={config.advantage_source}"}
+    returns = config.advantage_source == "returns"
+    source_column = PROGRESS if returns else config.advantage_source
+    needed = {source_column: f"advantage_source={config.advantage_source}"}
+    if returns:
+        needed[SUCCESS] = "advantage_source=returns (each episode's outcome)"
     if config.stage_nums > 1:
         needed[STAGE_PROGRESS] = f"stage_nums={config.stage_nums}"
     available = dataset.column_names()
     for column, because in needed.items():
         hint = (
             " (written by the estimation pipeline)"
-            if column not in (PROGRESS, STAGE_PROGRESS)
+            if column not in (PROGRESS, STAGE_PROGRESS, SUCCESS)
             else ""
         )
         fix = (
             "choose another option or a dataset with that column"
-            if column not in (PROGRESS, STAGE_PROGRESS)
+            if column not in (PROGRESS, STAGE_PROGRESS, SUCCESS)
+            else "say each episode's outcome in the annotation file (its success field: true "
+            "or false) and run the annotation pipeline on it (kedro run --pipelines "
+            "annotation), then label its output (raw_dataset_path=<the annotated dataset>)"
+            if column == SUCCESS
             else "mark its stages in an annotation file and run the annotation pipeline on it "
             "first (kedro run --pipelines annotation, annotation.progress_columns: "
             "[progress_gt, progress]), then label its output (raw_dataset_path=<the "
@@ -186,7 +212,7 @@ def _read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) ->
             )
     use_intervention = config.force_intervention and INTERVENTION in available
     has_stage = STAGE_PROGRESS in available
-    use_success = config.failed_episodes == "negative" and SUCCESS in available
+    use_success = (config.failed_episodes == "negative" or returns) and SUCCESS in available
     columns = list(
         dict.fromkeys(
             [
@@ -208,7 +234,10 @@ def _read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) ->
         dataset.check_array(column, data[column], why[column], (0.0, 1.0) if unit else None)
     flags = {  # 0 or 1 per frame
         INTERVENTION: (use_intervention, "force_intervention=true"),
-        SUCCESS: (use_success, "failed_episodes=negative"),
+        SUCCESS: (
+            use_success,
+            "advantage_source=returns" if returns else "failed_episodes=negative",
+        ),
     }
     for column, (used, option) in flags.items():
         if used:
@@ -221,16 +250,17 @@ def _read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) ->
             " (stage progress, read by the estimator)",
             (0.0, 1.0),
         )
-    source = data[config.advantage_source]
+    source = data[source_column]
     stage = data[STAGE_PROGRESS].reshape(-1) if config.stage_nums > 1 else None
     intervention = None
     if use_intervention:
         flag = np.asarray(data[INTERVENTION])
         intervention = flag.reshape(len(flag), -1)[:, 0] == 1
-    failed = None
+    failed = outcome_failed = None
     if use_success:
         flag = np.asarray(data[SUCCESS])
-        failed = flag.reshape(len(flag), -1)[:, 0] == 0
+        outcome_failed = flag.reshape(len(flag), -1)[:, 0] == 0
+        failed = outcome_failed if config.failed_episodes == "negative" else None
     task, tasks = _frame_tasks(dataset.tasks, data["task_index"], config.task_text)
     return LabelInputs(
         dataset.episode_indices,
@@ -241,6 +271,7 @@ def _read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) ->
         task,
         tasks,
         failed,
+        outcome_failed if returns else None,
     )
 
 
@@ -292,6 +323,16 @@ def frame_advantage(inputs: LabelInputs, config: LabelingConfig) -> np.ndarray:
     """(N,) float32 advantage per frame from the configured source."""
     if config.advantage_source == PROGRESS:
         return progress_advantage(inputs.source, inputs.offsets, int(config.chunk_size))
+    if config.advantage_source == "returns":
+        return returns_advantage(
+            inputs.offsets,
+            inputs.source,
+            inputs.outcome_failed[np.asarray(inputs.offsets[:-1], dtype=np.int64)],
+            inputs.task,
+            int(config.chunk_size),
+            float(config.failure_penalty),
+            int(config.value_bins),
+        )
     return np.asarray(inputs.source).astype(np.float32)
 
 
