@@ -34,6 +34,29 @@ JOINTS = (
 )
 AV1 = VideoOptions(codec="libsvtav1", pix_fmt="yuv420p", crf=35, gop=10, preset="12")
 
+# the smallest Stage 1 and Stage 3 settings that train for real on these datasets (seconds)
+TINY_ESTIMATOR = {
+    "model": {"width": 16, "backbone_kwargs": {"depth": 1, "heads": 2, "channels": [8, 8]}},
+    "data": {"image_size": 32, "samples_per_episode": 8, "num_workers": 0,
+             "val_fraction": 0.25, "val_frame_stride": 6},
+    "train": {"steps": 4, "batch_size": 4, "warmup_steps": 1, "save_interval": 4,
+              "eval_interval": 4, "log_interval": 2},
+}  # fmt: skip
+TINY_POLICY = {
+    "data": {"cameras": list(CAMERAS), "state_key": ["observation.state"], "image_size": 32,
+             "horizon": 4, "val_fraction": 0.25},
+    "model": {"conv_channels": [8], "image_features": 16, "text_dim": 16, "width": 32,
+              "depth": 1, "flow_steps": 2},
+    "train": {"steps": 4, "batch_size": 8, "warmup_steps": 1, "save_interval": 4,
+              "log_interval": 2, "progress_bar": False},
+    "eval": {"val_frame_stride": 3},
+}  # fmt: skip
+
+
+def with_cameras(config: dict, cameras: list[str]) -> dict:
+    """``config`` with its ``data.cameras`` replaced."""
+    return {**config, "data": {**config["data"], "cameras": list(cameras)}}
+
 
 @dataclass(frozen=True)
 class RobotEpisode:

@@ -12,24 +12,23 @@ from adv_pipeline.lerobot import DerivedDataset, LeRobotDatasetReader, VideoRead
 
 from ..conftest import CAMERAS, SyntheticEpisode, synthetic_frame, synthetic_plan
 
+COLUMNS = [
+    "observation.state",
+    "action",
+    "stage_progress_gt",
+    "index",
+    "frame_index",
+    "episode_index",
+    "timestamp",
+    "task_index",
+]
 CODEC_TOLERANCE = 6.0  # mean absolute error, 0..255 levels, of H.264 at crf 10 on 32x32
 
 
 def test_columns_roundtrip(tiny_dataset):
     ds = tiny_dataset
     assert ds.num_episodes == 3 and ds.num_frames == 40 + 25 + 33
-    cols = ds.read_columns(
-        [
-            "observation.state",
-            "action",
-            "stage_progress_gt",
-            "index",
-            "frame_index",
-            "episode_index",
-            "timestamp",
-            "task_index",
-        ]
-    )
+    cols = ds.read_columns(COLUMNS)
     expected = [SyntheticEpisode(i, n).columns for i, n in enumerate((40, 25, 33))]
     for name in ("observation.state", "action", "stage_progress_gt"):
         np.testing.assert_array_equal(cols[name], np.concatenate([e[name] for e in expected]))

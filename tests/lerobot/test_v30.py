@@ -16,17 +16,7 @@ import pytest
 from adv_pipeline.lerobot import DatasetFormatError, DerivedDataset, LeRobotDatasetReader
 
 from ..conftest import doctor_failures, synthetic_plan
-
-COLUMNS = [
-    "observation.state",
-    "action",
-    "stage_progress_gt",
-    "index",
-    "frame_index",
-    "episode_index",
-    "timestamp",
-    "task_index",
-]
+from .test_roundtrip import COLUMNS
 
 
 @pytest.fixture(scope="module")

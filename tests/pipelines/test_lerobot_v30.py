@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 from adv_pipeline.annotation.records import EpisodeAnnotation, write_annotations
 from adv_pipeline.lerobot import LeRobotDatasetReader
 
-from ..conftest import doctor_failures, mlflow_runs
+from ..conftest import doctor_failures, mlflow_runs, stage0_labelled
+from ..robot_fixtures import TINY_ESTIMATOR, TINY_POLICY, with_cameras
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lerobot_v30"
 CAMERA = "top_head"
@@ -59,13 +60,7 @@ def test_every_stage_runs_on_lerobot_written_v30_data(session_run, kedro_project
     assert sp[0] == 0 and 0.9 < sp[ann.offsets[1] - 1] <= 1
 
     # Stage 0: advantage prompts as each frame's task
-    labeled = tmp_path / "labeled"
-    session_run(
-        "gt_labeling",
-        raw_dataset_path=str(robot),
-        gt_labeled_dataset_path=str(labeled),
-        gt_labeling={"stage_nums": 2},
-    )
+    labeled = stage0_labelled(session_run, robot, tmp_path)
     lab = _is_v30(labeled)
     assert {t.rsplit(", Advantage", 1)[0] for t in lab.tasks} == set(source.tasks)
     key = f"observation.images.{CAMERA}"
@@ -74,13 +69,7 @@ def test_every_stage_runs_on_lerobot_written_v30_data(session_run, kedro_project
         assert np.array_equal(a[key], b[key])
 
     # Stage 1 and 2: the estimator trained on it, then labelling the v3.0 recording
-    estimator = {
-        "model": {"width": 16, "backbone_kwargs": {"depth": 1, "heads": 2, "channels": [8, 8]}},
-        "data": {"cameras": [CAMERA], "image_size": 32, "samples_per_episode": 8,
-                 "num_workers": 0, "val_fraction": 0.25, "val_frame_stride": 6},
-        "train": {"steps": 4, "batch_size": 4, "warmup_steps": 1, "save_interval": 4,
-                  "eval_interval": 4, "log_interval": 2},
-    }  # fmt: skip
+    estimator = with_cameras(TINY_ESTIMATOR, [CAMERA])
     session_run("estimator", gt_labeled_dataset_path=str(labeled), estimator=estimator)
     estimated, awbc_data = tmp_path / "estimated", tmp_path / "awbc"
     session_run(
@@ -98,15 +87,7 @@ def test_every_stage_runs_on_lerobot_written_v30_data(session_run, kedro_project
     assert np.isfinite(adv["absolute_advantage"]).all()
 
     # Stage 3 on the v3.0 AWBC dataset
-    tiny = {
-        "data": {"cameras": [CAMERA], "state_key": ["observation.state"], "image_size": 32,
-                 "horizon": 4, "val_fraction": 0.25},
-        "model": {"conv_channels": [8], "image_features": 16, "text_dim": 16, "width": 32,
-                  "depth": 1, "flow_steps": 2},
-        "train": {"steps": 4, "batch_size": 8, "warmup_steps": 1, "save_interval": 4,
-                  "log_interval": 2, "progress_bar": False},
-        "eval": {"val_frame_stride": 3},
-    }  # fmt: skip
+    tiny = with_cameras(TINY_POLICY, [CAMERA])
     session_run("awbc", awbc_dataset_path=str(awbc_data), awbc=tiny)
     assert any("awbc" in r.info.run_name for r in mlflow_runs(kedro_project))
 

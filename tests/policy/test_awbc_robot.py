@@ -14,17 +14,9 @@ from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.policy import load_policy
 
 from ..conftest import doctor_failures, mlflow_runs, stage0_labelled
-from ..robot_fixtures import CAMERAS, TASKS, robot_dataset
+from ..robot_fixtures import CAMERAS, TASKS, TINY_ESTIMATOR, TINY_POLICY, robot_dataset
 
-TINY = {
-    "data": {"cameras": list(CAMERAS), "state_key": ["observation.state"], "image_size": 32,
-             "horizon": 4, "val_fraction": 0.25},
-    "model": {"conv_channels": [8], "image_features": 16, "text_dim": 16, "width": 32,
-              "depth": 1, "flow_steps": 2},
-    "train": {"steps": 4, "batch_size": 8, "warmup_steps": 1, "save_interval": 4,
-              "log_interval": 2, "progress_bar": False},
-    "eval": {"val_frame_stride": 3},
-}  # fmt: skip
+TINY = TINY_POLICY
 
 
 @pytest.fixture(scope="module")
@@ -85,13 +77,7 @@ def test_policy_on_stage2_image_features_of_a_real_robot_shaped_dataset(
     its own) trains on them and acts from what the robot gives: 14-D joints and the three
     full-resolution frames."""
     labeled = stage0_labelled(session_run, robot_480, kedro_project)
-    estimator = {
-        "model": {"width": 16, "backbone_kwargs": {"depth": 1, "heads": 2, "channels": [8, 8]}},
-        "data": {"image_size": 32, "samples_per_episode": 8, "num_workers": 0,
-                 "val_fraction": 0.25, "val_frame_stride": 6},
-        "train": {"steps": 4, "batch_size": 4, "warmup_steps": 1, "save_interval": 4,
-                  "eval_interval": 4, "log_interval": 2},
-    }  # fmt: skip
+    estimator = TINY_ESTIMATOR
     session_run("estimator", gt_labeled_dataset_path=str(labeled), estimator=estimator)
     estimated, awbc_data = kedro_project / "estimated", kedro_project / "awbc"
     session_run(
