@@ -164,3 +164,28 @@ def test_parallel_writer_matches_serial(tmp_path):
 def test_reader_rejects_missing_root(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         LeRobotDatasetReader(tmp_path / "nope")
+
+
+def test_writing_av1_leaves_the_process_scheduling_as_it_was(tmp_path):
+    """SVT-AV1, run as root, raises the threads that open it to real-time SCHED_FIFO 99;
+    the writer puts every thread back (a real-time Python process starves the machine)."""
+    from adv_pipeline.lerobot import VideoWriter
+
+    from ..robot_fixtures import AV1
+
+    def policies() -> set[tuple[int, int]]:
+        out = set()
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                t = int(tid)
+                out.add((os.sched_getscheduler(t), os.sched_getparam(t).sched_priority))
+            except OSError:
+                pass
+        return out
+
+    before = policies()
+    with VideoWriter(tmp_path / "a.mp4", 30, AV1) as writer:
+        for t in range(12):
+            writer.write(np.full((48, 64, 3), 10 * t, np.uint8))
+        assert policies() == before  # while encoding
+    assert policies() == before and writer.n_frames == 12

@@ -332,10 +332,36 @@ def iter_lockstep(
         yield dict(zip(keys, frames))
 
 
+def _scheduling() -> tuple[int, os.sched_param] | None:
+    """This thread's scheduling policy and parameter (None where the OS has none)."""
+    if not hasattr(os, "sched_getscheduler"):
+        return None
+    return os.sched_getscheduler(0), os.sched_getparam(0)
+
+
+def _restore_scheduling(before: tuple[int, os.sched_param] | None) -> None:
+    """Put every thread of this process that left ``before`` back to it.
+
+    SVT-AV1 (libsvtav1), run as root, raises the thread that opens it and every thread it
+    starts to real-time SCHED_FIFO priority 99: the whole Python process then starves
+    every other process on the machine (measured: a test suite's Kedro runs 20x slower,
+    processes that would not die)."""
+    if before is None:
+        return
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            t = int(tid)
+            if (os.sched_getscheduler(t), os.sched_getparam(t)) != before:
+                os.sched_setscheduler(t, *before)
+        except (OSError, ValueError):
+            pass  # the thread has ended
+
+
 class VideoWriter:
     """Encode RGB frames into an MP4 file, one frame at a time.
 
-    Frame ``i`` gets timestamp ``i / fps`` exactly. Use as a context manager.
+    Frame ``i`` gets timestamp ``i / fps`` exactly. Use as a context manager. The
+    process's thread scheduling is left as it was (see :func:`_restore_scheduling`).
     """
 
     def __init__(self, path: str | Path, fps: int, options: VideoOptions = VideoOptions()):
@@ -345,6 +371,7 @@ class VideoWriter:
         self._container = None
         self._stream = None
         self.n_frames = 0
+        self._scheduling = _scheduling()
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -372,6 +399,8 @@ class VideoWriter:
         vf.time_base = Fraction(1, self.fps)
         for packet in self._stream.encode(vf):
             self._container.mux(packet)
+        if self.n_frames == 0:  # the encoder opened with the first frame
+            _restore_scheduling(self._scheduling)
         self.n_frames += 1
 
     def close(self) -> None:
@@ -382,6 +411,7 @@ class VideoWriter:
             self._container.mux(packet)
         self._container.close()
         self._container = None
+        _restore_scheduling(self._scheduling)
 
 
 def encode_video(
