@@ -249,10 +249,3 @@ def robot_source(tmp_path_factory) -> Path:
     from .robot_fixtures import robot_dataset
 
     return robot_dataset(tmp_path_factory.mktemp("robot") / "source").root
-
-
-def pytest_collection_modifyitems(config, items):
-    """The tests sharing the toy default run (an xdist group, one worker, about 3 minutes
-    together) first: under ``-n 2`` one worker runs them while the other takes the rest,
-    instead of the suite ending on them alone."""
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
