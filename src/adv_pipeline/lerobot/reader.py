@@ -229,6 +229,11 @@ def _empty_vector_column(path: Path, columns: Sequence[str]) -> str | None:
     return None
 
 
+def _is_list(t: pa.DataType) -> bool:
+    """Whether an Arrow type holds a list per row (variable, large or fixed size)."""
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
 def read_parquet(
     path: str | Path,
     columns: Sequence[str] | None = None,
@@ -413,12 +418,11 @@ class LeRobotDatasetReader:
         return episodes
 
     def _load_episodes(self) -> list[EpisodeMeta]:
-        episodes_path = EPISODES_PATH
+        episodes_path = self._episodes_file
         if self.version == V30:
             episodes, self._episode_rows = meta_v30.load_episodes(
                 self.root, self.info, self.video_keys
             )
-            episodes_path = EPISODES_DIR
         else:
             episodes = self._episodes_v21()
         episodes.sort(key=lambda e: e.episode_index)
@@ -483,7 +487,7 @@ class LeRobotDatasetReader:
             k: ft for k, ft in self.features.items() if ft.get("dtype") not in ("video", "image")
         }
         listed = {ep.data_file for ep in self.episodes}
-        episodes_meta = EPISODES_DIR if self.version == V30 else EPISODES_PATH
+        episodes_meta = self._episodes_file
         extra = sorted(
             rel
             for p in (self.root / "data").glob("**/*.parquet")
@@ -586,9 +590,8 @@ class LeRobotDatasetReader:
                 self.root,
                 rel,
                 f"parquet file of {which} is missing",
-                f"restore it, or remove the episode(s) from "
-                f"{EPISODES_DIR if self.version == V30 else EPISODES_PATH} and fix info.json "
-                f"totals",
+                f"restore it, or remove the episode(s) from {self._episodes_file} and fix "
+                f"info.json totals",
             ), []
         try:
             with pq.ParquetFile(path) as file:
@@ -782,31 +785,35 @@ class LeRobotDatasetReader:
                     "restore it (derived datasets link the source's videos: is the source still "
                     "there?)",
                 )
-            if first > 0 or (self.version == V30 and first + ep.length > n):
+            if first + ep.length <= n:
+                continue
+            if first > 0 or self.version == V30:  # the episode's range inside a shared file
                 _, _, start, stop = next(v for v in ep.videos if v[0] == key)
-                if first + ep.length > n:
-                    raise format_error(
-                        self.root,
-                        rel,
-                        f"video {key} of episode {ep.episode_index}: its time range "
-                        f"{start:.3f}..{stop:.3f} s (frames {first}..{first + ep.length - 1}) "
-                        f"runs past the file's {n} frames",
-                        f"restore the video file, or correct videos/{key}/from_timestamp and "
-                        f"to_timestamp of the episode in {EPISODES_DIR}",
-                    )
-            elif n < ep.length:
                 raise format_error(
                     self.root,
                     rel,
-                    f"video {key} of episode {ep.episode_index} has {n} frames, shorter than its "
-                    f"parquet ({ep.length} rows)",
-                    "re-encode the video from the source frames or trim the episode's parquet",
+                    f"video {key} of episode {ep.episode_index}: its time range "
+                    f"{start:.3f}..{stop:.3f} s (frames {first}..{first + ep.length - 1}) "
+                    f"runs past the file's {n} frames",
+                    f"restore the video file, or correct videos/{key}/from_timestamp and "
+                    f"to_timestamp of the episode in {EPISODES_DIR}",
                 )
+            raise format_error(
+                self.root,
+                rel,
+                f"video {key} of episode {ep.episode_index} has {n} frames, shorter than its "
+                f"parquet ({ep.length} rows)",
+                "re-encode the video from the source frames or trim the episode's parquet",
+            )
 
     # ------------------------------------------------------------------ layout
     @property
     def _tasks_file(self) -> str:
         return TASKS_PARQUET_PATH if self.version == V30 else TASKS_PATH
+
+    @property
+    def _episodes_file(self) -> str:
+        return EPISODES_DIR if self.version == V30 else EPISODES_PATH
 
     def data_relpath(self, episode_index: int) -> str:
         """The parquet file holding the episode's rows (v3.0: with other episodes')."""
@@ -918,8 +925,7 @@ class LeRobotDatasetReader:
         """Whether the parquet column holds a list of floats per frame (a vector of any
         length, one included), from the first episode's schema."""
         t = self._schema.field(column).type
-        lists = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
-        return any(f(t) for f in lists) and pa.types.is_floating(t.value_type)
+        return _is_list(t) and pa.types.is_floating(t.value_type)
 
     @cached_property
     def all_features(self) -> dict[str, dict]:
@@ -931,8 +937,7 @@ class LeRobotDatasetReader:
             if name in self.features:
                 continue
             t = self._schema.field(name).type
-            lists = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
-            if any(f(t) for f in lists):
+            if _is_list(t):
                 first = self.read_table(self.episodes[0].episode_index, [name])[name]
                 size = len(first[0]) if len(first) else 0
                 dtype, shape = t.value_type, [int(getattr(t, "list_size", size))]

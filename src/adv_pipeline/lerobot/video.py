@@ -19,6 +19,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from adv_pipeline.outputs import temporary_path
+
 from .format import DatasetFormatError
 
 Size = tuple[int, int]  # (height, width) in pixels
@@ -82,6 +84,19 @@ class VideoOptions:
             if not any(p.split("=")[0].strip() == "asm" for p in params.split(":")):
                 opts["x264-params"] = f"{params}:asm={cap}" if params else f"asm={cap}"
         return opts
+
+
+# FFmpeg encoder -> the codec name info.json records (``video.codec``); the first encoder
+# of a codec is the one we re-encode it with
+ENCODER_CODECS = {"libx264": "h264", "libsvtav1": "av1", "libaom-av1": "av1", "libx265": "hevc"}
+
+
+def encoder_options(codec: str, pix_fmt: str = "yuv420p") -> VideoOptions:
+    """Encoder settings for a stream recorded as ``codec`` (info.json's ``video.codec``;
+    H.264 when unknown)."""
+    encoder = next((e for e, c in ENCODER_CODECS.items() if c == codec), "libx264")
+    preset = "8" if encoder == "libsvtav1" else "veryfast"
+    return VideoOptions(codec=encoder, pix_fmt=pix_fmt, preset=preset)
 
 
 def _cpu_flags() -> set[str]:
@@ -381,7 +396,7 @@ class VideoWriter:
 
     def _start(self, height: int, width: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(self.path), mode="w")
+        self._container = av.open(str(self.path), mode="w", format="mp4")
         stream = self._container.add_stream(self.options.codec, rate=self.fps)
         stream.width, stream.height = width, height
         stream.pix_fmt = self.options.pix_fmt
@@ -433,8 +448,7 @@ def concat_videos(paths: Sequence[str | Path], out: str | Path, durations: Seque
     camera do). ``out`` is written to a temporary name, then renamed."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    listing = out.with_name(f".{out.name}.ffconcat")
-    tmp = out.with_name(f".{out.name}.part.mp4")
+    listing, tmp = temporary_path(out), temporary_path(out)  # swept if this process dies
     # the concat demuxer's own escaping: single quotes, a quote written as '\''
     quoted = [str(Path(p).resolve()).replace("'", "'\\''") for p in paths]
     listing.write_text(
@@ -477,7 +491,7 @@ def cut_video(
     False when encoded again."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part.mp4")
+    tmp = temporary_path(out)
     try:
         copied = _copy_segment(Path(src), first, frames, tmp, fps)
         if not copied:

@@ -71,7 +71,7 @@ from .stats import (
     stats_to_json,
     video_stats,
 )
-from .video import VideoOptions, VideoWriter, cut_video
+from .video import ENCODER_CODECS, VideoOptions, VideoWriter, cut_video, encoder_options
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +101,7 @@ def feature_spec(values: np.ndarray, names: Sequence[str] | None = None) -> dict
 
 def video_feature_spec(height: int, width: int, fps: int, options: VideoOptions) -> dict:
     """info.json entry for a video feature."""
-    codec = {"libx264": "h264", "libsvtav1": "av1", "libaom-av1": "av1", "libx265": "hevc"}.get(
-        options.codec, options.codec
-    )
+    codec = ENCODER_CODECS.get(options.codec, options.codec)
     return {
         "dtype": "video",
         "shape": [height, width, 3],
@@ -520,12 +518,7 @@ class DatasetWriter:
         """Encoder settings like the camera's (codec, pixel format) for an episode that
         cannot be cut by stream copy."""
         info = self.features[key].get("info", {})
-        codec = {"av1": "libsvtav1", "h264": "libx264", "hevc": "libx265"}.get(
-            str(info.get("video.codec")), "libx264"
-        )
-        preset = "8" if codec == "libsvtav1" else "veryfast"
-        pix_fmt = info.get("video.pix_fmt", "yuv420p")
-        return VideoOptions(codec=codec, pix_fmt=pix_fmt, preset=preset)
+        return encoder_options(str(info.get("video.codec")), info.get("video.pix_fmt", "yuv420p"))
 
     # ------------------------------------------------------------------ finalize
     def finalize(
