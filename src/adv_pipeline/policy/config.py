@@ -13,6 +13,11 @@ from typing import Any, Literal
 
 from adv_pipeline.configs import check_choices, check_ema_decay, from_params
 from adv_pipeline.distributed import LaunchConfig
+from adv_pipeline.schema import ABSOLUTE_ADVANTAGE
+
+# how the advantage trains the policy (awbc.method): in the prompt (AWBC), as a per-sample
+# loss weight (advantage-weighted regression), or as a filter (the top label's frames only)
+Method = Literal["prompt", "weighted", "filtered"]
 
 # classifier-free guidance: v = v_ref + w (v_prompt - v_ref), the reference prompt being the
 # prompt's task with the worst advantage label (negative) or its plain text (unconditional)
@@ -87,6 +92,14 @@ class DataConfig:
             integer column in ``keep_values`` (the curated-BC baseline: ``quality``, [0]);
             None: every training episode. The held-out episodes stay the same.
         keep_values: the values of ``keep_column`` kept.
+        weight_column: float column of the advantage that weights each sample's loss
+            (``awbc.method: weighted``): ``w = min(exp(z / weight_beta), weight_max)``,
+            z the advantage standardised over the training frames; None: every sample 1.
+        weight_beta: the temperature, in standard deviations of the advantage.
+        weight_max: the clip of the weight (before the batch's weights are divided by
+            their maximum, which leaves the loss unchanged).
+        top_label_only: train only on the frames whose prompt carries the top advantage
+            label (``awbc.method: filtered``; "positive" for binary labels).
     """
 
     cameras: tuple[str, ...] = ()
@@ -104,6 +117,10 @@ class DataConfig:
     frames_per_episode: int | None = 64
     keep_column: str | None = None
     keep_values: tuple[int, ...] = ()
+    weight_column: str | None = None
+    weight_beta: float = 1.0
+    weight_max: float = 20.0
+    top_label_only: bool = False
 
     def __post_init__(self) -> None:
         check_choices(self, "awbc.data.")
@@ -122,6 +139,16 @@ class DataConfig:
                 "awbc.data.episodes_per_chunk and frames_per_episode must be >= 1 "
                 "(frames_per_episode may be null: all frames)"
             )
+
+    @property
+    def method(self) -> str:
+        """How the advantage trained a policy of this config: ``weighted``, ``filtered``,
+        ``prompt`` (AWBC) or ``bc`` (plain prompts, unweighted)."""
+        if self.weight_column is not None:
+            return "weighted"
+        if self.top_label_only:
+            return "filtered"
+        return "prompt" if self.prompt_from_task else "bc"
 
 
 @dataclass(frozen=True)
@@ -187,6 +214,32 @@ class CuratedConfig:
 
 
 @dataclass(frozen=True)
+class WeightedConfig:
+    """``awbc.method: weighted``: each sample's loss weighted by ``exp(z / beta)`` clipped
+    at ``max_weight``, z the advantage column standardised over the training frames
+    (advantage-weighted regression; LeRobot's RA-BC weights).
+
+    Attributes:
+        column: the float column of the advantage (Stage 2 writes ``absolute_advantage``).
+        beta: temperature, in standard deviations of the advantage (> 0); lower weights
+            the best frames more.
+        max_weight: clip of ``exp(z / beta)`` (>= 1).
+    """
+
+    column: str = ABSOLUTE_ADVANTAGE
+    beta: float = 1.0
+    max_weight: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not self.beta > 0:
+            raise ValueError(f"awbc.weighted.beta={self.beta} must be > 0. Fix: e.g. 1.0")
+        if not self.max_weight >= 1:
+            raise ValueError(
+                f"awbc.weighted.max_weight={self.max_weight} must be >= 1. Fix: e.g. 20.0"
+            )
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """Evaluation: closed-loop rollouts in a world (:mod:`adv_pipeline.worlds`), offline
     metrics on the held-out episodes of any dataset.
@@ -246,8 +299,11 @@ class PolicyConfig:
 @dataclass(frozen=True)
 class AwbcParams:
     """``parameters_awbc.yml``'s ``awbc`` namespace (built with
-    :func:`adv_pipeline.configs.from_params`): what both runs share."""
+    :func:`adv_pipeline.configs.from_params`): what every run shares; ``method`` says
+    how the advantage trains the main run (the BC baselines never see it)."""
 
+    method: Method = "prompt"
+    weighted: WeightedConfig = WeightedConfig()
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
@@ -255,6 +311,9 @@ class AwbcParams:
     eval: EvalConfig = EvalConfig()
     curated: CuratedConfig = CuratedConfig()
     launch: LaunchConfig = LaunchConfig()  # hosts of a multi-host run (one process each)
+
+    def __post_init__(self) -> None:
+        check_choices(self, "awbc.")
 
     def policy(self, prompt_from_task: bool | None = None) -> PolicyConfig:
         """The policy config; ``prompt_from_task`` overrides ``data.prompt_from_task``
@@ -264,6 +323,22 @@ class AwbcParams:
             if prompt_from_task is None
             else dataclasses.replace(self.data, prompt_from_task=bool(prompt_from_task))
         )
+        return PolicyConfig(self.model, data, self.tokenizer)
+
+    def method_policy(self) -> PolicyConfig:
+        """The main run's policy config under ``method``: ``prompt`` (AWBC: advantage
+        prompts), ``weighted`` (plain prompts, loss weights from ``weighted``),
+        ``filtered`` (plain prompts, the top label's frames only)."""
+        if self.method == "prompt":
+            return self.policy(prompt_from_task=True)
+        data = dataclasses.replace(self.data, prompt_from_task=False)
+        if self.method == "weighted":
+            w = self.weighted
+            data = dataclasses.replace(
+                data, weight_column=w.column, weight_beta=w.beta, weight_max=w.max_weight
+            )
+        else:
+            data = dataclasses.replace(data, top_label_only=True)
         return PolicyConfig(self.model, data, self.tokenizer)
 
 

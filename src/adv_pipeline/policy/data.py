@@ -29,7 +29,7 @@ import numpy as np
 
 from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
 from adv_pipeline.loader import ChunkLoader, split_episodes
-from adv_pipeline.schema import base_task
+from adv_pipeline.schema import advantage_label, base_task
 
 from .config import DataConfig
 from .images import downsample
@@ -71,6 +71,23 @@ class DatasetSpec:
 
 
 @dataclass(frozen=True)
+class LossWeights:
+    """Advantage-weighted regression's sample weights ``min(exp(z / beta), max_weight)``,
+    ``z = (advantage - mean) / std`` with the advantage column's mean and std over the
+    training frames."""
+
+    mean: float
+    std: float
+    beta: float
+    max_weight: float
+
+    def __call__(self, advantage: np.ndarray) -> np.ndarray:
+        """float32 (n,) weights of (n,) advantages."""
+        z = (np.asarray(advantage, np.float64) - self.mean) / (self.std * self.beta)
+        return np.minimum(np.exp(np.minimum(z, 80.0)), self.max_weight).astype(np.float32)
+
+
+@dataclass(frozen=True)
 class PolicyData:
     """Everything training knows about its dataset before decoding a frame.
 
@@ -83,6 +100,9 @@ class PolicyData:
         lengths: frames of every episode, by episode index.
         data_hash: identifies the training columns, split and prompts (resume refuses
             other data).
+        frames: the frames training draws from, per training episode (sorted; None: all
+            of them): ``awbc.method: filtered`` keeps the top label's frames.
+        weights: how samples are weighted (None: all 1; ``awbc.method: weighted``).
     """
 
     spec: DatasetSpec
@@ -95,6 +115,8 @@ class PolicyData:
     val_episodes: tuple[int, ...]
     lengths: Mapping[int, int]
     data_hash: str
+    frames: Mapping[int, np.ndarray] | None = None
+    weights: LossWeights | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +141,7 @@ class Samples:
             episode, the last action repeated past the episode end.
         mask: bool (n, H), False on that padding.
         prompt: int32 (n,), the prompt-table row of each frame's task_index.
+        advantage: float32 (n,), the frame's ``weight_column`` value (0 without one).
     """
 
     images: np.ndarray
@@ -126,6 +149,7 @@ class Samples:
     actions: np.ndarray
     mask: np.ndarray
     prompt: np.ndarray
+    advantage: np.ndarray
 
     def __len__(self) -> int:
         return len(self.state)
@@ -133,7 +157,7 @@ class Samples:
     def __getitem__(self, rows) -> Samples:
         return Samples(
             self.images[rows], self.state[rows], self.actions[rows], self.mask[rows],
-            self.prompt[rows],
+            self.prompt[rows], self.advantage[rows],
         )  # fmt: skip
 
 
@@ -195,10 +219,28 @@ def check_policy_inputs(reader: LeRobotDatasetReader, config: DataConfig) -> Dat
     configuration (:func:`dataset_spec`), state and action are finite, the split leaves
     training episodes."""
     spec = dataset_spec(reader, config)
-    reader.check_values([*config.state_key, config.action_key], ", read by the policy")
     reader.require_column(
         TASK_INDEX, ", the prompt of each frame", "write the dataset with LeRobot's task_index"
     )
+    checked = [*config.state_key, config.action_key]
+    if config.weight_column is not None:
+        column = config.weight_column
+        reader.require_column(
+            column,
+            ", needed because awbc.method=weighted weights each frame by it",
+            "label the dataset with Stage 2 (it writes absolute_advantage), or set "
+            "awbc.weighted.column to a float column of the dataset",
+        )
+        if column not in reader.float_columns():
+            raise DatasetFormatError(
+                f"{reader.root}: column {column!r} holds "
+                f"{reader.features[column].get('dtype')} values; awbc.method=weighted needs "
+                f"one float advantage per frame. Fix: set awbc.weighted.column to a float column"
+            )
+        checked.append(column)
+    reader.check_values(checked, ", read by the policy")
+    if config.top_label_only:
+        top_label(reader.tasks, reader.root)
     train, _ = split_episodes(reader.episode_indices.tolist(), config.val_fraction, config.val_seed)
     if not train:
         raise DatasetFormatError(
@@ -250,6 +292,34 @@ def curated_episodes(
     return [int(e) for e, k in zip(episodes, keep) if k]
 
 
+def top_label(tasks: Sequence[str], root=None) -> str:
+    """The top advantage label of a labelled dataset's prompts (``tasks[-1]``'s, e.g.
+    ``positive``); refused when the prompts carry none (``awbc.method: filtered``)."""
+    label = advantage_label(tasks[-1]) if tasks else None
+    if label is None:
+        raise DatasetFormatError(
+            f"{root}: meta/tasks prompts carry no advantage label ({tasks[-1:]}); "
+            f"awbc.method=filtered trains on the top label's frames only. Fix: train on a "
+            f"dataset labelled by Stage 0 or Stage 2, or set awbc.method to prompt or weighted"
+        )
+    return label
+
+
+def top_label_frames(
+    tasks: Sequence[str], task_index: np.ndarray, lengths: Sequence[int], episodes: Sequence[int]
+) -> dict[int, np.ndarray]:
+    """Per episode, the sorted frames whose prompt carries the top label (int64); episodes
+    with none are left out. ``task_index``: the episodes' rows, concatenated in order."""
+    top = top_label(tasks)
+    keep = np.array([advantage_label(t) == top for t in tasks])[np.asarray(task_index)]
+    out = {}
+    for ep, part in zip(episodes, np.split(keep, np.cumsum(lengths)[:-1])):
+        f = np.flatnonzero(part)
+        if len(f):
+            out[int(ep)] = f.astype(np.int64)
+    return out
+
+
 def frame_prompts(
     tasks: Sequence[str], prompt_from_task: bool, tokenizer: HashTokenizer
 ) -> tuple[PromptTable, np.ndarray]:
@@ -290,14 +360,36 @@ def prepare_policy_data(
         )
     prompts, task_prompt = frame_prompts(reader.tasks, config.prompt_from_task, tokenizer)
     h = hashlib.sha256()
-    columns = [*config.state_key, config.action_key, TASK_INDEX]
+    weighted = [config.weight_column] if config.weight_column is not None else []
+    columns = [*config.state_key, config.action_key, *weighted, TASK_INDEX]
+    task_index: list[np.ndarray] = []
 
     def digest(cols: dict[str, np.ndarray]) -> None:
         for c in columns:
             h.update(np.ascontiguousarray(cols[c]).tobytes())
+        task_index.append(cols[TASK_INDEX])
 
     stats = column_stats(reader, columns[:-1], train, on_batch=digest, also=columns[-1:])
     h.update(repr((train, val, prompts.texts, task_prompt.tolist())).encode())
+    lengths = {int(e.episode_index): int(e.length) for e in reader.episodes}
+    frames = None
+    if config.top_label_only:
+        frames = top_label_frames(
+            reader.tasks, np.concatenate(task_index), [lengths[e] for e in train], train
+        )
+        if not frames:
+            raise DatasetFormatError(
+                f"{reader.root}: no training frame carries the top advantage label "
+                f"{top_label(reader.tasks)!r}; awbc.method=filtered has nothing to train on. "
+                f"Fix: label the dataset with a threshold that keeps frames, or another method"
+            )
+        train = sorted(frames)
+    weights = None
+    if weighted:
+        w = stats[config.weight_column]
+        weights = LossWeights(
+            float(w.mean[0]), float(w.std[0]), config.weight_beta, config.weight_max
+        )
     return PolicyData(
         spec=spec,
         prompts=prompts,
@@ -309,8 +401,10 @@ def prepare_policy_data(
         action_stats=stats[config.action_key].with_mode(config.normalization),
         train_episodes=tuple(train),
         val_episodes=tuple(val),
-        lengths={int(e.episode_index): int(e.length) for e in reader.episodes},
+        lengths=lengths,
         data_hash=h.hexdigest()[:16],
+        frames=frames,
+        weights=weights,
     )
 
 
@@ -323,12 +417,14 @@ def plan_stream(
     batch_size: int,
     rank: int = 0,
     world_size: int = 1,
+    frames: Mapping[int, np.ndarray] | None = None,
 ) -> Iterator[FramePlan]:
     """Endless chunk plans of one process (see the module docstring).
 
     The global stream: per epoch e, ``permutation(episodes)`` seeded by (seed, e), cut
     into chunks of ``episodes_per_chunk`` episodes; a chunk holds all frames of its
-    episodes (or ``frames_per_episode`` drawn without replacement), shuffled. Global
+    episodes (or ``frames_per_episode`` drawn without replacement; only ``frames[ep]``
+    when given), shuffled. Global
     sample g belongs to batch ``g // batch_size``; process ``rank`` keeps the samples at
     positions ``[rank * b, (rank + 1) * b)`` of each batch, ``b = batch_size // world_size``.
     """
@@ -341,10 +437,10 @@ def plan_stream(
             rng = np.random.default_rng([seed, epoch, j, 0x9A7])
             ep_parts, fr_parts = [], []
             for ep in perm[j : j + config.episodes_per_chunk]:
-                n = lengths[int(ep)]
-                f = np.arange(n)
+                f = np.arange(lengths[int(ep)]) if frames is None else frames[int(ep)]
+                n = len(f)
                 if k is not None and k < n:
-                    f = np.sort(rng.choice(n, k, replace=False))
+                    f = f[np.sort(rng.choice(n, k, replace=False))]
                 ep_parts.append(np.full(len(f), ep, dtype=np.int64))
                 fr_parts.append(f.astype(np.int64))
             order = rng.permutation(sum(len(f) for f in fr_parts))
@@ -394,7 +490,10 @@ def decode_samples(
     out: Samples | None = None
     for ep in np.unique(plan.episode):
         rows = np.flatnonzero(plan.episode == ep)
-        cols = reader.read_episode(int(ep), [*config.state_key, config.action_key, TASK_INDEX])
+        weighted = [config.weight_column] if config.weight_column is not None else []
+        cols = reader.read_episode(
+            int(ep), [*config.state_key, config.action_key, TASK_INDEX, *weighted]
+        )
         state = np.concatenate([cols[k].reshape(len(cols[k]), -1) for k in config.state_key], 1)
         action = cols[config.action_key]
         if out is None:
@@ -404,6 +503,7 @@ def decode_samples(
                 np.empty((n, h, action.shape[1]), np.float32),
                 np.empty((n, h), bool),
                 np.empty(n, np.int32),
+                np.zeros(n, np.float32),
             )
         f = plan.frame[rows]
         idx = f[:, None] + np.arange(h)[None, :]
@@ -411,6 +511,8 @@ def decode_samples(
         out.actions[rows] = action[np.minimum(idx, len(action) - 1)]
         out.mask[rows] = idx < len(action)
         out.prompt[rows] = task_prompt[cols[TASK_INDEX][f]]
+        if weighted:
+            out.advantage[rows] = cols[config.weight_column].reshape(-1)[f]
         if camera_keys:
             wanted = np.unique(f)
             images = episode_frames(reader, int(ep), camera_keys, wanted, s)
@@ -419,6 +521,7 @@ def decode_samples(
         return Samples(
             np.empty((0, len(camera_keys), s, s, 3), np.uint8), np.empty((0, 0), np.float32),
             np.empty((0, h, 0), np.float32), np.empty((0, h), bool), np.empty(0, np.int32),
+            np.empty(0, np.float32),
         )  # fmt: skip
     return out
 
@@ -441,7 +544,16 @@ def PolicyLoader(
     per = batch_size // world_size
     return ChunkLoader(
         reader,
-        plan_stream(data.lengths, data.train_episodes, config, seed, batch_size, rank, world_size),
+        plan_stream(
+            data.lengths,
+            data.train_episodes,
+            config,
+            seed,
+            batch_size,
+            rank,
+            world_size,
+            data.frames,
+        ),  # fmt: skip
         partial(
             decode_samples,
             config=config,
@@ -471,7 +583,8 @@ def training_batch(
     depend on the number of processes).
 
     Returns images uint8 (b, C, S, S, 3), state (b, Ds), actions (b, H, Da), mask (b, H),
-    tokens int32 (b, L), the flow's noise (b, H, Da) and time (b,) in (0, 1].
+    tokens int32 (b, L), the flow's noise (b, H, Da), time (b,) in (0, 1] and the loss
+    weight (b,) (:class:`LossWeights`; 1 without them).
     """
     rng = np.random.default_rng([int(seed), int(step), 0xA7BC])
     per = batch_size // world_size
@@ -490,4 +603,10 @@ def training_batch(
         "tokens": data.prompts.ids[rows],
         "noise": noise,
         "time": time,
+        # equal weights are exactly 1 after the loss divides by the batch's largest: BC
+        "weight": (
+            data.weights(samples.advantage)
+            if data.weights is not None
+            else np.ones(len(samples), np.float32)
+        ),
     }

@@ -266,20 +266,26 @@ def awbc_conditions(
     curated_bc: Policy | None = None,
 ) -> list[EvalCondition]:
     """The standard conditions: AWBC positive / negative prompt, plain BC, guided AWBC, and
-    BC on the curated episodes when given.
+    BC on the curated episodes when given. An ``awbc`` policy trained by
+    ``awbc.method: weighted`` or ``filtered`` takes plain prompts: one condition named
+    after its method, beside BC (and curated BC).
 
     The positive and negative labels are the training dataset's top and bottom ones
     (``tasks[-1]``'s, ``tasks[0]``'s); the guided condition asks for the positive prompt
     with ``guidance_scale`` away from ``guidance_reference`` (:meth:`Policy.reference_prompt`)."""
-    top, worst = (_label(awbc.tasks[i]) for i in (-1, 0))
-    conditions = [
-        EvalCondition("awbc_positive", awbc, top),
-        EvalCondition("awbc_negative", awbc, worst),
-        EvalCondition("bc", bc, None),
-        EvalCondition(
-            f"awbc_guided_w{guidance_scale:g}", awbc, top, guidance_scale, guidance_reference
-        ),
-    ]
+    method = awbc.config.data.method
+    if method != "prompt":
+        conditions = [EvalCondition(method, awbc, None), EvalCondition("bc", bc, None)]
+    else:
+        top, worst = (_label(awbc.tasks[i]) for i in (-1, 0))
+        conditions = [
+            EvalCondition("awbc_positive", awbc, top),
+            EvalCondition("awbc_negative", awbc, worst),
+            EvalCondition("bc", bc, None),
+            EvalCondition(
+                f"awbc_guided_w{guidance_scale:g}", awbc, top, guidance_scale, guidance_reference
+            ),
+        ]
     if curated_bc is not None:
         conditions.append(EvalCondition("bc_curated", curated_bc, None))
     return conditions

@@ -121,7 +121,9 @@ def build_model(
 
 
 def training_loss(model: ActionPolicy, params, batch: dict[str, jax.Array]) -> jax.Array:
-    """Masked mean squared error of the velocity (flow) or chunk (mse), per action element."""
+    """Masked mean squared error of the velocity (flow) or chunk (mse), per action element,
+    each sample weighted by ``batch["weight"]`` (b,) divided by the batch's largest (the
+    weighted mean does not change; all-equal weights are exactly 1, plain BC)."""
     actions, mask = batch["actions"], batch["mask"].astype(jnp.float32)
     if model.config.head == "flow":
         t = batch["time"]
@@ -133,6 +135,9 @@ def training_loss(model: ActionPolicy, params, batch: dict[str, jax.Array]) -> j
         target = actions
     pred = model.apply({"params": params}, batch["images"], batch["state"], batch["tokens"], x_t, t)
     err = ((pred - target) ** 2).mean(-1)
+    weight = batch["weight"] / jnp.max(batch["weight"])
+    mask = mask * weight[:, None]
+    # the largest-weight sample has weight 1 and at least one unpadded action: mask.sum() >= 1
     return (err * mask).sum() / jnp.maximum(mask.sum(), 1.0)
 
 

@@ -5,7 +5,9 @@ out, from the checkpoint's metadata) is fed to each policy with several prompts:
 
 * ``awbc_positive`` / ``awbc_negative``: the top / bottom advantage prompt of the frame's
   task; ``awbc_unconditioned``: the plain task text; ``awbc_labelled``: the frame's own
-  label (what the demonstrator did); ``bc``: the BC policy with the plain task text.
+  label (what the demonstrator did); ``bc``: the BC policy with the plain task text;
+  ``weighted`` / ``filtered``: a policy of that ``awbc.method`` (plain task text) instead
+  of the AWBC rows.
 
 The predicted chunk is compared with the recorded one (the padding past an episode's end
 masked): mean squared and absolute error per action dimension in dataset units, and the
@@ -127,6 +129,17 @@ def error_rows(condition: str, pred: np.ndarray, held: Samples, policy: Policy) 
     )
 
 
+def _shift_rows(awbc: Policy, s: Samples, pos: np.ndarray, neg: np.ndarray) -> list[dict]:
+    """How far the positive and negative prompts (chunks ``pos``, ``neg``) move an AWBC
+    policy's chunk, in dataset and normalised units."""
+    per_dim = masked_mean(np.abs(pos - neg), s.mask)
+    stats = awbc.assets.action_stats
+    per_dim_n = masked_mean(np.abs(stats.normalize(pos) - stats.normalize(neg)), s.mask)
+    return _rows("positive_vs_negative", "mean_abs_shift", per_dim, float(per_dim.mean())) + _rows(
+        "positive_vs_negative", "mean_abs_shift_normalized", per_dim_n, float(per_dim_n.mean())
+    )
+
+
 def offline_table(awbc: Policy, bc: Policy, held: HeldOut, seed: int) -> pd.DataFrame:
     """The long table ``condition, metric, dimension, value`` (see the module docstring);
     empty when nothing was held out."""
@@ -135,20 +148,15 @@ def offline_table(awbc: Policy, bc: Policy, held: HeldOut, seed: int) -> pd.Data
     if len(s) == 0:
         return pd.DataFrame(columns=columns)
     prompts = task_prompts(awbc.tasks, s.prompt)
-    rows: list[dict] = []
-    preds = {}
-    for kind in ("positive", "negative", "unconditioned", "labelled"):
-        preds[kind] = predict(awbc, s, prompts[kind], seed)
-        rows += error_rows(f"awbc_{kind}", preds[kind], s, awbc)
+    method = awbc.config.data.method
+    kinds = ("positive", "negative", "unconditioned", "labelled") if method == "prompt" else ()
+    preds = {kind: predict(awbc, s, prompts[kind], seed) for kind in kinds}
+    rows = [r for kind in kinds for r in error_rows(f"awbc_{kind}", preds[kind], s, awbc)]
+    if method != "prompt":  # weighted, filtered: plain prompts, one row named after the method
+        rows += error_rows(method, predict(awbc, s, prompts["unconditioned"], seed), s, awbc)
     rows += error_rows("bc", predict(bc, s, prompts["unconditioned"], seed), s, bc)
-    per_dim = masked_mean(np.abs(preds["positive"] - preds["negative"]), s.mask)
-    stats = awbc.assets.action_stats
-    shift_n = np.abs(stats.normalize(preds["positive"]) - stats.normalize(preds["negative"]))
-    per_dim_n = masked_mean(shift_n, s.mask)
-    rows += _rows("positive_vs_negative", "mean_abs_shift", per_dim, float(per_dim.mean()))
-    rows += _rows(
-        "positive_vs_negative", "mean_abs_shift_normalized", per_dim_n, float(per_dim_n.mean())
-    )
+    if method == "prompt":
+        rows += _shift_rows(awbc, s, preds["positive"], preds["negative"])
     table = pd.DataFrame(rows, columns=columns)
     table.attrs.update(frames=len(s), episodes=len(held.episodes))
     return table

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -16,7 +16,6 @@ from adv_pipeline.figures import offline_figure, results_figure, skipped_figure
 from adv_pipeline.lerobot import LeRobotDatasetReader
 from adv_pipeline.pipelines.params import parse
 from adv_pipeline.pipelines.preflight import checked_by
-from adv_pipeline.policy.config import CuratedConfig, configs_from_params
 from adv_pipeline.policy.data import check_policy_inputs, eval_world
 from adv_pipeline.policy.evaluate import results_table
 
@@ -28,7 +27,7 @@ def _check(
 ) -> None:
     awbc = parse("awbc", params)
     check_jax_launch(awbc.launch)
-    spec = check_policy_inputs(dataset, awbc.data)
+    spec = check_policy_inputs(dataset, awbc.method_policy().data)  # the strictest run's
     world_name = eval_world(dataset, awbc.eval)
     if world_name is not None:  # the closed loop's adapter gives what the policy will read
         from adv_pipeline.worlds import check_world_columns, make_world
@@ -43,19 +42,21 @@ def _train(
     runs: Runs,
     params: dict[str, Any],
     overwrite: bool,
-    prompt_from_task: bool,
-    curated: CuratedConfig | None = None,
+    run: Literal["main", "bc", "curated"],
 ) -> tuple[Checkpoint, dict]:
-    init_jax_distributed(parse("awbc", params).launch)  # several hosts: join them first
+    """Train one run: ``main`` (``awbc.method``), ``bc`` (plain prompts) or ``curated``
+    (plain BC on the episodes ``awbc.curated`` keeps)."""
+    awbc = parse("awbc", params)
+    init_jax_distributed(awbc.launch)  # several hosts: join them first
     from adv_pipeline.policy.train import train_policy_run
 
-    policy_config, train_config = configs_from_params(params, prompt_from_task=prompt_from_task)
-    if curated is not None:
+    policy_config = awbc.method_policy() if run == "main" else awbc.policy(prompt_from_task=False)
+    if run == "curated":
         data = dataclasses.replace(
-            policy_config.data, keep_column=curated.column, keep_values=curated.keep
+            policy_config.data, keep_column=awbc.curated.column, keep_values=awbc.curated.keep
         )
         policy_config = dataclasses.replace(policy_config, data=data)
-    result = train_policy_run(dataset, policy_config, train_config, runs, overwrite)
+    result = train_policy_run(dataset, policy_config, awbc.train, runs, overwrite)
     return result.checkpoint, result.metrics
 
 
@@ -63,8 +64,10 @@ def _train(
 def train_awbc_policy(
     dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool
 ) -> tuple[Checkpoint, dict]:
-    """AWBC: prompts ``tasks[task_index]``; returns the final checkpoint and metric history."""
-    return _train(dataset, runs, params, overwrite, prompt_from_task=True)
+    """The advantage-using run, by ``awbc.method``: ``prompt`` (AWBC: prompts
+    ``tasks[task_index]``), ``weighted`` or ``filtered``; returns the final checkpoint and
+    metric history."""
+    return _train(dataset, runs, params, overwrite, "main")
 
 
 @checked_by(_check)
@@ -72,7 +75,7 @@ def train_bc_policy(
     dataset: LeRobotDatasetReader, runs: Runs, params: dict[str, Any], overwrite: bool
 ) -> tuple[Checkpoint, dict]:
     """Plain BC baseline: same data, model and budget, every prompt the plain task text."""
-    return _train(dataset, runs, params, overwrite, prompt_from_task=False)
+    return _train(dataset, runs, params, overwrite, "bc")
 
 
 @checked_by(_check)
@@ -82,10 +85,9 @@ def train_curated_bc_policy(
     """Curated BC: plain BC on the episodes ``awbc.curated`` keeps (what a perfect curator
     of the data would train on); no checkpoint (False: Kedro saves no None) when
     ``awbc.curated.column`` is null."""
-    curated = parse("awbc", params).curated
-    if curated.column is None:
+    if parse("awbc", params).curated.column is None:
         return False, {}
-    return _train(dataset, runs, params, overwrite, prompt_from_task=False, curated=curated)
+    return _train(dataset, runs, params, overwrite, "curated")
 
 
 def evaluate_awbc(
