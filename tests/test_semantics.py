@@ -10,8 +10,10 @@ import pytest
 
 from adv_pipeline import labeling as lab
 from adv_pipeline.estimation import EpisodeValues, advantage_columns, roc_auc
+from adv_pipeline.estimation.columns import EpisodeReturns, returns_columns
 from adv_pipeline.estimator.data import targets
 from adv_pipeline.labeling.returns import returns_advantage
+from adv_pipeline.policy.data import LossWeights
 from adv_pipeline.schema import base_task
 
 from .conftest import REPO
@@ -45,6 +47,12 @@ def columns(absolute, relative, interval):
     return {k: v.tolist() for k, v in cols.items()}
 
 
+def stage2_returns(absolute, interval, scale, failed, penalty):
+    values = EpisodeValues(np.asarray(absolute), None, 0)
+    cols = returns_columns(values, interval, EpisodeReturns(scale, failed, penalty))
+    return {k: v.tolist() for k, v in cols.items()}
+
+
 FUNCTIONS = {
     "progress_advantage": lambda progress, offsets, chunk_size: lab.progress_advantage(
         np.asarray(progress), np.asarray(offsets), chunk_size
@@ -62,6 +70,10 @@ FUNCTIONS = {
         np.asarray(progress), np.asarray(current), np.asarray(compare), paired=True
     ).tolist(),
     "advantage_columns": columns,
+    "returns_columns": stage2_returns,
+    "loss_weights": lambda advantage, mean, std, beta, max_weight: LossWeights(
+        mean, std, beta, max_weight
+    )(np.asarray(advantage)).tolist(),
     "roc_auc": lambda scores, positive: roc_auc(np.asarray(scores), np.asarray(positive)),
     "base_task": base_task,
     "returns_advantage": lambda offsets, progress, failed, task, n, penalty, bins: (

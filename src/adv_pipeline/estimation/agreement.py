@@ -9,7 +9,7 @@ from scipy.stats import rankdata, spearmanr
 
 from adv_pipeline import labeling as lab
 from adv_pipeline.configs import from_params
-from adv_pipeline.schema import split_task_index
+from adv_pipeline.schema import SUCCESS, split_task_index
 
 from .columns import EpisodeValues, advantage_columns
 
@@ -99,16 +99,10 @@ def rows_of(offsets: np.ndarray, positions: Sequence[int]) -> np.ndarray:
 
 
 def _gt_labels(dataset, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(GT advantage, GT labels 0..n-1) of a dataset with Stage 0's functions and ``params``."""
+    """(GT advantage, GT labels 0..n-1) of a dataset by Stage 0's entry with ``params``."""
     cfg = from_params(lab.LabelingConfig, params, "labeling")
-    inputs = lab.read_label_inputs(dataset, cfg)
-    adv = lab.frame_advantage(inputs, cfg)
-    stage = lab.stage_index(inputs.stage_progress, cfg.stage_nums, len(adv))
-    groups = lab.label_groups(inputs, stage, cfg)
-    labels = lab.assign_labels(
-        adv, groups, lab.group_cuts(adv, groups, cfg), cfg, inputs.intervention
-    )
-    return adv, labels
+    result = lab.label_frames(lab.read_label_inputs(dataset, cfg), cfg)
+    return result.advantage, result.labels
 
 
 def estimation_report(
@@ -122,7 +116,9 @@ def estimation_report(
 ) -> tuple[dict, list[dict]]:
     """Report of a Stage 2 run: throughput (from the output's meta/estimation.json and its
     timing) and, when the dataset has ground truth (``progress`` and ``stage_progress_gt``),
-    agreement with GT labels computed from the true ``progress`` by Stage 0's functions:
+    agreement with GT labels computed from the true ``progress`` by Stage 0's entry (with
+    the ``returns`` source, and each episode's ``success``, for an estimator trained on
+    returns; no oracle then):
 
     - ``vs_stage0_labels``: the GT labels of Stage 0's options (``stage0_params``, what
       the gt_labeling pipeline writes): ROC AUC of ``absolute_advantage`` (and, for KAI0,
@@ -145,13 +141,14 @@ def estimation_report(
         if (estimated.root / rel).is_file():
             run.update(json.loads((estimated.root / rel).read_text()))
     report: dict = {"estimation": run, "frames_labelled": estimated.num_frames}
-    if not {"progress", "stage_progress_gt"} <= set(estimated.column_names()):
-        report["ground_truth"] = "absent: the dataset has no progress / stage_progress_gt columns"
+    # the ground truth of the estimator's kind: progress, or returns (which need success)
+    source = "returns" if checkpoint.metadata.get("target") == "returns" else "progress"
+    needed = {"progress", "stage_progress_gt", *({SUCCESS} if source == "returns" else ())}
+    if not needed <= set(estimated.column_names()):
+        report["ground_truth"] = f"absent: the dataset has no {' / '.join(sorted(needed))} columns"
         return report, []
-    stage0_adv, stage0_labels = _gt_labels(
-        estimated, {**stage0_params, "advantage_source": "progress"}
-    )
-    awbc_adv, awbc_gt = _gt_labels(estimated, {**awbc_params, "advantage_source": "progress"})
+    stage0_adv, stage0_labels = _gt_labels(estimated, {**stage0_params, "advantage_source": source})
+    awbc_adv, awbc_gt = _gt_labels(estimated, {**awbc_params, "advantage_source": source})
     has_relative = "relative_advantage" in estimated.column_names()  # KAI0 only
     cols = estimated.read_columns(
         [
@@ -164,7 +161,10 @@ def estimation_report(
     n_labels = from_params(lab.LabelingConfig, awbc_params, "labeling").n_bins
     _, est_labels = split_task_index(labeled.read_columns(["task_index"])["task_index"], n_labels)
     off = estimated.offsets
-    oracle = oracle_advantage(cols["stage_progress_gt"], off, interval)
+    # an exact value of the returns target makes its own n-step advantage 0: no oracle
+    oracle = (
+        oracle_advantage(cols["stage_progress_gt"], off, interval) if source == "progress" else None
+    )
     val = [
         e
         for e in checkpoint.metadata.get("val_episodes", [])
@@ -185,16 +185,15 @@ def estimation_report(
             awbc_gt[rows],
             cols["stage_progress_gt"][rows],
             sub_off,
-            oracle[rows],
+            oracle[rows] if oracle is not None else None,
         )
         stage0_pos = stage0_labels[rows] == stage0_labels.max()
-        vs_stage0 = _with_oracle(
-            {
-                "roc_auc": roc_auc(cols["absolute_advantage"][rows], stage0_pos),
-                "gt_positive_fraction": float(stage0_pos.mean()),
-            },
-            roc_auc(oracle[rows], stage0_pos),
-        )
+        vs_stage0 = {
+            "roc_auc": roc_auc(cols["absolute_advantage"][rows], stage0_pos),
+            "gt_positive_fraction": float(stage0_pos.mean()),
+        }
+        if oracle is not None:
+            vs_stage0 = _with_oracle(vs_stage0, roc_auc(oracle[rows], stage0_pos))
         if has_relative:
             vs_stage0["roc_auc_relative_advantage"] = roc_auc(
                 cols["relative_advantage"][rows], stage0_pos
@@ -212,6 +211,7 @@ def estimation_report(
                     "oracle_roc_auc",
                     "share_of_oracle",
                 )
+                if k in vs_awbc
             },  # fmt: skip
             "spearman_value_progress": vs_awbc.get("spearman_value_progress"),
             "spearman_value_progress_per_episode": vs_awbc.get(

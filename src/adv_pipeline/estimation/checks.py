@@ -13,15 +13,33 @@ TOKENS_PER_IMAGE_MANY = frozenset({"paligemma"})  # backbones whose encode() giv
 
 
 def check_estimation_inputs(
-    source: LeRobotDatasetReader, checkpoint: Checkpoint, image_features: str | None = None
+    source: LeRobotDatasetReader,
+    checkpoint: Checkpoint,
+    image_features: str | None = None,
+    target: str = "progress",
 ) -> EstimatorConfig:
-    """Every check of Stage 2's input, before anything is written: the estimator's cameras
-    and state column exist in ``source``, every float column (copied into the output) is
-    finite, and an ``image_features`` column can be written (a backbone with one token per
-    image; not a column of ``source``). Returns the estimator's config."""
+    """Every check of Stage 2's input, before anything is written: the checkpoint was
+    trained on ``target`` (``estimation.target``), the estimator's cameras and state column
+    exist in ``source``, every float column (copied into the output) is finite, and an
+    ``image_features`` column can be written (a backbone with one token per image; not a
+    column of ``source``). Returns the estimator's config."""
     est_config = from_params(
         EstimatorConfig, checkpoint.metadata["config"], f"estimator config of {checkpoint.path}"
     )
+    trained = est_config.model.target
+    if trained != target:
+        raise InputError(
+            f"the estimator {checkpoint.path} was trained on {trained} (its "
+            f"estimator.model.target), but this Stage 2 run labels {target} "
+            f"(estimation.target); its values would be read as the wrong kind. Fix: --params "
+            f"advantage_target={trained} (both stages follow it), or label with an estimator "
+            f"trained on {target}"
+        )
+    if trained == "returns" and "return_scales" not in checkpoint.metadata:
+        raise InputError(
+            f"the estimator {checkpoint.path} was trained on returns but its metadata.json "
+            f"has no return_scales (the tasks' normalisers). Fix: retrain it with this version"
+        )
     if image_features is not None:
         if est_config.model.backbone in TOKENS_PER_IMAGE_MANY:
             raise InputError(

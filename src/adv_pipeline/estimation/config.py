@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
+from adv_pipeline.configs import check_choices
 from adv_pipeline.distributed import LaunchConfig
 
 
@@ -26,6 +28,10 @@ class EstimationConfig:
             policy can read the cameras through them (``awbc.data.state_key``); None: no
             such column. Needs a backbone with one token per image (small_cnn, siglip).
         launch: torchrun layout; more than one process labels episodes in parallel.
+        target: the kind of estimator this run labels with: ``progress`` (absolute
+            advantage from value differences, the seed) or ``returns`` (RECAP's n-step
+            advantage: the rewards over I frames plus the value difference); a checkpoint
+            trained on the other kind (its ``estimator.model.target``) is refused.
     """
 
     interval: int = 50
@@ -36,7 +42,9 @@ class EstimationConfig:
     threads: int = 0
     image_features: str | None = "observation.image_features"
     launch: LaunchConfig = field(default_factory=LaunchConfig)
+    target: Literal["progress", "returns"] = "progress"
 
     def __post_init__(self) -> None:
+        check_choices(self, "estimation.")
         if self.interval < 1 or self.batch_size < 1:
             raise ValueError("estimation interval and batch_size must be >= 1")

@@ -40,10 +40,17 @@ from adv_pipeline.lerobot import (
     written_by,
 )
 from adv_pipeline.outputs import DATASET, check_output, shown_path, temporary_path
-from adv_pipeline.schema import ABSOLUTE_VALUE_SPREAD, ESTIMATED_COLUMNS, RELATIVE_ADVANTAGE
+from adv_pipeline.schema import (
+    ABSOLUTE_VALUE_SPREAD,
+    ESTIMATED_COLUMNS,
+    RELATIVE_ADVANTAGE,
+    SUCCESS,
+    base_task,
+)
 from adv_pipeline.torch_threads import use_torch_threads
 
 from .checks import check_estimation_inputs
+from .columns import EpisodeReturns
 from .config import EstimationConfig
 from .inference import advantage_columns, predict_episode
 
@@ -126,6 +133,31 @@ def open_writer(
     )
 
 
+def episode_returns(
+    source: LeRobotDatasetReader, checkpoint: Checkpoint
+) -> dict[int, EpisodeReturns]:
+    """Per episode of ``source``, what the n-step advantage on returns needs: its task's
+    normaliser from the checkpoint's ``return_scales`` (a task the estimator never saw:
+    the largest of them), whether it failed (``success`` = 0; unknown without the
+    column: not failed) and C_fail."""
+    scales: dict[str, float] = checkpoint.metadata["return_scales"]
+    penalty = float(checkpoint.metadata["config"]["model"]["failure_penalty"])
+    columns = ["task_index", *([SUCCESS] if SUCCESS in source.column_names() else [])]
+    data = source.read_columns(columns)
+    first = np.asarray(source.offsets[:-1], dtype=np.int64)
+    tasks = [base_task(source.tasks[int(t)]) for t in np.asarray(data["task_index"])[first]]
+    failed = (
+        np.asarray(data[SUCCESS]).reshape(len(data[SUCCESS]), -1)[first, 0] == 0
+        if SUCCESS in data
+        else np.zeros(len(first), bool)
+    )
+    fallback = max(scales.values())
+    return {
+        ep.episode_index: EpisodeReturns(float(scales.get(t, fallback)), bool(f), penalty)
+        for ep, t, f in zip(source.episodes, tasks, failed)
+    }
+
+
 def label_episodes(
     source: LeRobotDatasetReader,
     checkpoint: Checkpoint,
@@ -139,8 +171,9 @@ def label_episodes(
     returns ``{"computed", "skipped", "frames", "seconds", "peak_window_frames"}``.
     ``on_episode(i)`` is called after each written episode (tests inject failures there)."""
     use_torch_threads(config.threads)
-    check_estimation_inputs(source, checkpoint, config.image_features)
+    check_estimation_inputs(source, checkpoint, config.image_features, config.target)
     model, est_config = load_estimator(checkpoint)
+    returns = episode_returns(source, checkpoint) if est_config.model.target == "returns" else {}
     mine = [ep for ep in source.episodes if ep.episode_index % world_size == rank]
     todo = [ep for ep in mine if not writer.done(ep.episode_index)]
     carried = source.episodes_stats_json  # stats of the source's columns, as parsed
@@ -169,7 +202,7 @@ def label_episodes(
             decode_threads=config.decode_threads,
             features=config.image_features is not None,
         )
-        columns = advantage_columns(values, config.interval)
+        columns = advantage_columns(values, config.interval, returns.get(ep.episode_index))
         if config.image_features is not None:
             columns[config.image_features] = values.features
         bad = [name for name, col in columns.items() if not np.isfinite(col).all()]
@@ -250,7 +283,7 @@ def estimate(
     """
     out = Path(out)
     format = derived_format(source, format)
-    check_estimation_inputs(source, checkpoint, config.image_features)
+    check_estimation_inputs(source, checkpoint, config.image_features, config.target)
     check_output(
         out,
         DATASET,

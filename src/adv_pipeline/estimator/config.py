@@ -30,8 +30,9 @@ class ModelConfig:
             ``distributional`` (``value_bins`` logits over the target's range, cross-entropy
             to a two-hot target; the value is the distribution's mean, as pi*0.6 and
             Evo-RL do).
-        value_bins: bins of the distributional head, evenly spaced over [-1, 1] (KAI0's
-            progress difference) or [0, 1] (PI06's value).
+        value_bins: bins of the distributional head, evenly spaced over the target's
+            range: [-1, 1] (KAI0's progress difference), [0, 1] (PI06's value) or [-1, 0]
+            (returns).
         pretrained: local directory of the weights the ``paligemma`` / ``siglip`` backbones
             start from: a Hugging Face PaliGemma directory or a pi0.5 PyTorch checkpoint
             (the seed's ``pytorch_weight_path``); nothing is downloaded.
@@ -43,6 +44,12 @@ class ModelConfig:
             backward pass (less GPU memory, ~30% more time).
         max_text_tokens: the task text fed to text-taking backbones is cut to this many
             tokens.
+        target: what the value predicts: ``progress`` (stage progress, the seed) or
+            ``returns`` (RECAP: the normalised Monte Carlo return in [-1, 0], -1 per frame
+            and ``failure_penalty`` more at a failed episode's end; PI06 only). Saved with
+            the checkpoint; Stage 2 refuses a checkpoint of the other kind.
+        failure_penalty: returns: C_fail, the extra cost of a failed episode's last frame,
+            in frames.
     """
 
     variant: Literal["KAI0", "PI06"] = "KAI0"
@@ -58,9 +65,17 @@ class ModelConfig:
     freeze: Literal["none", "vision", "backbone"] = "none"
     gradient_checkpointing: bool = False
     max_text_tokens: int = 48
+    target: Literal["progress", "returns"] = "progress"
+    failure_penalty: float = 50.0
 
     def __post_init__(self) -> None:
         check_choices(self, "estimator.model.")
+        if self.target == "returns" and self.variant != "PI06":
+            raise ValueError(
+                f"estimator.model.target=returns trains a value of one frame, which the "
+                f"{self.variant} variant does not predict. Fix: --params "
+                f"estimator_variant=PI06 (or advantage_target=progress)"
+            )
         if self.value_bins < 2:
             raise ValueError(
                 f"estimator.model.value_bins={self.value_bins}: the distributional head needs "
@@ -70,7 +85,9 @@ class ModelConfig:
     @property
     def target_range(self) -> tuple[float, float]:
         """The range of the training target: KAI0 ``clip(sp[t] - sp[t'], -1, 1)``, PI06
-        ``sp[t]`` in [0, 1]."""
+        ``sp[t]`` in [0, 1], returns in [-1, 0]."""
+        if self.target == "returns":
+            return (-1.0, 0.0)
         return (-1.0, 1.0) if self.variant == "KAI0" else (0.0, 1.0)
 
     @property

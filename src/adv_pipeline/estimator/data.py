@@ -18,9 +18,10 @@ from functools import partial
 
 import numpy as np
 
+from adv_pipeline.labeling.returns import SUCCESS_FIX, monte_carlo_returns
 from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
 from adv_pipeline.loader import ChunkLoader
-from adv_pipeline.schema import STAGE_PROGRESS
+from adv_pipeline.schema import STAGE_PROGRESS, SUCCESS, base_task
 
 from .config import DataConfig, EstimatorConfig
 
@@ -87,13 +88,15 @@ def concat_batches(batches: Sequence[Batch]) -> Batch:
     return Batch(*(cat(f.name) for f in fields(Batch)))
 
 
-def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
-    """``stage_progress_gt`` per episode, checked: finite, in [0, 1], >= 2 frames."""
-    dataset.require_column(
-        STAGE_PROGRESS,
-        ", needed as the estimator's training target",
-        "annotate stage progress (see docs/semantics.md) or train on a dataset that has it",
-    )
+def episode_progress(dataset: LeRobotDatasetReader, read: bool = True) -> dict[int, np.ndarray]:
+    """``stage_progress_gt`` per episode, checked: finite, in [0, 1], >= 2 frames
+    (``read=False``: only the length check; an empty dict)."""
+    if read:
+        dataset.require_column(
+            STAGE_PROGRESS,
+            ", needed as the estimator's training target",
+            "annotate stage progress (see docs/semantics.md) or train on a dataset that has it",
+        )
     short = [ep for ep in dataset.episodes if ep.length < 2]
     if short:
         ep = short[0]
@@ -102,6 +105,8 @@ def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
             f"frame; the estimator pairs each "
             "frame with another frame of the same episode. Fix: drop episodes shorter than 2 frames"
         )
+    if not read:
+        return {}
     sp = dataset.read_columns([STAGE_PROGRESS])[STAGE_PROGRESS]
     dataset.check_array(
         STAGE_PROGRESS, sp, ", needed as the estimator's training target", (0.0, 1.0)
@@ -113,13 +118,46 @@ def episode_progress(dataset: LeRobotDatasetReader) -> dict[int, np.ndarray]:
     }
 
 
+def episode_returns(
+    dataset: LeRobotDatasetReader, penalty: float
+) -> tuple[dict[int, np.ndarray], dict[str, float]]:
+    """The returns target: each episode's normalised Monte Carlo return (float32 (n,) in
+    [-1, 0]; -1 per frame, ``penalty`` more at a failed episode's last frame, divided by
+    its task's largest ``length + penalty * failed``) and those normalisers by task text
+    (saved with the checkpoint: Stage 2's rewards use them). Needs ``success``."""
+    why = ", needed because estimator.model.target=returns (each episode's outcome)"
+    dataset.require_column(SUCCESS, why, SUCCESS_FIX)
+    data = dataset.read_columns([SUCCESS, "task_index"])
+    dataset.check_array(SUCCESS, data[SUCCESS], f" (a 0/1 flag){why}", (0, 1))
+    offsets = np.asarray(dataset.offsets, dtype=np.int64)
+    flag = np.asarray(data[SUCCESS]).reshape(len(data[SUCCESS]), -1)[:, 0]
+    failed = flag[offsets[:-1]] == 0
+    bases = [base_task(t) for t in dataset.tasks]
+    names = list(dict.fromkeys(bases))
+    episode_task = np.array(
+        [names.index(bases[int(t)]) for t in np.asarray(data["task_index"])[offsets[:-1]]],
+        dtype=np.int64,
+    )
+    g, _, scale = monte_carlo_returns(offsets, failed, episode_task, penalty)
+    g = g.astype(np.float32)
+    targets = {
+        ep.episode_index: g[offsets[pos] : offsets[pos + 1]]
+        for pos, ep in enumerate(dataset.episodes)
+    }
+    scales = {names[int(t)]: float(s) for t, s in zip(episode_task, scale)}
+    return targets, scales
+
+
 def check_training_inputs(
     dataset: LeRobotDatasetReader, config: EstimatorConfig
 ) -> dict[int, np.ndarray]:
     """Every check of Stage 1's input, before anything is written: the cameras exist, the
-    target is finite and in [0, 1] with >= 2 frames per episode, the state column (if
-    any) exists and is finite. Returns the target per episode."""
-    progress = episode_progress(dataset)
+    target (stage progress, or returns: :func:`episode_returns`) is finite and in range
+    with >= 2 frames per episode, the state column (if any) exists and is finite. Returns
+    the target per episode."""
+    progress = episode_progress(dataset, config.model.target == "progress")
+    if config.model.target == "returns":
+        progress = episode_returns(dataset, config.model.failure_penalty)[0]
     dataset.resolve_cameras(config.data.cameras)
     for column in config.data.state or ():
         why = f", needed because estimator.data.state={list(config.data.state)}"

@@ -52,6 +52,7 @@ from .data import (
     TrainLoader,
     ValidationSet,
     check_training_inputs,
+    episode_returns,
     load_validation,
     state_statistics,
 )
@@ -294,6 +295,7 @@ def _train(
     meta = {
         "config": to_params(config),
         "variant": mc.variant,
+        "target": mc.target,
         "backbone": mc.backbone,
         "dataset": shown_path(dataset.root),
         "dataset_fingerprint": dataset.fingerprint(),
@@ -301,6 +303,8 @@ def _train(
         "val_episodes": val_eps,
         "world_size": env.world_size,
     }
+    if mc.target == "returns":  # Stage 2's rewards are divided by the task's normaliser
+        meta["return_scales"] = episode_returns(dataset, mc.failure_penalty)[1]
 
     def save(step: int) -> None:
         if env.world_size > 1:

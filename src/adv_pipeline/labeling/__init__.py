@@ -4,12 +4,14 @@ episode keeps its own task (docs/semantics.md, "Stage 0"). Pure numpy over whole
 datasets; no Kedro here."""
 
 from .labels import (
+    FrameLabels,
     LabelGroups,
     LabelingConfig,
     LabelInputs,
     assign_labels,
     frame_advantage,
     group_cuts,
+    label_frames,
     label_groups,
     label_statistics,
     labeled_dataset,
@@ -21,12 +23,14 @@ from .labels import (
 )
 
 __all__ = [
+    "FrameLabels",
     "LabelGroups",
     "LabelInputs",
     "LabelingConfig",
     "assign_labels",
     "frame_advantage",
     "group_cuts",
+    "label_frames",
     "label_groups",
     "label_statistics",
     "labeled_dataset",

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from adv_pipeline.configs import check_choices
-from adv_pipeline.labeling.returns import returns_advantage
+from adv_pipeline.labeling.returns import SUCCESS_FIX, returns_advantage
 from adv_pipeline.lerobot import DatasetFormatError, DerivedDataset, LeRobotDatasetReader
 from adv_pipeline.schema import (
     INTERVENTION,
@@ -191,9 +191,7 @@ def _read_label_inputs(dataset: LeRobotDatasetReader, config: LabelingConfig) ->
         fix = (
             "choose another option or a dataset with that column"
             if column not in (PROGRESS, STAGE_PROGRESS, SUCCESS)
-            else "say each episode's outcome in the annotation file (its success field: true "
-            "or false) and run the annotation pipeline on it (kedro run --pipelines "
-            "annotation), then label its output (raw_dataset_path=<the annotated dataset>)"
+            else SUCCESS_FIX
             if column == SUCCESS
             else "mark its stages in an annotation file and run the annotation pipeline on it "
             "first (kedro run --pipelines annotation, annotation.progress_columns: "
@@ -441,6 +439,30 @@ def output_tasks(inputs: LabelInputs, config: LabelingConfig) -> list[str]:
 def task_index(inputs: LabelInputs, labels: np.ndarray, config: LabelingConfig) -> np.ndarray:
     """(N,) int64 ``task_index``: the frame's task row times n_bins plus its label."""
     return inputs.task * config.n_bins + labels
+
+
+@dataclass(frozen=True)
+class FrameLabels:
+    """Stage 0's result for every frame: ``advantage`` (N,) float32, the threshold
+    ``groups`` and their ``cuts``, and ``labels`` (N,) int64 in 0 .. n_bins - 1."""
+
+    advantage: np.ndarray
+    groups: LabelGroups
+    cuts: list[np.ndarray]
+    labels: np.ndarray
+
+
+def label_frames(inputs: LabelInputs, config: LabelingConfig) -> FrameLabels:
+    """Stage 0's entry: advantage, thresholds per group and labels of every frame of
+    ``inputs`` (:func:`read_label_inputs`), what the gt_labeling pipeline and Stage 2's
+    agreement report both use."""
+    adv = frame_advantage(inputs, config)
+    stage = stage_index(inputs.stage_progress, config.stage_nums, len(adv))
+    groups = label_groups(inputs, stage, config)
+    cuts = group_cuts(adv, groups, config)
+    return FrameLabels(
+        adv, groups, cuts, assign_labels(adv, groups, cuts, config, inputs.intervention)
+    )
 
 
 def label_statistics(

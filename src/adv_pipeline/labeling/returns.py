@@ -21,6 +21,13 @@ from __future__ import annotations
 
 import numpy as np
 
+# how a dataset gets the per-frame ``success`` column returns need (Stage 0 and Stage 1)
+SUCCESS_FIX = (
+    "say each episode's outcome in the annotation file (its success field: true or false) "
+    "and run the annotation pipeline on it (kedro run --pipelines annotation), then label "
+    "its output (raw_dataset_path=<the annotated dataset>)"
+)
+
 
 def step_rewards(offsets: np.ndarray, failed: np.ndarray, penalty: float) -> np.ndarray:
     """(N,) float64 rewards: -1 per frame, and ``-penalty`` more at the last frame of each
@@ -68,6 +75,34 @@ def progress_value(
     return total[cell] / count[cell]
 
 
+def monte_carlo_returns(
+    offsets: np.ndarray, failed: np.ndarray, episode_task: np.ndarray, penalty: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(G, r, scale): (N,) normalised returns in [-1, 0], (N,) normalised rewards, (E,)
+    each episode's normaliser (:func:`task_scale`). ``failed``: (E,) bool;
+    ``episode_task``: (E,) int task of each episode."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    scale = task_scale(offsets, failed, episode_task, penalty)
+    rewards = step_rewards(offsets, failed, penalty) / np.repeat(scale, np.diff(offsets))
+    return normalised_returns(rewards, offsets, np.ones(len(scale))), rewards, scale
+
+
+def n_step_advantage(
+    rewards: np.ndarray, value: np.ndarray, offsets: np.ndarray, n: int
+) -> np.ndarray:
+    """(N,) float64 ``A[t] = sum(r[t .. t+n-1]) + V(t+n) - V(t)`` inside each episode,
+    the sum stopping at the episode's end and V = 0 past it."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    rows = np.arange(int(offsets[-1]))
+    end = np.repeat(offsets[1:], lengths)  # exclusive end row of each frame's episode
+    ahead = np.minimum(rows + int(n), end)
+    cum = np.concatenate([[0.0], np.cumsum(np.asarray(rewards, dtype=np.float64))])
+    v = np.asarray(value, dtype=np.float64)
+    v_ahead = np.where(ahead < end, v[np.minimum(ahead, len(v) - 1)], 0.0)
+    return cum[ahead] - cum[rows] + v_ahead - v
+
+
 def returns_advantage(
     offsets: np.ndarray,
     progress: np.ndarray,
@@ -89,17 +124,8 @@ def returns_advantage(
         bins: progress bins of the value (>= 1).
     """
     offsets = np.asarray(offsets, dtype=np.int64)
-    lengths = np.diff(offsets)
     task = np.asarray(task, dtype=np.int64)
-    episode_task = task[offsets[:-1]] if len(lengths) else task[:0]
-    scale = task_scale(offsets, failed, episode_task, penalty)
-    rewards = step_rewards(offsets, failed, penalty)
-    g = normalised_returns(rewards, offsets, scale)
+    episode_task = task[offsets[:-1]] if len(offsets) > 1 else task[:0]
+    g, rewards, _ = monte_carlo_returns(offsets, failed, episode_task, penalty)
     v = progress_value(g, progress, task, int(bins))
-    rows = np.arange(int(offsets[-1]))
-    end = np.repeat(offsets[1:], lengths)  # exclusive end row of each frame's episode
-    ahead = np.minimum(rows + int(n), end)
-    r_norm = rewards / np.repeat(scale, lengths)
-    cum = np.concatenate([[0.0], np.cumsum(r_norm)])
-    v_ahead = np.where(ahead < end, v[np.minimum(ahead, len(v) - 1)], 0.0)
-    return (cum[ahead] - cum[rows] + v_ahead - v).astype(np.float32)
+    return n_step_advantage(rewards, v, offsets, n).astype(np.float32)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from kedro.pipeline import Node, Pipeline
 from matplotlib.figure import Figure
 
@@ -36,39 +35,16 @@ def read_inputs(dataset: LeRobotDatasetReader, params: dict[str, Any]) -> lab.La
 read_inputs.preflight = read_inputs  # every check of the labelling's input (its reads are memoised)
 
 
-def compute_advantage(inputs: lab.LabelInputs, params: dict[str, Any]) -> np.ndarray:
-    return lab.frame_advantage(inputs, _config(params))
-
-
-def compute_thresholds(
-    inputs: lab.LabelInputs, advantage: np.ndarray, params: dict[str, Any]
-) -> tuple[lab.LabelGroups, list[np.ndarray]]:
-    config = _config(params)
-    stage = lab.stage_index(inputs.stage_progress, config.stage_nums, len(advantage))
-    groups = lab.label_groups(inputs, stage, config)
-    return groups, lab.group_cuts(advantage, groups, config)
-
-
-def assign_labels(
-    inputs: lab.LabelInputs,
-    advantage: np.ndarray,
-    groups: lab.LabelGroups,
-    cuts: list[np.ndarray],
-    params: dict[str, Any],
-) -> np.ndarray:
-    return lab.assign_labels(advantage, groups, cuts, _config(params), inputs.intervention)
+def label_frames(inputs: lab.LabelInputs, params: dict[str, Any]) -> lab.FrameLabels:
+    return lab.label_frames(inputs, _config(params))
 
 
 def summarize(
-    inputs: lab.LabelInputs,
-    advantage: np.ndarray,
-    groups: lab.LabelGroups,
-    cuts: list[np.ndarray],
-    labels: np.ndarray,
-    params: dict[str, Any],
+    inputs: lab.LabelInputs, result: lab.FrameLabels, params: dict[str, Any]
 ) -> tuple[dict, dict, Figure]:
     config = _config(params)
-    stats = lab.label_statistics(advantage, groups, cuts, labels, config, inputs)
+    advantage, groups, cuts = result.advantage, result.groups, result.cuts
+    stats = lab.label_statistics(advantage, groups, cuts, result.labels, config, inputs)
     keep = ("frames", "mean", "std", "positive_fraction", "threshold", "forced_frames")
     per_group = {
         _metric_key(entry, inputs): {k: v for k, v in entry.items() if k in keep}
@@ -90,11 +66,11 @@ def _metric_key(entry: dict, inputs: lab.LabelInputs) -> str:
 def write_labeled(
     dataset: LeRobotDatasetReader,
     inputs: lab.LabelInputs,
-    labels: np.ndarray,
+    result: lab.FrameLabels,
     params: dict[str, Any],
     target: OutputTarget,
 ) -> LeRobotDatasetReader:
-    plan = lab.labeled_dataset(dataset, inputs, labels, _config(params))
+    plan = lab.labeled_dataset(dataset, inputs, result.labels, _config(params))
     return plan.write(target.path, target.overwrite, target.format)
 
 
@@ -109,39 +85,14 @@ def labeling_template() -> Pipeline:
                 name="read_label_inputs",
             ),
             Node(
-                compute_advantage,
+                label_frames,
                 ["label_inputs", "params:labeling"],
-                "frame_advantage",
-                name="compute_advantage",
-            ),
-            Node(
-                compute_thresholds,
-                ["label_inputs", "frame_advantage", "params:labeling"],
-                ["label_groups", "label_cuts"],
-                name="compute_thresholds",
-            ),
-            Node(
-                assign_labels,
-                [
-                    "label_inputs",
-                    "frame_advantage",
-                    "label_groups",
-                    "label_cuts",
-                    "params:labeling",
-                ],
                 "frame_labels",
-                name="assign_labels",
+                name="label_frames",
             ),
             Node(
                 summarize,
-                [
-                    "label_inputs",
-                    "frame_advantage",
-                    "label_groups",
-                    "label_cuts",
-                    "frame_labels",
-                    "params:labeling",
-                ],
+                ["label_inputs", "frame_labels", "params:labeling"],
                 ["label_stats", "label_metrics", "label_histogram"],
                 name="summarize_labels",
             ),

@@ -20,7 +20,8 @@ from adv_pipeline.reporting import metrics_for_mlflow
 def _check(
     source: LeRobotDatasetReader, checkpoint: Checkpoint, params: dict[str, Any], out: OutputTarget
 ) -> None:
-    check_estimation_inputs(source, checkpoint, parse("estimation", params).image_features)
+    config = parse("estimation", params)
+    check_estimation_inputs(source, checkpoint, config.image_features, config.target)
 
 
 @checked_by(_check)
