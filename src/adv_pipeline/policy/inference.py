@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import jax
@@ -40,17 +40,10 @@ class Policy:
         self.tokenizer = HashTokenizer(assets.config.tokenizer)
         self.params = jax.tree_util.tree_map(jnp.asarray, params)
         self.action_dim = int(assets.action_stats.mean.shape[0])
-        self.model = build_model(
-            assets.config.model,
-            assets.config.tokenizer.vocab_size,
-            assets.config.tokenizer.max_len,
-            self.horizon,
-            self.action_dim,
-        )
         self._encoders = None  # {column: ImageFeatures}, loaded on first use (torch)
         self._rng = np.random.default_rng(seed)
-        self._sample = jax.jit(
-            partial(sample_actions, self.model), static_argnames=("guidance_scale", "steps")
+        self.model, self._sample = _sampler(
+            assets.config.model, assets.config.tokenizer, self.horizon, self.action_dim
         )
 
     @property
@@ -255,6 +248,15 @@ class Policy:
             guidance_scale,
             guidance_reference=guidance_reference,
         )[0]
+
+
+@lru_cache(maxsize=8)
+def _sampler(model_config, tokenizer, horizon: int, action_dim: int) -> tuple:
+    """The network and its jitted sampler, one per architecture in a process: policies of
+    the same shape (AWBC and BC, reloaded checkpoints) compile once."""
+    model = build_model(model_config, tokenizer.vocab_size, tokenizer.max_len, horizon, action_dim)
+    sample = jax.jit(partial(sample_actions, model), static_argnames=("guidance_scale", "steps"))
+    return model, sample
 
 
 def load_policy(

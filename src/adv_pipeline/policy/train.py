@@ -132,23 +132,42 @@ def data_mesh() -> Mesh:
     return Mesh(np.asarray(jax.devices()), ("data",))
 
 
-@functools.lru_cache(maxsize=8)
+# the training settings the compiled step depends on (the optimizer and the average)
+STEP_FIELDS = (
+    "steps",
+    "lr",
+    "warmup_steps",
+    "end_lr_ratio",
+    "weight_decay",
+    "grad_clip",
+    "ema_decay",
+)
+
+
 def cached_train_step(
     policy_config: PolicyConfig, action_dim: int, train_config: TrainConfig, devices: tuple
 ) -> Callable:
-    """One jitted step per (configs, devices): repeated runs in a process compile once."""
-    model = build_model(
+    """One jitted step per network, optimizer and devices: repeated runs in a process
+    compile once, whatever their data settings (prompts, weights, filters) or their
+    checkpointing and logging."""
+    return _compiled_step(
         policy_config.model,
-        policy_config.tokenizer.vocab_size,
-        policy_config.tokenizer.max_len,
+        policy_config.tokenizer,
         policy_config.data.horizon,
         action_dim,
+        tuple((f, getattr(train_config, f)) for f in STEP_FIELDS),
+        devices,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_step(
+    model_config, tokenizer, horizon: int, action_dim: int, step_fields: tuple, devices: tuple
+) -> Callable:
+    config = TrainConfig(**dict(step_fields))
+    model = build_model(model_config, tokenizer.vocab_size, tokenizer.max_len, horizon, action_dim)
     return make_train_step(
-        model,
-        make_optimizer(train_config)[0],
-        Mesh(np.asarray(devices), ("data",)),
-        train_config.ema_decay,
+        model, make_optimizer(config)[0], Mesh(np.asarray(devices), ("data",)), config.ema_decay
     )
 
 
