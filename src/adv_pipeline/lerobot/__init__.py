@@ -6,6 +6,7 @@ episodes) and :class:`DerivedDataset` (changed columns of an existing dataset). 
 outside this package imports from here, never from its modules.
 """
 
+from .columns import column_to_numpy
 from .format import (
     CODEBASE_VERSION,
     FORMATS,
@@ -17,7 +18,8 @@ from .format import (
     find_dataset,
     lerobot_home,
 )
-from .reader import EpisodeMeta, LeRobotDatasetReader, column_to_numpy
+from .metadata import EpisodeMeta
+from .reader import LeRobotDatasetReader
 from .video import (
     VideoDecodeError,
     VideoInfo,

@@ -11,7 +11,7 @@ An episode's row says where it lives: ``data/chunk_index``, ``data/file_index`` 
 ``dataset_from_index`` .. ``dataset_to_index`` (its global rows), and per camera
 ``videos/<key>/chunk_index``, ``file_index``, ``from_timestamp``, ``to_timestamp``
 (seconds inside the concatenated video); ``stats/<feature>/<stat>`` hold its stats.
-This module turns those rows into :class:`~adv_pipeline.lerobot.reader.EpisodeMeta`
+This module turns those rows into :class:`~adv_pipeline.lerobot.metadata.EpisodeMeta`
 (file, first row in the file, video offsets) and refuses inconsistent ones, naming the
 file, the episode and the fix. Only pyarrow, no LeRobot import.
 """
@@ -103,7 +103,7 @@ def load_episodes(root: Path, info: dict, video_keys: Sequence[str]) -> tuple[li
 
     Checks that the rows tile the dataset: episode i's global rows start where episode
     i-1's end, the first at 0, and ``to - from`` equals its ``length``."""
-    from .reader import EpisodeMeta  # the reader imports this module
+    from .metadata import EpisodeMeta  # metadata.py imports this module
 
     rels = episode_files(root)
     if not rels:

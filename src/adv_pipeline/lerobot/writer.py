@@ -41,6 +41,7 @@ from adv_pipeline.outputs import (
 from adv_pipeline.quiet import jax_free_fork
 
 from . import pack_v30
+from .columns import column_to_numpy
 from .format import (
     CODEBASE_VERSION,
     DATA_PATH,
@@ -61,7 +62,7 @@ from .format import (
     video_keys,
     video_relpath,
 )
-from .reader import LeRobotDatasetReader, column_to_numpy
+from .reader import LeRobotDatasetReader
 from .stats import (
     Stats,
     aggregate_stats,
