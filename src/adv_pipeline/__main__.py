@@ -54,7 +54,7 @@ def serve(argv: list[str]) -> None:
     import typing
 
     from adv_pipeline.errors import InputError
-    from adv_pipeline.policy.config import DEFAULT_GUIDANCE_REFERENCE, GuidanceReference
+    from adv_pipeline.policy.config import Guidance, GuidanceReference
     from adv_pipeline.policy.serve import DEFAULT_PORT, serve
 
     parser = argparse.ArgumentParser(
@@ -80,7 +80,7 @@ def serve(argv: list[str]) -> None:
     parser.add_argument(
         "--guidance-reference",
         choices=typing.get_args(GuidanceReference),
-        default=DEFAULT_GUIDANCE_REFERENCE,
+        default=Guidance.reference,
         help="what guidance extrapolates away from: the task with the worst advantage label "
         "(default) or the plain task text",
     )
@@ -108,10 +108,9 @@ def serve(argv: list[str]) -> None:
             step=args.step,
             host=args.host,
             port=args.port,
-            guidance_scale=args.guidance_scale,
+            guidance=Guidance(args.guidance_scale, args.guidance_reference),
             prompt=args.prompt,
             seed=args.seed,
-            guidance_reference=args.guidance_reference,
             max_message_bytes=(
                 int(args.max_message_mb * 2**20) if args.max_message_mb is not None else None
             ),

@@ -11,6 +11,7 @@ import pytest
 from adv_pipeline.lerobot import DatasetFormatError, DerivedDataset, LeRobotDatasetReader
 from adv_pipeline.pipelines.params import parse
 from adv_pipeline.policy import HashTokenizer, awbc_conditions, load_policy, train_policy
+from adv_pipeline.policy.config import Guidance
 from adv_pipeline.policy.data import (
     LossWeights,
     PolicyLoader,
@@ -163,7 +164,7 @@ def test_weighted_and_filtered_policies_get_their_own_rows(advantage_datasets, t
     for method in ("weighted", "filtered"):
         policy = load_policy(trained[method])
         assert policy.default_prompt == TASK_TEXT and policy.config.data.method == method
-        names = [c.name for c in awbc_conditions(policy, bc, 2.0)]
+        names = [c.name for c in awbc_conditions(policy, bc, Guidance(2.0))]
         assert names == [method, "bc"]
         held = load_held_out(varying, policy, 1, 8)
         table = offline_table(policy, bc, held, seed=0)

@@ -30,6 +30,7 @@ from adv_pipeline.policy import (
     train_policy,
     wilson_interval,
 )
+from adv_pipeline.policy.config import Guidance
 from adv_pipeline.policy.data import (
     PolicyLoader,
     concat_samples,
@@ -333,7 +334,7 @@ def test_checkpoint_round_trip_and_unseen_prompt(labeled_dataset, run_root):
     assert act_a.shape == (4, 6) and np.isfinite(act_a).all() and np.abs(act_a).max() <= 1
     np.testing.assert_array_equal(act_a, act_b)
     unseen = a.act(
-        obs, prompt="juggle the purple elephants, Advantage: enormous", guidance_scale=2.0
+        obs, prompt="juggle the purple elephants, Advantage: enormous", guidance=Guidance(2.0)
     )
     assert unseen.shape == (4, 6) and np.isfinite(unseen).all()
     batch = a.act_batch(
@@ -354,8 +355,8 @@ def test_guidance_extrapolates_away_from_the_chosen_reference_prompt(labeled_dat
         ).checkpoint
     )
     positive, negative = TASKS[-1], TASKS[0]
-    assert awbc.reference_prompt(positive) == negative  # the default: the worst label
-    assert awbc.reference_prompt("stack cups, Advantage: positive") == (
+    assert awbc.reference_prompt(positive, "negative") == negative  # the worst label
+    assert awbc.reference_prompt("stack cups, Advantage: positive", "negative") == (
         "stack cups, Advantage: negative"
     )  # the prompt's own task, the training tasks' worst label
     assert awbc.reference_prompt(positive, "unconditional") == TASK_TEXT
@@ -363,7 +364,7 @@ def test_guidance_extrapolates_away_from_the_chosen_reference_prompt(labeled_dat
 
     def act(prompt, w=1.0, reference="negative"):
         awbc.reseed(3)  # the same flow noise for every call
-        return awbc.act(obs, prompt, w, reference)
+        return awbc.act(obs, prompt, Guidance(w, reference))
 
     # v = v_ref + w (v - v_ref): guiding a prompt away from itself is the prompt alone
     np.testing.assert_allclose(act(negative, 2.0), act(negative), atol=1e-5)
@@ -382,7 +383,7 @@ def test_guidance_extrapolates_away_from_the_chosen_reference_prompt(labeled_dat
     )
     assert bc.act(obs).shape == (4, ACTION_DIM)  # unguided: fine
     with pytest.raises(ValueError, match=r"trained on the plain task text \(BC\)"):
-        bc.act(obs, guidance_scale=2.0)
+        bc.act(obs, guidance=Guidance(2.0))
 
 
 def test_mse_head_learns_the_action_chunks(labeled_dataset, run_root):
@@ -424,7 +425,7 @@ class ScriptedPolicy:
     def __init__(self, act: bool):
         self.act = act
 
-    def act_batch(self, images, states, prompts=None, guidance_scale=1.0, **_):
+    def act_batch(self, images, states, prompts=None, guidance=None, **_):
         rng = np.random.default_rng(0)
         actions = (
             np.stack([expert_action(s, rng, noise=0.0) for s in states])
@@ -469,7 +470,7 @@ def test_batched_evaluation_report(labeled_dataset, run_root):
         n_episodes=3, replan_every=2, max_steps=6, image_size=32, guidance_scale=2.0
     )
     world = DemoWorld(task_config(config))
-    results = evaluate_conditions(awbc_conditions(awbc, bc, config.guidance_scale), config, world)
+    results = evaluate_conditions(awbc_conditions(awbc, bc, config.guidance), config, world)
     table = results_table(results)
     assert table["condition"].tolist() == [
         "awbc_positive", "awbc_negative", "bc", "awbc_guided_w2", "expert",

@@ -21,6 +21,7 @@ from websockets.sync.client import connect
 
 from adv_pipeline.errors import InputError
 from adv_pipeline.policy import Policy, load_policy, train_policy
+from adv_pipeline.policy.config import Guidance
 from adv_pipeline.policy.serve import load_server, packb, unpackb
 from adv_pipeline.sim import TASK_TEXT
 
@@ -63,7 +64,7 @@ def served(run_dir, observation, tmp_path_factory) -> Iterator[tuple[int, Policy
             "--guidance-scale", str(W), "--max-message-mb", "1"]  # fmt: skip
     with server_process(args, log, r"on ws://127\.0\.0\.1:(\d+)\n") as wait:
         reference = load_policy(run_dir, seed=SEED)
-        reference.act(observation, TASKS[-1], W)  # compiled while the server starts ...
+        reference.act(observation, TASKS[-1], Guidance(W))  # compiled while the server starts ...
         reference.reseed(SEED)  # ... and back to the server's first noise
         yield int(wait()[1]), reference
 
@@ -79,7 +80,7 @@ def _client(port: int) -> Iterator[WebsocketClientPolicy]:
 
 def _same_as(reply: dict, reference: Policy, observation: dict, prompt: str) -> None:
     """``reply`` holds, byte for byte, the actions of ``reference``'s next act."""
-    expected = np.asarray(reference.act(observation, prompt, W), np.float32)
+    expected = np.asarray(reference.act(observation, prompt, Guidance(W)), np.float32)
     actions = reply["actions"]
     assert actions.dtype == np.float32 and actions.shape == (4, 6)
     assert np.isfinite(actions).all()

@@ -19,10 +19,26 @@ from adv_pipeline.schema import ABSOLUTE_ADVANTAGE
 # loss weight (advantage-weighted regression), or as a filter (the top label's frames only)
 Method = Literal["prompt", "weighted", "filtered"]
 
-# classifier-free guidance: v = v_ref + w (v_prompt - v_ref), the reference prompt being the
-# prompt's task with the worst advantage label (negative) or its plain text (unconditional)
 GuidanceReference = Literal["negative", "unconditional"]
-DEFAULT_GUIDANCE_REFERENCE: GuidanceReference = "negative"  # above unconditional on the demo
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """Classifier-free guidance of the flow: ``v = v_ref + scale * (v_prompt - v_ref)``.
+
+    Attributes:
+        scale: the weight w; 1 is the plain conditional prompt (no guidance).
+        reference: the prompt ``v_ref`` is predicted for (:meth:`Policy.reference_prompt`):
+            ``negative`` (the prompt's task with the training tasks' worst advantage label)
+            or ``unconditional`` (its plain task text).
+    """
+
+    scale: float = 1.0
+    reference: GuidanceReference = "negative"
+
+    @property
+    def guided(self) -> bool:
+        return self.scale != 1.0
 
 
 @dataclass(frozen=True)
@@ -270,7 +286,7 @@ class EvalConfig:
     n_episodes: int = 100
     replan_every: int = 8
     guidance_scale: float = 2.0
-    guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE
+    guidance_reference: GuidanceReference = Guidance.reference
     seed_offset: int = 10_000
     max_steps: int | None = None
     image_size: int = 96
@@ -285,6 +301,11 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         check_choices(self, "awbc.eval.")
+
+    @property
+    def guidance(self) -> Guidance:
+        """The guided condition's guidance."""
+        return Guidance(self.guidance_scale, self.guidance_reference)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from adv_pipeline.schema import advantage_label, advantage_prompt, base_task
 from adv_pipeline.sim import DemoTaskConfig
 from adv_pipeline.worlds import EvalTask, World, WorldEnv, check_state
 
-from .config import DEFAULT_GUIDANCE_REFERENCE, EvalConfig, GuidanceReference
+from .config import EvalConfig, Guidance
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +42,12 @@ RESULT_COLUMNS = [
 @dataclass(frozen=True)
 class EvalCondition:
     """One evaluated setting: a policy queried, in each task, with that task's text and
-    the advantage ``label`` (None: the plain text), and a guidance weight (and the
-    reference prompt it extrapolates away from)."""
+    the advantage ``label`` (None: the plain text), with or without ``guidance``."""
 
     name: str
     policy: Policy
     label: str | None = None
-    guidance_scale: float = 1.0
-    guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE
+    guidance: Guidance | None = None
 
 
 @dataclass(frozen=True)
@@ -115,11 +113,10 @@ def batched_rollouts(
     seeds: Sequence[int],
     world: World,
     prompt: str | None = None,
-    guidance_scale: float = 1.0,
+    guidance: Guidance | None = None,
     replan_every: int = 8,
     max_steps: int | None = None,
     name: str = "",
-    guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
     task: EvalTask | None = None,
 ) -> RolloutBatch:
     """Roll out ``policy`` in ``world``'s ``task`` (default: the task of the policy's
@@ -149,17 +146,16 @@ def batched_rollouts(
             for i in np.flatnonzero(active):
                 for c, frame in envs[i].images(cameras).items():
                     images.setdefault(c, np.zeros((len(envs), *frame.shape), np.uint8))[i] = frame
-        chunk = policy.act_batch(
-            images, states, prompt, guidance_scale, guidance_reference=guidance_reference
-        )
+        chunk = policy.act_batch(images, states, prompt, guidance)
         for k in range(min(replan_every, limit - t)):
             for i in np.flatnonzero(active):
                 envs[i].step(chunk[i, k])
                 states[i] = envs[i].state(keys)
                 active[i] = not envs[i].success
             t += 1
-    reference = guidance_reference if guidance_scale != 1.0 else ""
-    return _batch(name, prompt, guidance_scale, reference, task, seeds, envs, t0)
+    guided = guidance is not None and guidance.guided
+    scale, reference = (guidance.scale, guidance.reference) if guided else (1.0, "")
+    return _batch(name, prompt, scale, reference, task, seeds, envs, t0)
 
 
 def expert_rollouts(
@@ -197,11 +193,10 @@ def evaluate_conditions(
                     seeds,
                     world,
                     prompt,
-                    c.guidance_scale,
+                    c.guidance,
                     config.replan_every,
                     config.max_steps,
                     c.name,
-                    c.guidance_reference,
                     task,
                 )
             )
@@ -261,8 +256,7 @@ def results_metrics(table: pd.DataFrame) -> dict[str, dict[str, float]]:
 def awbc_conditions(
     awbc: Policy,
     bc: Policy,
-    guidance_scale: float,
-    guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
+    guidance: Guidance,
     curated_bc: Policy | None = None,
 ) -> list[EvalCondition]:
     """The standard conditions: AWBC positive / negative prompt, plain BC, guided AWBC, and
@@ -272,7 +266,7 @@ def awbc_conditions(
 
     The positive and negative labels are the training dataset's top and bottom ones
     (``tasks[-1]``'s, ``tasks[0]``'s); the guided condition asks for the positive prompt
-    with ``guidance_scale`` away from ``guidance_reference`` (:meth:`Policy.reference_prompt`)."""
+    with ``guidance`` (its scale, away from its reference: :meth:`Policy.reference_prompt`)."""
     method = awbc.config.data.method
     if method != "prompt":
         conditions = [EvalCondition(method, awbc, None), EvalCondition("bc", bc, None)]
@@ -282,9 +276,7 @@ def awbc_conditions(
             EvalCondition("awbc_positive", awbc, top),
             EvalCondition("awbc_negative", awbc, worst),
             EvalCondition("bc", bc, None),
-            EvalCondition(
-                f"awbc_guided_w{guidance_scale:g}", awbc, top, guidance_scale, guidance_reference
-            ),
+            EvalCondition(f"awbc_guided_w{guidance.scale:g}", awbc, top, guidance),
         ]
     if curated_bc is not None:
         conditions.append(EvalCondition("bc_curated", curated_bc, None))

@@ -15,7 +15,7 @@ from adv_pipeline.lerobot import IMAGE_KEY_PREFIX, camera_name
 from adv_pipeline.schema import advantage_label, advantage_prompt, base_task, default_prompt
 
 from .checkpoint_io import PolicyAssets, load_assets, unflatten_params
-from .config import DEFAULT_GUIDANCE_REFERENCE, GuidanceReference
+from .config import Guidance, GuidanceReference
 from .images import downsample
 from .model import build_model, sample_actions
 from .tokenizer import HashTokenizer
@@ -128,9 +128,7 @@ class Policy:
         prompt = default_prompt(self.tasks)
         return prompt if self.config.data.prompt_from_task else base_task(prompt)
 
-    def reference_prompt(
-        self, prompt: str, reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE
-    ) -> str:
+    def reference_prompt(self, prompt: str, reference: GuidanceReference) -> str:
         """The prompt classifier-free guidance extrapolates away from: ``negative``, the
         prompt's task with the worst advantage label of the training tasks (``tasks[0]``'s,
         e.g. ``"<task>, Advantage: negative"``); ``unconditional``, the plain task text
@@ -178,9 +176,8 @@ class Policy:
         images: Mapping[str, np.ndarray],
         states: np.ndarray,
         prompts: Sequence[str] | str | None = None,
-        guidance_scale: float = 1.0,
+        guidance: Guidance | None = None,
         complete_states: bool = False,
-        guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
     ) -> np.ndarray:
         """Action chunks for B observations.
 
@@ -191,9 +188,7 @@ class Policy:
                 ``complete_states``, (B, D_state) with the derived columns already in (as a
                 dataset stores them), and no encoder runs.
             prompts: one prompt per observation, one for all, or None (:attr:`default_prompt`).
-            guidance_scale: classifier-free guidance weight w (1 = the plain conditional prompt).
-            guidance_reference: the prompt guidance extrapolates away from
-                (:meth:`reference_prompt`); unused when w = 1.
+            guidance: classifier-free guidance (None: the plain conditional prompt).
 
         Returns:
             float32 (B, horizon, D_action) in dataset units, within the training data's
@@ -207,9 +202,10 @@ class Policy:
             prompts = [prompts or self.default_prompt] * b
         tokens, _ = self.tokenizer.encode_batch(list(prompts))
         reference = tokens  # unused unguided
-        if guidance_scale != 1.0:
+        scale = 1.0 if guidance is None else float(guidance.scale)
+        if guidance is not None and guidance.guided:
             reference, _ = self.tokenizer.encode_batch(
-                [self.reference_prompt(p, guidance_reference) for p in prompts]
+                [self.reference_prompt(p, guidance.reference) for p in prompts]
             )
         noise = self._rng.standard_normal((b, self.horizon, self.action_dim)).astype(np.float32)
         out = self._sample(
@@ -219,7 +215,7 @@ class Policy:
             tokens,
             reference,
             noise,
-            guidance_scale=float(guidance_scale),
+            guidance_scale=scale,
             steps=self.config.model.flow_steps,
         )
         return self.assets.action_stats.unnormalize(np.asarray(out))
@@ -228,8 +224,7 @@ class Policy:
         self,
         observation,
         prompt: str | None = None,
-        guidance_scale: float = 1.0,
-        guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
+        guidance: Guidance | None = None,
     ) -> np.ndarray:
         """One chunk (horizon, D_action) for an observation with ``.images`` and ``.state``
         or a dict with those keys (``state``: the :attr:`observed_state_keys` side by side),
@@ -245,8 +240,7 @@ class Policy:
             batch_images,
             np.asarray(state)[None],
             [prompt or self.default_prompt],
-            guidance_scale,
-            guidance_reference=guidance_reference,
+            guidance,
         )[0]
 
 

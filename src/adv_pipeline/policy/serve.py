@@ -36,10 +36,9 @@ from adv_pipeline.checkpoints import METADATA_FILE, Checkpoint, load_checkpoint
 from adv_pipeline.errors import InputError
 from adv_pipeline.schema import ADVANTAGE_SEPARATOR, base_task
 
-from .config import DEFAULT_GUIDANCE_REFERENCE
+from .config import Guidance
 
 if TYPE_CHECKING:  # the policy (and JAX) load only with a checkpoint
-    from .config import GuidanceReference
     from .inference import Policy
 
 log = logging.getLogger(__name__)
@@ -142,9 +141,7 @@ class PolicyServer:
 
     Args:
         policy: the loaded policy (its RNG draws each request's flow noise in turn).
-        guidance_scale: classifier-free guidance weight w passed to ``Policy.act``.
-        guidance_reference: the prompt guidance extrapolates away from
-            (:meth:`Policy.reference_prompt`: negative | unconditional).
+        guidance: classifier-free guidance passed to ``Policy.act`` (None: none).
         prompt: the default prompt (a task text or a full advantage prompt); None: the
             policy's default prompt.
         checkpoint: the step folder the policy came from, for the metadata.
@@ -153,18 +150,16 @@ class PolicyServer:
     def __init__(
         self,
         policy: Policy,
-        guidance_scale: float = 1.0,
+        guidance: Guidance | None = None,
         prompt: str | None = None,
         checkpoint: Checkpoint | None = None,
-        guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
         max_message_bytes: int | None = None,
     ):
         self.policy = policy
-        self.guidance_scale = float(guidance_scale)
-        self.guidance_reference = guidance_reference
+        self.guidance = guidance if guidance is not None and guidance.guided else None
         self.default_prompt = resolve_prompt(policy, prompt) if prompt else policy.default_prompt
-        if self.guidance_scale != 1.0:  # a policy that cannot be guided fails here, not per request
-            policy.reference_prompt(self.default_prompt, guidance_reference)
+        if self.guidance is not None:  # a policy that cannot be guided fails here, not per request
+            policy.reference_prompt(self.default_prompt, self.guidance.reference)
         self.state_dim = policy.observed_state_dim
         self.cameras = policy.input_cameras  # short -> key
         # larger requests are refused by the websocket layer (close code 1009)
@@ -189,8 +184,8 @@ class PolicyServer:
             "cameras": list(self.cameras),
             "tasks": list(self.policy.tasks),
             "default_prompt": self.default_prompt,
-            "guidance_scale": self.guidance_scale,
-            "guidance_reference": self.guidance_reference,
+            "guidance_scale": self.guidance.scale if self.guidance else 1.0,
+            "guidance_reference": self.guidance.reference if self.guidance else None,
             "max_message_bytes": self.max_message_bytes,
             "checkpoint": str(self.checkpoint.path) if self.checkpoint else None,
             "step": self.checkpoint.step if self.checkpoint else None,
@@ -299,8 +294,7 @@ class PolicyServer:
                 actions = self.policy.act(
                     {"images": images, "state": state},
                     prompt,
-                    self.guidance_scale,
-                    self.guidance_reference,
+                    self.guidance,
                 )
             except Exception as exc:
                 log.exception("inference failed")
@@ -379,9 +373,8 @@ def load_server(
     checkpoint: str | Path,
     step: int | None = None,
     seed: int = 0,
-    guidance_scale: float = 1.0,
+    guidance: Guidance | None = None,
     prompt: str | None = None,
-    guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
     max_message_bytes: int | None = None,
 ) -> PolicyServer:
     """A :class:`PolicyServer` for a run folder (latest step, or ``step``) or a step folder;
@@ -398,13 +391,11 @@ def load_server(
         fix = "" if "Fix:" in why else ". Fix: point to a policy run folder or step folder"
         raise InputError(f"{ckpt.path}: cannot load a policy: {why}{fix}") from exc
     try:
-        return PolicyServer(
-            policy, guidance_scale, prompt, ckpt, guidance_reference, max_message_bytes
-        )
+        return PolicyServer(policy, guidance, prompt, ckpt, max_message_bytes)
     except RequestError as exc:
         raise InputError(f"--prompt: {exc}") from None
     except ValueError as exc:  # a policy that cannot be guided so
-        raise InputError(f"--guidance-scale {guidance_scale:g}: {exc}") from None
+        raise InputError(f"--guidance-scale {guidance.scale:g}: {exc}") from None
 
 
 def serve(
@@ -412,24 +403,22 @@ def serve(
     step: int | None = None,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
-    guidance_scale: float = 1.0,
+    guidance: Guidance | None = None,
     prompt: str | None = None,
     seed: int = 0,
-    guidance_reference: GuidanceReference = DEFAULT_GUIDANCE_REFERENCE,
     max_message_bytes: int | None = None,
 ) -> None:
     """Load a checkpoint and serve it until interrupted."""
-    server = load_server(
-        checkpoint, step, seed, guidance_scale, prompt, guidance_reference, max_message_bytes
-    )
+    server = load_server(checkpoint, step, seed, guidance, prompt, max_message_bytes)
 
     def ready(h: str, p: int) -> None:
         ckpt = server.checkpoint
         # flushed: a supervisor or a test reading a pipe learns the port (--port 0) now
         print(f"serving {ckpt.path} (step {ckpt.step}) on ws://{h}:{p}")
+        g = server.guidance
+        guided = f"guidance scale {g.scale} (reference: {g.reference})" if g else "no guidance"
         print(
-            f"default prompt: {server.default_prompt!r}, guidance scale {server.guidance_scale} "
-            f"(reference: {server.guidance_reference}); requests up to "
+            f"default prompt: {server.default_prompt!r}, {guided}; requests up to "
             f"{server.max_message_bytes / 2**20:.1f} MiB",
             flush=True,
         )

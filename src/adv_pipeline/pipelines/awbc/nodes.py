@@ -124,8 +124,7 @@ def evaluate_awbc(
     conditions = awbc_conditions(
         load_policy(awbc_policy),
         load_policy(bc_policy),
-        config.guidance_scale,
-        config.guidance_reference,
+        config.guidance,
         load_policy(curated) if curated is not None else None,
     )
     try:
