@@ -47,6 +47,8 @@ class SweepConfig:
         ("awbc_positive", "bc"),
         ("awbc_positive", "awbc_negative"),
         (GUIDED, "awbc_positive"),
+        ("weighted", "bc"),  # awbc.method: weighted
+        ("filtered", "bc"),  # awbc.method: filtered
     )
     metric: str = "success_rate"
 

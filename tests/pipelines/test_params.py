@@ -102,6 +102,25 @@ def test_every_parameters_file_parses_with_the_one_config_path(session_run, kedr
     )
 
 
+def test_advantage_target_sets_the_kind_of_stage_1_and_stage_2(session_run, kedro_project):
+    """One runtime parameter (globals.yml's advantage_target) moves the estimator's target
+    and Stage 2's expected kind together; C_fail has one home for Stage 0 and Stage 1."""
+    from kedro.framework.session import KedroSession
+
+    session_run  # noqa: B018 (the fixture enters the project copy)
+    for given, kind in (({}, "progress"), ({"advantage_target": "returns"}, "returns")):
+        runtime = {**given, "estimator_variant": "PI06"}
+        with KedroSession.create(project_path=kedro_project, runtime_params=runtime) as session:
+            params = session.load_context().params
+        estimator, estimation = (
+            parse("estimator", params["estimator"]),
+            parse("estimation", params["estimation"]),
+        )
+        assert estimator.model.target == estimation.target == kind
+        labeling = parse("gt_labeling", params["gt_labeling"])
+        assert labeling.failure_penalty == estimator.model.failure_penalty == 50.0
+
+
 @pytest.mark.parametrize("env", ["privileged", "pi05"])
 def test_every_conf_environment_parses_with_the_one_config_path(env, session_run, kedro_project):
     """The documented environments (``kedro run --env privileged | pi05``) hold only known
