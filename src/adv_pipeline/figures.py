@@ -242,6 +242,9 @@ def offline_figure(table: pd.DataFrame, subtitle: str) -> Figure:
     ax1.legend(fontsize=8)
     shift = per_dim[per_dim["metric"] == "mean_abs_shift_normalized"]
     shift = shift.sort_values("dimension", key=lambda d: d.astype(int))
+    if shift.empty:  # awbc.method weighted or filtered: no advantage in the prompt
+        ax2.text(0.5, 0.5, "no advantage prompts\n(awbc.method: weighted or filtered)",
+                 ha="center", va="center", transform=ax2.transAxes)  # fmt: skip
     ax2.bar(np.arange(len(shift)), shift["value"].to_numpy(), color="C4")
     ax2.set_xticks(np.arange(len(shift)), shift["dimension"].tolist())
     ax2.set_xlabel("action dimension")

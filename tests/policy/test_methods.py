@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from adv_pipeline.figures import offline_figure
 from adv_pipeline.lerobot import DatasetFormatError, DerivedDataset, LeRobotDatasetReader
 from adv_pipeline.pipelines.params import parse
 from adv_pipeline.policy import HashTokenizer, awbc_conditions, load_policy, train_policy
@@ -169,3 +170,4 @@ def test_weighted_and_filtered_policies_get_their_own_rows(advantage_datasets, t
         held = load_held_out(varying, policy, 1, 8)
         table = offline_table(policy, bc, held, seed=0)
         assert table["condition"].unique().tolist() == [method, "bc"]
+        assert len(offline_figure(table, "held out").axes) == 2
