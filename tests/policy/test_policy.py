@@ -30,6 +30,7 @@ from adv_pipeline.policy import (
     train_policy,
     wilson_interval,
 )
+from adv_pipeline.policy.checkpoint_io import flatten_params
 from adv_pipeline.policy.config import Guidance
 from adv_pipeline.policy.data import (
     PolicyLoader,
@@ -42,6 +43,7 @@ from adv_pipeline.policy.data import (
 from adv_pipeline.policy.evaluate import task_config
 from adv_pipeline.policy.images import downsample
 from adv_pipeline.policy.normalize import NormStats
+from adv_pipeline.policy.train import init_params, model_for
 from adv_pipeline.sim import ACTION_DIM, TASK_TEXT, DemoTask, DemoTaskConfig, expert_action
 from adv_pipeline.worlds import EvalTask
 from adv_pipeline.worlds.demo import DemoWorld
@@ -244,8 +246,9 @@ def test_weight_average_is_saved_for_inference_and_resumes_exactly(labeled_datas
     tc = tiny_train_config(ema_decay=0.5)
     full = train_policy(labeled_dataset, pc, tc, run_root / "ema")
     ema = {k: np.asarray(v) for k, v in weights(full).items()}
-    init = train_policy(labeled_dataset, pc, tiny_train_config(steps=1, lr=0.0), run_root / "p0")
-    expected = init.checkpoint.load_weights()  # p_0: the seed's initial parameters (lr 0)
+    data = prepare_policy_data(labeled_dataset, pc.data, HashTokenizer(pc.tokenizer))
+    p0 = init_params(model_for(pc, data), pc, data, tc.seed)  # the seed's initial parameters
+    expected = {k: np.asarray(v) for k, v in flatten_params(p0).items()}
     for step in p:
         expected = {k: 0.5 * expected[k] + 0.5 * step[k] for k in expected}
     assert_same_weights(ema, expected, rtol=1e-5, atol=1e-6)
