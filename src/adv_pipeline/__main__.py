@@ -19,7 +19,7 @@ def annotate(argv: list[str]) -> None:
         prog="adv-pipeline annotate",
         description="Mark each episode's start, end and stage boundaries in the browser.",
     )
-    parser.add_argument("dataset", type=Path, help="a LeRobot v2.1 dataset folder")
+    parser.add_argument("dataset", type=Path, help="a LeRobot dataset folder (v2.1 or v3.0)")
     parser.add_argument(
         "--annotations",
         type=Path,
