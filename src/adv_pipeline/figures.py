@@ -30,7 +30,10 @@ def advantage_histogram(adv: np.ndarray, groups, cuts: list[np.ndarray], config)
     bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 60)
     for g, (ax, cut) in enumerate(zip(axes.flat, cuts)):
         values = adv[groups.index == g]
-        ax.hist(values, bins=bins, color="tab:blue", alpha=0.8)
+        # counted on numpy's equal-width path (the same counts as ax.hist(values, bins),
+        # without sorting millions of frames), then drawn as the same bars
+        counts, _ = np.histogram(values, bins=len(bins) - 1, range=(bins[0], bins[-1]))
+        ax.hist(bins[:-1], bins=bins, weights=counts, color="tab:blue", alpha=0.8)
         binary = config.discretization == "binary"
         for j, c in enumerate(cut):
             ax.axvline(

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t as student_t
 
 SEED_DIR = "seeds/{seed}/"  # a seed's folder under each data layer (runtime param seed_dir)
 GUIDED = "awbc_guided"  # the guided condition's name starts so (awbc_guided_w<scale>)
@@ -97,6 +96,10 @@ def interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, 
     if n < 2:
         return mean, math.nan, math.nan, math.nan
     sd = float(x.std(ddof=1))
+    # imported here: scipy.stats takes about half a second to import, and every run
+    # imports this module (the parameters check parses sweep:)
+    from scipy.stats import t as student_t
+
     half = float(student_t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
     return mean, mean - half, mean + half, sd
 
