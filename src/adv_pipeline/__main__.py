@@ -121,7 +121,21 @@ def serve(argv: list[str]) -> None:
         pass
 
 
+USAGE = """\
+Usage: adv-pipeline annotate DATASET [--annotations FILE] [--port P]
+         the browser annotator (adv-pipeline annotate --help)
+       adv-pipeline serve --checkpoint RUN [--port P] [--guidance-scale W] ...
+         a trained policy over openpi's websocket protocol (adv-pipeline serve --help)
+       adv-pipeline [OPTIONS]
+         a run of the project's pipelines, as `kedro run` (inside the project: `kedro run`,
+         `kedro sweep`); its options:
+"""
+
+
 def main(*args, **kwargs) -> Any:
+    if sys.argv[1:2] in (["--help"], ["-h"]) and not args:
+        print(USAGE)
+        sys.argv[1] = "--help"
     if sys.argv[1:2] == ["annotate"] and not args:
         return annotate(sys.argv[2:])
     if sys.argv[1:2] == ["serve"] and not args:

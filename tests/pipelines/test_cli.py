@@ -5,9 +5,11 @@ without torch or jax."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
-from ..conftest import mlflow_runs, run_kedro
+from ..conftest import BIN, mlflow_runs, run_kedro
 
 
 def _mistake(project, *args: str) -> str:
@@ -64,3 +66,20 @@ def test_a_plain_stage0_run_prints_no_warnings_and_imports_neither_torch_nor_jax
     out = proc.stdout + "\n".join(set(proc.stderr.splitlines()) - set(imports))
     assert "Pipeline execution completed successfully" in out
     assert "warning" not in out.lower(), out
+
+
+def test_the_packaged_command_lists_its_three_commands(kedro_project):
+    """``adv-pipeline --help`` (the installed entry point) names annotate and serve beside
+    the run's options; ``-h`` says the same."""
+    for flag in ("--help", "-h"):
+        proc = subprocess.run(
+            [str(BIN / "adv-pipeline"), flag],
+            cwd=kedro_project,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "adv-pipeline annotate DATASET" in proc.stdout
+        assert "adv-pipeline serve --checkpoint RUN" in proc.stdout
+        assert "--pipelines" in proc.stdout  # the run's own options follow

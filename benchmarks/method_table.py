@@ -1,0 +1,103 @@
+"""The advantage-source x policy-method table of issue 32 from finished runs.
+
+Each ``SOURCE=FOLDER`` names the advantage source of a set of runs and a folder holding one
+sub-folder per training seed with that seed's closed-loop table (``<seed>/awbc_eval.csv``,
+as ``data/08_reporting/<world>/seeds/<seed>/`` after ``kedro sweep`` or ``kedro run
+--params "seed=<s>,seed_dir=seeds/<s>/"``). Several folders may share a source (one per
+``awbc.method``). Prints, per condition: the mean success over the training seeds with its
+95% Student-t interval, the pooled rollouts' 95% Wilson interval, each seed's rate, and
+the difference from plain BC paired by seed. Conditions that do not depend on the advantage
+(plain BC, curated BC, the expert) are printed once, and must agree between runs of the
+same seed (they are the same training)::
+
+    python benchmarks/method_table.py progress=results/progress returns=results/returns \\
+        progress=results/progress_filtered --task all
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from adv_pipeline.policy import wilson_interval
+from adv_pipeline.sweep import interval
+
+SHARED = ("bc", "curated_bc", "expert")  # conditions that ignore the advantage labels
+
+
+def read_runs(specs: list[str]) -> pd.DataFrame:
+    """The closed-loop tables of every seed of every ``SOURCE=FOLDER``, stacked, with the
+    columns ``source``, ``seed`` and ``cell`` (``<source>/<condition>``, or the condition
+    alone for :data:`SHARED`)."""
+    frames = []
+    for spec in specs:
+        source, sep, folder = spec.partition("=")
+        if not sep:
+            sys.exit(f"{spec!r}: expected SOURCE=FOLDER, e.g. returns=results/returns")
+        seeds = sorted(p for p in Path(folder).iterdir() if (p / "awbc_eval.csv").is_file())
+        if not seeds:
+            sys.exit(f"{folder}: no <seed>/awbc_eval.csv")
+        for seed_dir in seeds:
+            table = pd.read_csv(seed_dir / "awbc_eval.csv")
+            table["source"], table["seed"] = source, int(seed_dir.name)
+            frames.append(table)
+    runs = pd.concat(frames, ignore_index=True)
+    shared = runs["condition"].isin(SHARED)
+    runs["cell"] = runs["condition"].where(shared, runs["source"] + "/" + runs["condition"])
+    return runs
+
+
+def check_shared(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (task, cell, seed): shared conditions must agree between runs."""
+    keys = ["task", "cell", "seed"]
+    spread = runs.groupby(keys)["successes"].agg(["min", "max"])
+    differ = spread[spread["min"] != spread["max"]]
+    if len(differ):
+        print(f"warning: runs of the same seed disagree on\n{differ}", file=sys.stderr)
+    return runs.drop_duplicates(keys)
+
+
+def table(runs: pd.DataFrame, task: str) -> str:
+    """Markdown: one row per cell of ``task``."""
+    rows = runs[runs["task"] == task]
+    wide = rows.pivot(index="seed", columns="cell", values="success_rate")
+    lines = [
+        "| cell | mean success [95% t, seeds] | pooled rollouts [95% Wilson] | per seed "
+        f"({' / '.join(map(str, wide.index))}) | - plain BC, points [95% t] |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    order = rows.groupby("cell")["success_rate"].mean().sort_values(ascending=False).index
+    for cell in order:
+        col = wide[cell].dropna()
+        mean, lo, hi, _ = interval(col.to_numpy())
+        sub = rows[rows["cell"] == cell]
+        k, n = int(sub["successes"].sum()), int(sub["n_episodes"].sum())
+        wlo, whi = wilson_interval(k, n)
+        per_seed = " / ".join(f"{v:.2f}" for v in col)
+        diff = ""
+        if cell != "bc" and "bc" in wide:
+            d = (wide[cell] - wide["bc"]).dropna() * 100
+            dm, dlo, dhi, _ = interval(d.to_numpy())
+            diff = f"{dm:+.1f} [{dlo:+.1f}, {dhi:+.1f}]"
+        lines.append(
+            f"| {cell} | {mean:.3f} [{lo:.3f}, {hi:.3f}] | {k}/{n}: [{wlo:.3f}, {whi:.3f}] "
+            f"| {per_seed} | {diff} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", metavar="SOURCE=FOLDER")
+    parser.add_argument("--task", action="append", help="tasks to print (default: all of them)")
+    args = parser.parse_args()
+    runs = check_shared(read_runs(args.runs))
+    for task in args.task or list(dict.fromkeys(runs["task"])):
+        print(f"\n### {task}\n\n{table(runs, task)}")
+
+
+if __name__ == "__main__":
+    main()
