@@ -11,7 +11,8 @@ the difference from plain BC paired by seed. Conditions that do not depend on th
 same seed (they are the same training)::
 
     python benchmarks/method_table.py progress=results/progress returns=results/returns \\
-        progress=results/progress_filtered --task all
+        progress=results/progress_filtered --task all \\
+        --diff returns/awbc_positive,progress/awbc_positive
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pandas as pd
 from adv_pipeline.policy import wilson_interval
 from adv_pipeline.sweep import interval
 
-SHARED = ("bc", "curated_bc", "expert")  # conditions that ignore the advantage labels
+SHARED = ("bc", "bc_curated", "expert")  # conditions that ignore the advantage labels
 
 
 def read_runs(specs: list[str]) -> pd.DataFrame:
@@ -89,14 +90,35 @@ def table(runs: pd.DataFrame, task: str) -> str:
     return "\n".join(lines)
 
 
+def differences(runs: pd.DataFrame, task: str, pairs: list[str]) -> str:
+    """Markdown: the paired differences ``A-B`` (cells, per seed) of ``task``, in points."""
+    rows = runs[runs["task"] == task]
+    wide = rows.pivot(index="seed", columns="cell", values="success_rate")
+    lines = ["| difference | mean, points [95% t] | per seed |", "| --- | --- | --- |"]
+    for pair in pairs:
+        a, sep, b = pair.partition(",")
+        if not sep or a not in wide or b not in wide:
+            sys.exit(f"--diff {pair!r}: expected A,B with two cells of {sorted(wide)}")
+        d = (wide[a] - wide[b]).dropna() * 100
+        mean, lo, hi, _ = interval(d.to_numpy())
+        per_seed = " / ".join(f"{v:+.1f}" for v in d)
+        lines.append(f"| {a} - {b} | {mean:+.1f} [{lo:+.1f}, {hi:+.1f}] | {per_seed} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", metavar="SOURCE=FOLDER")
     parser.add_argument("--task", action="append", help="tasks to print (default: all of them)")
+    parser.add_argument(
+        "--diff", action="append", default=[], metavar="A,B", help="paired difference of two cells"
+    )
     args = parser.parse_args()
     runs = check_shared(read_runs(args.runs))
     for task in args.task or list(dict.fromkeys(runs["task"])):
         print(f"\n### {task}\n\n{table(runs, task)}")
+        if args.diff:
+            print(f"\n{differences(runs, task, args.diff)}")
 
 
 if __name__ == "__main__":
