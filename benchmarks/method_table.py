@@ -61,10 +61,21 @@ def check_shared(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.drop_duplicates(keys)
 
 
+def _task(runs: pd.DataFrame, task: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of ``task`` and its success rates as a seed x cell table."""
+    rows = runs[runs["task"] == task]
+    return rows, rows.pivot(index="seed", columns="cell", values="success_rate")
+
+
+def _paired(wide: pd.DataFrame, a: str, b: str) -> tuple[pd.Series, tuple[float, ...]]:
+    """Cell ``a`` - cell ``b`` per seed, in points, and its (mean, low, high, sd)."""
+    d = (wide[a] - wide[b]).dropna() * 100
+    return d, interval(d.to_numpy())
+
+
 def table(runs: pd.DataFrame, task: str) -> str:
     """Markdown: one row per cell of ``task``."""
-    rows = runs[runs["task"] == task]
-    wide = rows.pivot(index="seed", columns="cell", values="success_rate")
+    rows, wide = _task(runs, task)
     lines = [
         "| cell | mean success [95% t, seeds] | pooled rollouts [95% Wilson] | per seed "
         f"({' / '.join(map(str, wide.index))}) | - plain BC, points [95% t] |",
@@ -80,8 +91,7 @@ def table(runs: pd.DataFrame, task: str) -> str:
         per_seed = " / ".join(f"{v:.2f}" for v in col)
         diff = ""
         if cell != "bc" and "bc" in wide:
-            d = (wide[cell] - wide["bc"]).dropna() * 100
-            dm, dlo, dhi, _ = interval(d.to_numpy())
+            _, (dm, dlo, dhi, _) = _paired(wide, cell, "bc")
             diff = f"{dm:+.1f} [{dlo:+.1f}, {dhi:+.1f}]"
         lines.append(
             f"| {cell} | {mean:.3f} [{lo:.3f}, {hi:.3f}] | {k}/{n}: [{wlo:.3f}, {whi:.3f}] "
@@ -92,15 +102,13 @@ def table(runs: pd.DataFrame, task: str) -> str:
 
 def differences(runs: pd.DataFrame, task: str, pairs: list[str]) -> str:
     """Markdown: the paired differences ``A-B`` (cells, per seed) of ``task``, in points."""
-    rows = runs[runs["task"] == task]
-    wide = rows.pivot(index="seed", columns="cell", values="success_rate")
+    _, wide = _task(runs, task)
     lines = ["| difference | mean, points [95% t] | per seed |", "| --- | --- | --- |"]
     for pair in pairs:
         a, sep, b = pair.partition(",")
         if not sep or a not in wide or b not in wide:
             sys.exit(f"--diff {pair!r}: expected A,B with two cells of {sorted(wide)}")
-        d = (wide[a] - wide[b]).dropna() * 100
-        mean, lo, hi, _ = interval(d.to_numpy())
+        d, (mean, lo, hi, _) = _paired(wide, a, b)
         per_seed = " / ".join(f"{v:+.1f}" for v in d)
         lines.append(f"| {a} - {b} | {mean:+.1f} [{lo:+.1f}, {hi:+.1f}] | {per_seed} |")
     return "\n".join(lines)
