@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,6 +18,15 @@ import yaml
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# one JAX compilation cache for the whole session, workers and `kedro run` subprocesses
+# alike (they inherit the environment): the policy's XLA programs are compiled once, not
+# once per process. A size limit turns on JAX's file lock, so concurrent writers are safe.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="adv_pipeline_jax_")
+    os.environ["ADV_PIPELINE_TEST_JAX_CACHE"] = os.environ["JAX_COMPILATION_CACHE_DIR"]
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2**30))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 from adv_pipeline.lerobot import (  # noqa: E402
     NewDataset,
@@ -249,3 +259,10 @@ def robot_source(tmp_path_factory) -> Path:
     from .robot_fixtures import robot_dataset
 
     return robot_dataset(tmp_path_factory.mktemp("robot") / "source").root
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The session's JAX cache goes with the process that made it (xdist's controller)."""
+    made = os.environ.get("ADV_PIPELINE_TEST_JAX_CACHE")
+    if made and not hasattr(config, "workerinput"):
+        shutil.rmtree(made, ignore_errors=True)
