@@ -18,7 +18,7 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def shared(tmp_path_factory):
+def shared():
     with open(os.environ["FIXTURE_LOG"], "a") as log:
         log.write(f"{os.getpid()}\\n")
 
