@@ -16,7 +16,7 @@ PROGRESS = "progress"  # the default advantage source of Stage 0
 INTERVENTION = "intervention"  # 1 where a human took over (DAgger); optional
 STATE_COLUMN = "observation.state"  # what the robot records of itself (LeRobot's key)
 NEXT_SUCCESS = "next.success"  # LeRobot's key: the task is solved after this frame's action
-SUCCESS = "success"  # per frame, its episode's outcome: 1 / 0, -1 not said (annotation pipeline)
+SUCCESS = "success"  # per frame, its episode's outcome: 1 / 0, -1 not said (annotation; demo)
 QUALITY = "quality"  # recordings of several operators: the operator's quality (analysis only)
 
 # ---------------------------------------------------------------- columns Stage 2 writes

@@ -108,6 +108,8 @@ def test_columns(episodes: dict[str, list[DemoEpisode]]) -> None:
                 "progress_gt",
                 "stage_progress_gt",
                 "intervention",
+                "success",
+                "quality",
             }
             assert (
                 c["observation.state"].shape == (T, PROPRIO_DIM)
@@ -120,6 +122,8 @@ def test_columns(episodes: dict[str, list[DemoEpisode]]) -> None:
                 assert np.all(c[name] >= 0.0) and np.all(c[name] <= 1.0)
             assert c["intervention"].shape == (T,) and c["intervention"].dtype == np.int64
             assert set(np.unique(c["intervention"])) <= {0, 1}
+            assert c["success"].dtype == np.int64 and (c["success"] == 1).all()
+            assert (c["quality"] == QUALITIES.index(q)).all()
             assert np.all(np.abs(c["action"]) <= 1.0)
             assert c["progress_gt"][0] == 0.0 and c["progress_gt"][-1] == pytest.approx(1.0)
             np.testing.assert_allclose(np.diff(c["progress_gt"]), 1.0 / (T - 1), atol=1e-6)

@@ -221,7 +221,7 @@ class CuratedConfig:
 
     Attributes:
         column: integer column naming each episode's quality (e.g. Meta-World's
-            ``quality``, 0 = expert); None: no such run (the demo).
+            ``quality``, 0 = expert); None: no such run (the default).
         keep: the values of ``column`` kept.
     """
 

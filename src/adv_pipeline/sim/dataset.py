@@ -17,6 +17,7 @@ from adv_pipeline.lerobot import (
     feature_spec,
     video_feature_spec,
 )
+from adv_pipeline.schema import QUALITY
 
 from .config import (
     ACTION_NAMES,
@@ -33,6 +34,7 @@ COLUMN_NAMES = {
     "observation.state": PROPRIO_NAMES,
     "observation.environment_state": ENV_STATE_NAMES,
     "action": ACTION_NAMES,
+    QUALITY: QUALITIES,
 }
 
 # info.json robot_type of datasets recorded in the simulator (closed-loop evaluation

@@ -10,6 +10,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from adv_pipeline.schema import QUALITY, SUCCESS
+
 from .config import NUM_STAGES, PROPRIO_DIM, QUALITIES, STATE_DIM, DemoTaskConfig
 from .demonstrator import make_policy
 from .render import render
@@ -42,7 +44,10 @@ class DemoEpisode:
         columns: ``"observation.state"`` float32 (T, STATE_DIM), ``"action"``
             float32 (T, ACTION_DIM), ``"progress"`` float32 (T,) true progress,
             ``"progress_gt"`` float32 (T,) = t / (T - 1),
-            ``"stage_progress_gt"`` float32 (T,), ``"intervention"`` int64 (T,).
+            ``"stage_progress_gt"`` float32 (T,), ``"intervention"`` int64 (T,),
+            ``"success"`` int64 (T,) its outcome, 1 on every frame (what the
+            annotation pipeline writes; RECAP's returns read it), ``"quality"`` int64
+            (T,) the demonstrator, its index in QUALITIES (curated BC keeps 0, expert).
         snapshots: float64 (T, SNAPSHOT_DIM) sim states for lazy rendering.
         config: the task config (needed to render).
         stage_edges: first frame of each stage, then T (the demo's annotation).
@@ -143,6 +148,8 @@ def generate_episode(config: DemoTaskConfig, seed: int, quality: str) -> DemoEpi
         "progress_gt": (np.arange(T) / max(T - 1, 1)).astype(np.float32),
         "stage_progress_gt": stage_progress(stages),
         "intervention": np.array(interv, dtype=np.int64),
+        SUCCESS: np.full(T, int(success), dtype=np.int64),
+        QUALITY: np.full(T, QUALITIES.index(quality), dtype=np.int64),
     }
     return DemoEpisode(
         seed=int(seed),
