@@ -8,7 +8,10 @@ as ``data/08_reporting/<world>/seeds/<seed>/`` after ``kedro sweep`` or ``kedro 
 95% Student-t interval, the pooled rollouts' 95% Wilson interval, each seed's rate, and
 the difference from plain BC paired by seed. Conditions that do not depend on the advantage
 (plain BC, curated BC, the expert) are printed once, and must agree between runs of the
-same seed (they are the same training)::
+same seed (they are the same training). ``--shared`` names those conditions instead: on
+the demo, whose policies see the cameras through each source's Stage 1 encoder, plain BC
+differs between sources (``--shared bc_curated,expert``), and each cell is then compared
+with its own source's plain BC::
 
     python benchmarks/method_table.py progress=results/progress returns=results/returns \\
         progress=results/progress_filtered --task all \\
@@ -29,10 +32,10 @@ from adv_pipeline.sweep import interval
 SHARED = ("bc", "bc_curated", "expert")  # conditions that ignore the advantage labels
 
 
-def read_runs(specs: list[str]) -> pd.DataFrame:
+def read_runs(specs: list[str], shared_conditions: tuple[str, ...] = SHARED) -> pd.DataFrame:
     """The closed-loop tables of every seed of every ``SOURCE=FOLDER``, stacked, with the
     columns ``source``, ``seed`` and ``cell`` (``<source>/<condition>``, or the condition
-    alone for :data:`SHARED`)."""
+    alone for ``shared_conditions``)."""
     frames = []
     for spec in specs:
         source, sep, folder = spec.partition("=")
@@ -46,7 +49,7 @@ def read_runs(specs: list[str]) -> pd.DataFrame:
             table["source"], table["seed"] = source, int(seed_dir.name)
             frames.append(table)
     runs = pd.concat(frames, ignore_index=True)
-    shared = runs["condition"].isin(SHARED)
+    shared = runs["condition"].isin(shared_conditions)
     runs["cell"] = runs["condition"].where(shared, runs["source"] + "/" + runs["condition"])
     return runs
 
@@ -73,6 +76,16 @@ def _paired(wide: pd.DataFrame, a: str, b: str) -> tuple[pd.Series, tuple[float,
     return d, interval(d.to_numpy())
 
 
+def _plain_bc(cell: str, wide: pd.DataFrame) -> str | None:
+    """The plain-BC cell that ``cell`` is compared with: its source's when plain BC is
+    per source, else the shared one (None for plain BC itself)."""
+    source = cell.rpartition("/")[0]
+    for bc in (f"{source}/bc" if source else None, "bc"):
+        if bc is not None and bc in wide and bc != cell and cell.rpartition("/")[2] != "bc":
+            return bc
+    return None
+
+
 def table(runs: pd.DataFrame, task: str) -> str:
     """Markdown: one row per cell of ``task``."""
     rows, wide = _task(runs, task)
@@ -90,8 +103,9 @@ def table(runs: pd.DataFrame, task: str) -> str:
         wlo, whi = wilson_interval(k, n)
         per_seed = " / ".join(f"{v:.2f}" for v in col)
         diff = ""
-        if cell != "bc" and "bc" in wide:
-            _, (dm, dlo, dhi, _) = _paired(wide, cell, "bc")
+        bc = _plain_bc(cell, wide)
+        if bc is not None:
+            _, (dm, dlo, dhi, _) = _paired(wide, cell, bc)
             diff = f"{dm:+.1f} [{dlo:+.1f}, {dhi:+.1f}]"
         lines.append(
             f"| {cell} | {mean:.3f} [{lo:.3f}, {hi:.3f}] | {k}/{n}: [{wlo:.3f}, {whi:.3f}] "
@@ -121,8 +135,14 @@ def main() -> None:
     parser.add_argument(
         "--diff", action="append", default=[], metavar="A,B", help="paired difference of two cells"
     )
+    parser.add_argument(
+        "--shared",
+        default=",".join(SHARED),
+        metavar="A,B",
+        help=f"conditions that ignore the advantage source (default: {','.join(SHARED)})",
+    )
     args = parser.parse_args()
-    runs = check_shared(read_runs(args.runs))
+    runs = check_shared(read_runs(args.runs, tuple(filter(None, args.shared.split(",")))))
     for task in args.task or list(dict.fromkeys(runs["task"])):
         print(f"\n### {task}\n\n{table(runs, task)}")
         if args.diff:
