@@ -13,8 +13,7 @@ from adv_pipeline.labeling.returns import (
     step_rewards,
     task_scale,
 )
-from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader, VideoOptions
-from adv_pipeline.sim.dataset import DemoDatasetConfig, demo_dataset_plan
+from adv_pipeline.lerobot import DatasetFormatError, LeRobotDatasetReader
 
 from ..conftest import write_column_dataset
 
@@ -129,20 +128,3 @@ def test_returns_without_success_is_refused_before_any_work(session_run, tmp_pat
             gt_labeling={"advantage_source": "returns"},
         )
     assert not (tmp_path / "out").exists()
-
-
-def test_the_demo_recording_says_its_outcome_so_returns_need_no_annotation(session_run, tmp_path):
-    config = DemoDatasetConfig(
-        n_episodes=3, seed=2, image_size=32, workers=1, video=VideoOptions(crf=10, gop=10)
-    )
-    raw = demo_dataset_plan(config).write(tmp_path / "raw")
-    session_run(
-        "gt_labeling",
-        raw_dataset_path=str(raw.root),
-        gt_labeled_dataset_path=str(tmp_path / "out"),
-        gt_labeling={"advantage_source": "returns", "chunk_size": 10},
-    )
-    out = LeRobotDatasetReader(tmp_path / "out")
-    cols = out.read_columns(["success", "task_index"])
-    assert (cols["success"] == 1).all()  # every demo episode succeeds; Stage 1 reads it on
-    assert set(np.unique(cols["task_index"]).tolist()) == {0, 1}
