@@ -79,11 +79,10 @@ def _paired(wide: pd.DataFrame, a: str, b: str) -> tuple[pd.Series, tuple[float,
 def _plain_bc(cell: str, wide: pd.DataFrame) -> str | None:
     """The plain-BC cell that ``cell`` is compared with: its source's when plain BC is
     per source, else the shared one (None for plain BC itself)."""
-    source = cell.rpartition("/")[0]
-    for bc in (f"{source}/bc" if source else None, "bc"):
-        if bc is not None and bc in wide and bc != cell and cell.rpartition("/")[2] != "bc":
-            return bc
-    return None
+    source, _, condition = cell.rpartition("/")
+    if condition == "bc":
+        return None
+    return next((bc for bc in (f"{source}/bc", "bc") if bc in wide), None)
 
 
 def table(runs: pd.DataFrame, task: str) -> str:
