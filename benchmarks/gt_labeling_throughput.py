@@ -132,24 +132,32 @@ def whole_process(root: Path, out: Path, config: lab.LabelingConfig) -> tuple[fl
     return time.perf_counter() - t0, stats
 
 
-def reference(script: Path, root: Path, copy: Path) -> float:
+def reference(script: Path, root: Path, copy: Path, config: lab.LabelingConfig) -> float:
     """Wall time of the reference script labelling a fresh copy of ``root`` in place
-    (threshold 30, stage_nums 2, as ours); the copy is not timed."""
+    (``config``'s threshold and stage_nums, as ours); the copy is not timed."""
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(root, copy)
     _settle(copy / "nothing")
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, str(script), str(copy), "--threshold", "30", "--stage-nums", "2"],
+        [
+            sys.executable,
+            str(script),
+            str(copy),
+            "--threshold",
+            str(config.threshold),
+            "--stage-nums",
+            str(config.stage_nums),
+        ],
         check=True,
         capture_output=True,
     )
     return time.perf_counter() - t0
 
 
-def kedro_run(root: Path, out: Path) -> float:
+def kedro_run(root: Path, out: Path, config: lab.LabelingConfig) -> float:
     """Wall time of ``kedro run --pipelines gt_labeling`` labelling ``root`` into ``out``
-    (threshold 30, stage_nums 2, as ours), MLflow logging included."""
+    (``config``'s threshold and stage_nums, as ours), MLflow logging included."""
     _settle(out)
     t0 = time.perf_counter()
     subprocess.run(
@@ -160,7 +168,7 @@ def kedro_run(root: Path, out: Path) -> float:
             "gt_labeling",
             "--params",
             f"raw_dataset_path={root},gt_labeled_dataset_path={out},"
-            "gt_labeling.threshold=30,gt_labeling.stage_nums=2",
+            f"gt_labeling.threshold={config.threshold},gt_labeling.stage_nums={config.stage_nums}",
         ],
         check=True,
         capture_output=True,
@@ -198,7 +206,7 @@ def main() -> None:
     floors, own_floors, totals, references, kedros, fixed = [], [], [], [], [], []
     for _ in range(args.repeats):
         if args.reference:
-            references.append(reference(args.reference, root, args.dir / "reference"))
+            references.append(reference(args.reference, root, args.dir / "reference", config))
         floors.append(
             min(io_floor(src, args.dir / "floor", w) for w in (2, 4))
         )  # best thread count
@@ -208,8 +216,8 @@ def main() -> None:
         total, stats = whole_process(root, args.dir / "labeled", config)
         totals.append(total)
         if small is not None:
-            kedros.append(kedro_run(root, args.dir / "labeled_kedro"))
-            fixed.append(kedro_run(small.root, args.dir / "labeled_small"))
+            kedros.append(kedro_run(root, args.dir / "labeled_kedro", config))
+            fixed.append(kedro_run(small.root, args.dir / "labeled_small", config))
     floor, own_floor, total = min(floors), min(own_floors), min(totals)
     n = src.num_frames
     print(
